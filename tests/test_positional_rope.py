@@ -170,3 +170,17 @@ def test_tensor_path_no_grad_mode():
     with ta.no_grad():
         out = P.apply_rope(x, np.arange(3), P.rope_inv_freq(4))
     assert not out.requires_grad
+
+
+def test_decay_bound_against_double_loop():
+    d = 16
+    th = [10000.0 ** (-2 * i / d) for i in range(d // 2)]
+    for D in [0, 1, 7, 50, 333]:
+        total = 0.0
+        for j in range(1, d // 2 + 1):
+            total += abs(sum(np.exp(1j * D * th[k]) for k in range(j)))
+        assert P.rope_decay_bound([D], d)[0] == pytest.approx(total / (d // 2), rel=1e-12)
+    assert P.rope_decay_bound([0], 128)[0] == pytest.approx((64 + 1) / 2)   # mean of 1..64
+    curve = P.rope_decay_bound(np.arange(0, 2000), 128)
+    # decays on average (with ripples): far distances well below near ones
+    assert curve[500:].mean() < 0.2 * curve[0] and curve[200:400].mean() < 0.5 * curve[1:50].mean()

@@ -14,7 +14,8 @@ from __future__ import annotations
 from .alibi import alibi_bias, alibi_slopes
 from .cape import NOPE, cape_encoding, cape_positions
 from .learned import LearnedPositionalEmbedding
-from .rope import LAYOUTS, apply_rope, half_permutation, rope_angles, rope_inv_freq, rope_matrix
+from .rope import (LAYOUTS, apply_rope, half_permutation, rope_angles, rope_decay_bound,
+                   rope_inv_freq, rope_matrix)
 from .sinusoidal import shift_matrix, sinusoidal, sinusoidal_at, sinusoidal_frequencies, wavelengths
 from .t5 import T5RelativeBias, t5_relative_bucket
 
@@ -22,6 +23,7 @@ __all__ = [
     "sinusoidal", "sinusoidal_at", "sinusoidal_frequencies", "wavelengths", "shift_matrix",
     "LearnedPositionalEmbedding", "cape_positions", "cape_encoding", "NOPE",
     "rope_inv_freq", "apply_rope", "rope_angles", "rope_matrix", "half_permutation", "LAYOUTS",
+    "rope_decay_bound",
     "alibi_slopes", "alibi_bias", "t5_relative_bucket", "T5RelativeBias",
 ]
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["rope_inv_freq", "apply_rope", "rope_angles", "rope_matrix", "half_permutation",
+           "rope_decay_bound",
            "LAYOUTS"]
 
 LAYOUTS = ("half", "interleaved")
@@ -127,3 +128,17 @@ def rope_matrix(m: float, inv_freq, d: int, layout: str = "half") -> np.ndarray:
     eye = np.eye(d, dtype=np.float64)
     # column j of R_m is R_m e_j: rotate every basis vector as a length-d "sequence" at position m
     return apply_rope(eye, np.full(d, m, dtype=np.float64), inv_freq, layout=layout).T
+
+
+def rope_decay_bound(distances, head_dim: int, base: float = 10000.0) -> np.ndarray:
+    """RoFormer's long-range decay curve (Su et al. 2021, section 3.4.3) -> (len(distances),).
+
+    By Abel summation, ``|sum_i h_i e^{i D theta_i}| <= max_i |h_{i+1} - h_i| * sum_j |S_j|`` with
+    ``S_j = sum_{k<j} e^{i D theta_k}``. The curve is the relative bound ``(2/d) sum_{j=1}^{d/2} |S_j|``
+    at distance D: it shrinks (with ripples) as D grows, an intended property (a token attends less
+    to far-away tokens unless q and k are strongly aligned), not a defect.
+    """
+    D = np.asarray(distances, dtype=np.float64)
+    theta = rope_inv_freq(head_dim, base)
+    S = np.cumsum(np.exp(1j * D[..., None] * theta), axis=-1)     # S_j, j = 1..d/2
+    return np.abs(S).mean(axis=-1)                                # (1/(d/2)) sum_j |S_j|

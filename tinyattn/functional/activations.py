@@ -1,0 +1,98 @@
+"""Softmax, log-softmax and pointwise activations, each one fused graph node.
+
+x: (..., n) -> same shape. Softmax is computed stably: ``softmax(x) = softmax(x - max x)``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import custom_op
+from ..tensor import Tensor, as_tensor
+
+_GELU_C = float(np.sqrt(2.0 / np.pi))     # sqrt(2/pi) of the tanh approximation
+
+
+def _softmax_parts(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (m, e, s): m = max, e = exp(x - m), s = sum e, with all -inf rows mapped to 0/1."""
+    m = X.max(axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0).astype(X.dtype, copy=False)   # all -inf row: no NaN
+    e = np.exp(X - m)
+    s = e.sum(axis=axis, keepdims=True)
+    s[s == 0] = 1                                                     # empty row -> p = 0
+    return m, e, s
+
+
+def softmax(x: Any, axis: int = -1) -> Tensor:
+    """p_i = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j. A row of all -inf gives zeros.
+
+    Backward (Jacobian dp_i/dx_j = p_i (delta_ij - p_j)): dx = p * (g - sum(g * p)).
+    """
+    x = as_tensor(x)
+    _, e, s = _softmax_parts(x.data, axis)
+    e /= s
+    p = e
+
+    def backward(g: np.ndarray) -> tuple:
+        return (p * (g - (g * p).sum(axis=axis, keepdims=True)),)
+    return custom_op(p, (x,), backward, "softmax")
+
+
+def log_softmax(x: Any, axis: int = -1) -> Tensor:
+    """log p_i = x_i - lse(x), lse = m + log sum exp(x - m). Backward: dx = g - softmax(x) * sum(g)."""
+    x = as_tensor(x)
+    X = x.data
+    m, e, s = _softmax_parts(X, axis)
+    out = X - (m + np.log(s))
+
+    def backward(g: np.ndarray) -> tuple:
+        return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)
+    return custom_op(out, (x,), backward, "log_softmax")
+
+
+def gelu(x: Any, approximate: str = "tanh") -> Tensor:
+    """GELU, tanh form (GPT-2, Hendrycks & Gimpel 2016): 0.5 x (1 + tanh(c (x + 0.044715 x^3))).
+
+    Only ``approximate="tanh"`` is implemented (NumPy has no erf); it differs from the exact
+    x * Phi(x) by less than 1e-3 everywhere.
+    """
+    if approximate != "tanh":
+        raise ValueError(f"gelu: approximate must be 'tanh', got {approximate!r}")
+    x = as_tensor(x)
+    X = x.data
+    u = _GELU_C * (X + 0.044715 * X ** 3)
+    t = np.tanh(u)
+    out = 0.5 * X * (1 + t)
+
+    def backward(g: np.ndarray) -> tuple:
+        # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)
+        du = _GELU_C * (1 + 3 * 0.044715 * X * X)
+        return (g * (0.5 * (1 + t) + 0.5 * X * (1 - t * t) * du),)
+    return custom_op(out, (x,), backward, "gelu")
+
+
+def silu(x: Any) -> Tensor:
+    """SiLU / swish: x * sigmoid(x). Backward: s (1 + x (1 - s))."""
+    x = as_tensor(x)
+    X = x.data
+    s = 0.5 * (1 + np.tanh(0.5 * X))           # sigmoid without overflow
+    out = X * s
+
+    def backward(g: np.ndarray) -> tuple:
+        return (g * (s * (1 + X * (1 - s))),)
+    return custom_op(out, (x,), backward, "silu")
+
+
+def relu(x: Any) -> Tensor:
+    """max(x, 0); gradient 1 where x > 0."""
+    return as_tensor(x).relu()
+
+
+def sigmoid(x: Any) -> Tensor:
+    """1 / (1 + exp(-x)), computed as (1 + tanh(x / 2)) / 2."""
+    return as_tensor(x).sigmoid()
+
+
+def tanh(x: Any) -> Tensor:
+    return as_tensor(x).tanh()

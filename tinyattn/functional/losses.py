@@ -1,0 +1,64 @@
+"""Cross-entropy loss as one fused node (log-softmax + pick + mean, backward = softmax - onehot)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..autograd import custom_op
+from ..tensor import Tensor, as_tensor
+
+
+def cross_entropy(logits: Any, targets: Any, ignore_index: int = -100,
+                  reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer class targets under softmax(logits).
+
+    logits: (..., C) float; targets: (...) integer in [0, C) or ``ignore_index``.
+    loss_i = lse(z_i) - z_i[t_i]; reduction "mean" averages over non-ignored positions (0 if
+    every position is ignored, never NaN), "sum" adds them, "none" returns (...) with 0 at ignored.
+    Backward: dz_i = (softmax(z_i) - onehot(t_i)) * g / n_valid.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    z = as_tensor(logits)
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    Z = z.data
+    if Z.ndim < 1:
+        raise ValueError(f"cross_entropy: logits must be (..., C), got shape {Z.shape}")
+    C = Z.shape[-1]
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"cross_entropy: targets must be integers, got dtype {t.dtype} "
+                        f"(shape {t.shape})")
+    if t.shape != Z.shape[:-1]:
+        raise ValueError(f"cross_entropy: targets shape {t.shape} must equal logits shape "
+                         f"{Z.shape} without its last axis, i.e. {Z.shape[:-1]}")
+    Z2, t1 = Z.reshape(-1, C), t.reshape(-1)
+    valid = t1 != ignore_index
+    bad = valid & ((t1 < 0) | (t1 >= C))
+    if bad.any():
+        raise ValueError(f"cross_entropy: target {t1[bad][0]} is outside [0, {C}) and is not "
+                         f"ignore_index={ignore_index}")
+    rows = np.arange(t1.size)
+    ts = np.where(valid, t1, 0)
+    m = Z2.max(axis=1, keepdims=True)
+    e = np.exp(Z2 - m)
+    s = e.sum(axis=1, keepdims=True)
+    lse = (m + np.log(s))[:, 0]                                    # log sum_j exp(z_j)
+    per = np.where(valid, lse - Z2[rows, ts], 0).astype(Z.dtype, copy=False)   # -log p_t
+    n_valid = int(valid.sum())
+    if reduction == "none":
+        out = per.reshape(t.shape)
+    else:
+        total = per.sum(dtype=np.float64)
+        out = np.asarray(total / max(n_valid, 1) if reduction == "mean" else total, dtype=Z.dtype)
+
+    def backward(g: np.ndarray) -> tuple:
+        dz = e / s                                                 # softmax(z)
+        dz[rows, ts] -= 1                                          # - onehot(t)
+        if reduction == "none":
+            dz *= (g.reshape(-1) * valid)[:, None]
+        else:
+            scale = g / max(n_valid, 1) if reduction == "mean" else g
+            dz *= (valid * scale)[:, None]
+        return (dz.reshape(Z.shape),)
+    return custom_op(out, (z,), backward, "cross_entropy")

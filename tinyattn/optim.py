@@ -1,0 +1,144 @@
+"""Optimizers (SGD with momentum, AdamW), a warmup + cosine learning-rate schedule, gradient clipping.
+
+Parameters are Tensors with ``.grad`` set by ``backward()``; optimizers update ``.data`` in place.
+``params`` may be a list of Tensors or of groups ``{"params": [...], "weight_decay": 0.0, ...}``
+whose keys override the defaults. ``opt.lr = x`` sets the learning rate of every group.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+
+from .tensor import Tensor
+
+__all__ = ["Optimizer", "SGD", "AdamW", "warmup_cosine", "clip_grad_norm"]
+
+
+class Optimizer:
+    """Holds parameter groups; subclasses implement ``_update(p, group, state)``."""
+
+    def __init__(self, params: Iterable[Any], defaults: dict):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        for g in groups:
+            group = {**defaults, **g, "params": list(g["params"])}
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p)}")
+            self.param_groups.append(group)
+        self.state: dict[int, dict] = {}
+
+    @property
+    def lr(self) -> float:
+        return self.param_groups[0]["lr"]
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        for g in self.param_groups:
+            g["lr"] = value
+
+    def zero_grad(self) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                p.grad = None
+
+    def step(self) -> None:
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is not None:
+                    self._update(p, g, self.state.setdefault(id(p), {}))
+
+    def _update(self, p: Tensor, group: dict, state: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    """v <- momentum * v + (g + weight_decay * p);  p <- p - lr * v   (torch.optim.SGD convention)."""
+
+    def __init__(self, params: Iterable[Any], lr: float, momentum: float = 0.0,
+                 weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    def _update(self, p: Tensor, group: dict, state: dict) -> None:
+        g = p.grad
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        if group["momentum"]:
+            v = state.get("v")
+            if v is None:
+                v = state["v"] = np.array(g, dtype=p.data.dtype)     # first step: v = g
+            else:
+                v *= group["momentum"]
+                v += g
+            g = v
+        p.data -= (group["lr"] * g).astype(p.data.dtype, copy=False)
+
+
+class AdamW(Optimizer):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), torch.optim.AdamW convention:
+
+    p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+    p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+    """
+
+    def __init__(self, params: Iterable[Any], lr: float = 3e-4,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps,
+                                  "weight_decay": weight_decay})
+
+    def _update(self, p: Tensor, group: dict, state: dict) -> None:
+        lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
+        if not state:
+            state["t"] = 0
+            state["m"] = np.zeros_like(p.data)
+            state["v"] = np.zeros_like(p.data)
+        state["t"] += 1
+        t, m, v, g = state["t"], state["m"], state["v"], p.grad
+        if wd:
+            p.data *= p.data.dtype.type(1.0 - lr * wd)               # decoupled decay
+        m *= b1
+        m += (1 - b1) * g                                             # first moment
+        v *= b2
+        v += (1 - b2) * (g * g)                                       # second moment
+        step = lr / (1 - b1 ** t)                                     # bias corrections
+        denom = np.sqrt(v / (1 - b2 ** t))
+        denom += eps
+        p.data -= (step * m / denom).astype(p.data.dtype, copy=False)
+
+
+def warmup_cosine(step: int, warmup: int, total: int, lr_max: float, lr_min: float = 0.0) -> float:
+    """Linear warmup to ``lr_max`` over ``warmup`` steps, then cosine decay to ``lr_min`` at ``total``.
+
+    step < warmup: lr_max * (step + 1) / warmup;  step >= total: lr_min;  else
+    lr_min + (lr_max - lr_min) * (1 + cos(pi * (step - warmup) / (total - warmup))) / 2.
+    """
+    if warmup < 0 or total <= 0 or warmup > total:
+        raise ValueError(f"warmup_cosine: need 0 <= warmup <= total and total > 0, "
+                         f"got warmup={warmup}, total={total}")
+    if step < warmup:
+        return lr_max * (step + 1) / warmup
+    if step >= total:
+        return lr_min
+    progress = (step - warmup) / max(total - warmup, 1)
+    return lr_min + 0.5 * (lr_max - lr_min) * (1.0 + math.cos(math.pi * progress))
+
+
+def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
+    """Scale all gradients by min(1, max_norm / ||g||) with ||g|| the global L2 norm.
+
+    Returns the norm before clipping (computed in float64).
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    total = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
+                          for g in grads))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= g.dtype.type(scale)
+    return total

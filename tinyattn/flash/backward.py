@@ -38,7 +38,11 @@ def flash_attention_backward(q, k, v, out, lse, dout, *, is_causal: bool = False
     lse = np.asarray(lse)
     exp_o = q.shape[:-1] + (v.shape[-1],)
     for name, x, shape in (("out", out, exp_o), ("dout", dout, exp_o), ("lse", lse, q.shape[:-1])):
-        if np.broadcast_shapes(x.shape, shape) != shape:
+        try:
+            ok = np.broadcast_shapes(x.shape, shape) == shape
+        except ValueError:
+            ok = False
+        if not ok:
             raise ValueError(f"{name}: expected shape {shape}, got {x.shape}")
     out = np.broadcast_to(out.astype(cdt, copy=False), exp_o)
     dout = np.broadcast_to(dout.astype(cdt, copy=False), exp_o)

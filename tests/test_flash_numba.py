@@ -1,0 +1,65 @@
+"""The Numba CPU kernel against a dense float64 reference (small sizes: compile time dominates)."""
+import math
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from tinyattn.flash import flash_attention_numba  # noqa: E402
+
+
+def dense(q, k, v, is_causal):
+    q, k, v = (x.astype(np.float64) for x in (q, k, v))
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    lq, lk = s.shape[-2:]
+    ok = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + (lk - lq) if is_causal else np.ones((lq, lk), bool)
+    s = np.where(ok, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0)
+    l = e.sum(-1, keepdims=True)
+    out = e / np.where(l == 0, 1, l) @ v
+    lse = np.where(l[..., 0] == 0, -np.inf, m[..., 0] + np.log(np.where(l[..., 0] == 0, 1, l[..., 0])))
+    return out, lse
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("lq,lk,bq,bk", [(37, 53, 5, 7), (53, 37, 16, 16), (64, 64, 64, 64),
+                                         (10, 3, 100, 1)])
+def test_numba_matches_dense(is_causal, lq, lk, bq, bk):
+    rng = np.random.default_rng(lq * 100 + lk)
+    q = rng.standard_normal((2, lq, 16)).astype(np.float32)
+    k = rng.standard_normal((2, lk, 16)).astype(np.float32)
+    v = rng.standard_normal((2, lk, 8)).astype(np.float32)
+    out, lse = flash_attention_numba(q, k, v, is_causal=is_causal, block_q=bq, block_k=bk)
+    ref_out, ref_lse = dense(q, k, v, is_causal)
+    assert out.shape == (2, lq, 8) and lse.shape == (2, lq) and out.dtype == np.float32
+    assert not np.isnan(out).any() and not np.isnan(lse).any()
+    np.testing.assert_allclose(out, ref_out, atol=2e-6)
+    np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(ref_lse))
+    fin = np.isfinite(ref_lse)
+    np.testing.assert_allclose(lse[fin], ref_lse[fin], atol=2e-5)
+    if is_causal and lq > lk:
+        assert np.all(out[:, : lq - lk] == 0)         # rows that see no key
+
+
+def test_numba_huge_logits_and_fp16_and_batch_axes():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 3, 20, 8)).astype(np.float16)
+    k = rng.standard_normal((2, 3, 24, 8)).astype(np.float16)
+    v = rng.standard_normal((2, 3, 24, 8)).astype(np.float16)
+    out, _ = flash_attention_numba(q, k, v, block_q=8, block_k=8)
+    np.testing.assert_allclose(out, dense(q, k, v, False)[0], atol=1e-5)
+    q32 = q.astype(np.float32)
+    q32[..., 0] = 1e4
+    out, lse = flash_attention_numba(q32, k, v, is_causal=True, block_q=8, block_k=8)
+    assert np.isfinite(out).all() and np.isfinite(lse).all()
+    np.testing.assert_allclose(out, dense(q32, k, v, True)[0], atol=1e-4)
+
+
+def test_import_tinyattn_flash_does_not_import_numba():
+    import subprocess
+    code = "import sys, tinyattn, tinyattn.flash; assert 'numba' not in sys.modules, 'numba imported'"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr

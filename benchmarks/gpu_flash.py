@@ -1,0 +1,311 @@
+"""Chapter 07 GPU benchmark: check, then time, every attention forward on one GPU (an H200 here).
+
+    python benchmarks/gpu_flash.py [--quick] [--out DIR]
+
+1. Checks every implementation first: relative error ||out - ref|| / ||ref|| against a float64
+   reference (torch, upcast inputs) on fresh random inputs, ragged N, causal and not, outputs
+   poisoned with NaN before each run (an unwritten element fails the check).
+2. Measures the two ceilings of the card (dense GEMM fp16/fp32/tf32, device-to-device copy).
+3. Times each implementation with CUDA events after warm-up (median of repeated runs) at
+   N = 1k..16k, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d heads.
+   FLOPs of the forward = 4 B H N^2 d (halved for causal).
+Writes {"results": [{impl, dtype, B, H, N, d, causal, ms, tflops}, ...], "checks": [...], metadata}
+to OUT/gpu_flash_h200.json (OUT = $OUT or benchmarks/results) and prints a short table last.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+import types
+from pathlib import Path
+
+import numpy as np
+
+if not hasattr(np, "row_stack"):      # numba-cuda 0.30 still calls np.row_stack, removed in numpy 2.5
+    np.row_stack = np.vstack
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+try:
+    import tinyattn.gpu  # noqa: F401
+except Exception:                      # the GPU package needs nothing from the rest of tinyattn
+    pkg = types.ModuleType("tinyattn")
+    pkg.__path__ = [str(ROOT / "tinyattn")]
+    sys.modules["tinyattn"] = pkg
+
+import cupy as cp  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as TF  # noqa: E402
+from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
+
+from tinyattn.gpu import cupy_flash, numba_flash  # noqa: E402
+from tinyattn.gpu.naive import naive_attention_gpu  # noqa: E402
+
+DEV = "cuda"
+TORCH_DT = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+SDPA = {"torch_sdpa_flash": SDPBackend.FLASH_ATTENTION, "torch_sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
+        "torch_sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION, "torch_sdpa_math": SDPBackend.MATH}
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+# ----------------------------------------------------------------------------- implementations
+def as_cupy(t: torch.Tensor):
+    if t.dtype == torch.bfloat16:      # bf16 bits travel as uint16
+        return cp.from_dlpack(t.view(torch.int16)).view(cp.uint16)
+    return cp.from_dlpack(t)
+
+
+def make_fn(impl: str, dtype: str, q, k, v, causal: bool):
+    """Return (run, out) where run() launches once writing into out; q, k, v: (B, H, N, d) torch."""
+    B, H, nq, d = q.shape
+    nk = k.shape[2]
+    q3, k3, v3 = (x.reshape(B * H, x.shape[2], d) for x in (q, k, v))
+    if impl == "numba_fp32":
+        from numba import cuda
+        o = torch.empty_like(q3)
+        nq3, nk3, nv3, no3 = (cuda.as_cuda_array(x) for x in (q3, k3, v3, o))
+        return (lambda: numba_flash.launch(nq3, nk3, nv3, no3, is_causal=causal)), o
+    if impl.startswith("cupy_"):
+        kind = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[dtype]
+        o = torch.empty_like(q3)
+        cq, ck_, cv, co = (as_cupy(x) for x in (q3, k3, v3, o))
+        return (lambda: cupy_flash.launch(cq, ck_, cv, co, kind, is_causal=causal)), o
+    if impl.startswith("naive_gpu"):
+        cq, ck_, cv = (as_cupy(x) for x in (q, k, v))
+        box = {}
+
+        def run():
+            box["o"] = naive_attention_gpu(cq, ck_, cv, is_causal=causal)
+        return run, box
+    if impl in SDPA:
+        backend = SDPA[impl]
+        box = {}
+
+        def run():
+            with sdpa_kernel(backend):
+                box["o"] = TF.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return run, box
+    raise ValueError(impl)
+
+
+def output_of(out, like: torch.Tensor) -> torch.Tensor:
+    if isinstance(out, dict):
+        o = out["o"]
+        o = torch.from_dlpack(o) if not isinstance(o, torch.Tensor) else o
+        return o.reshape(like.shape)
+    return out.reshape(like.shape)
+
+
+IMPLS = [  # (impl, dtype)
+    ("numba_fp32", "float32"), ("cupy_fp32", "float32"), ("cupy_fp16_mma", "float16"),
+    ("cupy_bf16_mma", "bfloat16"), ("naive_gpu_fp16", "float16"), ("naive_gpu_fp32", "float32"),
+    ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"), ("torch_sdpa_efficient", "float16"),
+    ("torch_sdpa_math", "float16"), ("torch_sdpa_efficient", "float32"), ("torch_sdpa_math", "float32"),
+]
+TOL = {"float32": 1e-4, "float16": 5e-3, "bfloat16": 3e-2}
+
+
+# ----------------------------------------------------------------------------- checks
+def reference(q, k, v, causal: bool) -> torch.Tensor:
+    """Dense float64 attention, causal bottom-right aligned, rows with no key -> 0."""
+    q, k, v = (x.double() for x in (q, k, v))
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    nq, nk = s.shape[-2:]
+    if causal:
+        allowed = torch.arange(nk, device=s.device)[None, :] <= torch.arange(nq, device=s.device)[:, None] + (nk - nq)
+        s = s.masked_fill(~allowed, float("-inf"))
+    m = s.amax(-1, keepdim=True)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    p = torch.exp(s - m)
+    l_ = p.sum(-1, keepdim=True)
+    return torch.where(l_ > 0, (p @ v) / torch.where(l_ > 0, l_, torch.ones_like(l_)), torch.zeros_like(l_))
+
+
+def run_checks(impls, gen) -> list[dict]:
+    cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000)]   # (B, H, Nq, Nk): ragged, Nq != Nk
+    rows = []
+    for impl, dtype in impls:
+        for d in (64, 128):
+            for causal in (False, True):
+                for (B, H, nq, nk) in cases:
+                    if nq != nk and impl.startswith("torch_sdpa"):
+                        continue            # torch's causal is top-left aligned when Nq != Nk
+                    rec = {"impl": impl, "dtype": dtype, "B": B, "H": H, "Nq": nq, "Nk": nk, "d": d, "causal": causal}
+                    try:
+                        q = torch.randn(B, H, nq, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
+                        k = torch.randn(B, H, nk, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
+                        v = torch.randn(B, H, nk, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
+                        run, out = make_fn(impl, dtype, q, k, v, causal)
+                        if isinstance(out, torch.Tensor):
+                            out.fill_(float("nan"))          # poison: an unwritten element fails
+                        run()
+                        torch.cuda.synchronize()
+                        o = output_of(out, q).double()
+                        ref = reference(q, k, v, causal)
+                        err = (torch.linalg.norm(o - ref) / torch.linalg.norm(ref)).item()
+                        rec.update(rel_err=err, ok=bool(err < TOL[dtype]) and not math.isnan(err))
+                    except Exception as e:  # noqa: BLE001 - record and go on
+                        rec.update(rel_err=None, ok=False, error=f"{type(e).__name__}: {e}"[:300])
+                    rows.append(rec)
+        bad = [r for r in rows if r["impl"] == impl and r["dtype"] == dtype and not r["ok"]]
+        worst = max((r["rel_err"] or 0) for r in rows if r["impl"] == impl and r["dtype"] == dtype)
+        log(f"check {impl:22s} {dtype:9s} worst rel err {worst:.2e}  {'OK' if not bad else 'FAIL ' + str(bad[0])}")
+    return rows
+
+
+# ----------------------------------------------------------------------------- timing
+def time_ms(run, target_s: float = 0.25, max_reps: int = 50) -> tuple[float, list[float]]:
+    run()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    run()
+    torch.cuda.synchronize()
+    once = time.perf_counter() - t0
+    reps = int(min(max_reps, max(3, target_s / max(once, 1e-6))))
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        run()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), times
+
+
+def ceilings() -> dict:
+    out = {}
+    n = 8192
+    for name, dt, tf32 in (("gemm_fp16", torch.float16, False), ("gemm_bf16", torch.bfloat16, False),
+                           ("gemm_tf32", torch.float32, True), ("gemm_fp32", torch.float32, False)):
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        a = torch.randn(n, n, device=DEV, dtype=dt)
+        b = torch.randn(n, n, device=DEV, dtype=dt)
+        ms, _ = time_ms(lambda: a @ b, target_s=0.3)
+        out[name + "_tflops"] = 2 * n ** 3 / ms / 1e9
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = torch.randn(1 << 30, device=DEV, dtype=torch.float32)   # 4 GiB
+    y = torch.empty_like(x)
+    ms, _ = time_ms(lambda: y.copy_(x), target_s=0.3)
+    out["copy_TBps"] = 2 * x.numel() * 4 / ms / 1e9
+    del x, y
+    return out
+
+
+def kernel_resources() -> dict:
+    res = {}
+    for kind in ("f32", "f16", "bf16"):
+        for d in (64, 128):
+            kern, _, _, smem = cupy_flash.get_kernel(kind, d)
+            a = kern.attributes
+            res[f"cupy_{kind}_d{d}"] = {"regs": a.get("num_regs"), "local_bytes": a.get("local_size_bytes"),
+                                       "dyn_smem": smem}
+    for d in (64, 128):
+        try:
+            kern = numba_flash.make_kernel(d, numba_flash.default_config(d))
+            res[f"numba_d{d}"] = {"regs": {str(k): v for k, v in kern.get_regs_per_thread().items()}
+                                  if hasattr(kern, "get_regs_per_thread") else None}
+        except Exception as e:  # noqa: BLE001
+            res[f"numba_d{d}"] = {"error": str(e)[:200]}
+    return res
+
+
+def versions() -> dict:
+    import numba
+    v = {"python": platform.python_version(), "torch": torch.__version__, "cuda_torch": torch.version.cuda,
+         "cupy": cp.__version__, "numba": numba.__version__, "numpy": np.__version__,
+         "cudnn": torch.backends.cudnn.version()}
+    try:
+        import importlib.metadata as md
+        v["numba_cuda"] = md.version("numba-cuda")
+    except Exception:  # noqa: BLE001
+        pass
+    v["driver"] = cp.cuda.runtime.driverGetVersion()
+    return v
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="N = 4k, 8k only")
+    ap.add_argument("--impls", default="", help="comma-separated subset of impl names")
+    ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
+    ap.add_argument("--name", default="gpu_flash_h200.json")
+    args = ap.parse_args()
+    impls = [(i, dt) for i, dt in IMPLS if not args.impls or i in args.impls.split(",")]
+    gen = torch.Generator(device=DEV)
+    gen.manual_seed(int(time.time()))                     # fresh inputs every run
+    props = torch.cuda.get_device_properties(0)
+    meta = {"gpu": props.name, "sm_count": props.multi_processor_count, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": versions(), "flops_formula": "4*B*H*N^2*d, halved when causal", "timing": "CUDA events, median after warm-up"}
+    log(json.dumps(meta))
+    t_start = time.time()
+    checks = run_checks(impls, gen)
+    meta["kernel_resources"] = kernel_resources()
+    log("resources", json.dumps(meta["kernel_resources"]))
+    meta["ceilings"] = ceilings()
+    log("ceilings", json.dumps(meta["ceilings"]))
+    Ns = [4096, 8192] if args.quick else [1024, 2048, 4096, 8192, 16384]
+    results = []
+    failed = {(c["impl"], c["dtype"]) for c in checks if not c["ok"]}
+    for d in (64, 128):
+        H = 2048 // d
+        for N in Ns:
+            B = max(1, 16384 // N)
+            for causal in (False, True):
+                q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen) for _ in range(3))
+                for impl, dtype in impls:
+                    rec = {"impl": impl, "dtype": dtype, "B": B, "H": H, "N": N, "d": d, "causal": causal}
+                    try:
+                        qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
+                        run, _ = make_fn(impl, dtype, qq, kk, vv, causal)
+                        ms, times = time_ms(run)
+                        flops = 4 * B * H * N * N * d / (2 if causal else 1)
+                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times), check_ok=(impl, dtype) not in failed)
+                        del run, qq, kk, vv
+                    except Exception as e:  # noqa: BLE001
+                        rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
+                        torch.cuda.empty_cache()
+                    results.append(rec)
+                    log(f"{impl:22s} {dtype:9s} N={N:6d} d={d:3d} causal={int(causal)} "
+                        + (f"{rec['ms']:9.3f} ms {rec['tflops']:7.1f} TFLOP/s" if rec.get("ms") else rec.get("error", "")))
+                del q, k, v
+                torch.cuda.empty_cache()
+    meta["wall_s"] = time.time() - t_start
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    path = Path(args.out) / args.name
+    path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
+    # summary table: N = 8192 (or the largest), d = 64, non-causal
+    log(f"\nwrote {path}  ({meta['wall_s']:.0f} s)")
+    log(f"checks failed: {sorted(failed) or 'none'}")
+    for d in (64, 128):
+        for causal in (False, True):
+            log(f"--- N=8192 d={d} causal={int(causal)}: TFLOP/s")
+            for r in results:
+                if r["N"] == 8192 and r["d"] == d and r["causal"] == causal:
+                    log(f"  {r['impl']:22s} {r['dtype']:9s} {r['tflops'] if r.get('tflops') is None else round(r['tflops'], 1)}")
+    get = {(r["impl"], r["dtype"]): r.get("tflops") for r in results if r["N"] == 8192 and r["d"] == 64 and not r["causal"]}
+    def ratio(a, b):
+        x, y = get.get(a), get.get(b)
+        return None if not x or not y else round(x / y, 3)
+    log("acceptance: fp16_mma/flash", ratio(("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16")), "(>=0.5)",
+        " numba/efficient32", ratio(("numba_fp32", "float32"), ("torch_sdpa_efficient", "float32")), "(>=0.3)",
+        " fp16_mma/naive16", ratio(("cupy_fp16_mma", "float16"), ("naive_gpu_fp16", "float16")), "(>=3)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

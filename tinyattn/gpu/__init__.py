@@ -1,0 +1,37 @@
+"""GPU FlashAttention kernels (layer 5, chapter 07): Numba-CUDA fp32 and CuPy raw CUDA C.
+
+Nothing here imports numba or cupy at module import time: each entry point imports its backend
+when called, so ``import tinyattn.gpu`` works on a laptop without either GPU library.
+
+- :func:`numba_flash_attention` - FA2-style fp32 forward in Numba (runs in the CUDA simulator).
+- :func:`cupy_flash_attention` - CUDA C through CuPy: fp32 CUDA-core kernel, or fp16/bf16 tensor
+  cores (mma.sync m16n8k16, fp32 accumulation) for half-precision inputs.
+- :func:`naive_attention_gpu` - the three-kernel baseline (GEMM, softmax kernel, GEMM) through CuPy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def numba_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
+    """float32 (..., N, d) -> ndarray; see :func:`tinyattn.gpu.numba_flash.numba_flash_attention`."""
+    from .numba_flash import numba_flash_attention as impl
+
+    return impl(q, k, v, is_causal=is_causal, **kw)
+
+
+def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
+    """CuPy arrays (..., N, d) -> CuPy array; see :func:`tinyattn.gpu.cupy_flash.cupy_flash_attention`."""
+    from .cupy_flash import cupy_flash_attention as impl
+
+    return impl(q, k, v, is_causal=is_causal, **kw)
+
+
+def naive_attention_gpu(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
+    """Three-kernel baseline; see :func:`tinyattn.gpu.naive.naive_attention_gpu`."""
+    from .naive import naive_attention_gpu as impl
+
+    return impl(q, k, v, is_causal=is_causal, **kw)
+
+
+__all__ = ["numba_flash_attention", "cupy_flash_attention", "naive_attention_gpu"]

@@ -1,0 +1,123 @@
+"""FlashAttention forward in raw CUDA C through CuPy (chapter 07).
+
+The CUDA C lives in ``.cu`` files beside this module (``flash_fp32.cu``, ``flash_mma.cu``,
+``softmax_rows.cu``, helpers in ``ptx_utils.cuh``). They are header-free, so CuPy's NVRTC compiles
+them without include paths; the tests compile the same files with ``nvcc -arch=sm_90``.
+
+- float32 inputs  -> ``flash_f32_d{64,128}``: CUDA cores, the Numba kernel's design in C.
+- float16 inputs  -> ``flash_mma_f16_d{64,128}``: tensor cores, mma.sync m16n8k16, fp32 accumulation.
+- bfloat16 (raw 16-bit patterns in a uint16 array, ``dtype="bfloat16"``) -> ``flash_mma_bf16_d*``.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CU_FILES = ("flash_fp32.cu", "flash_mma.cu", "softmax_rows.cu")
+HEAD_DIMS = (64, 128)
+LOG2E = 1.4426950408889634
+
+
+def cuda_source(name: str) -> str:
+    """Text of ``name`` with ``#include "ptx_utils.cuh"`` inlined (NVRTC then needs no include path)."""
+    src = (HERE / name).read_text()
+    helpers = (HERE / "ptx_utils.cuh").read_text().replace("#pragma once", "")
+    return src.replace('#include "ptx_utils.cuh"', helpers)
+
+
+@lru_cache(maxsize=None)
+def _module(name: str):
+    import cupy as cp
+
+    return cp.RawModule(code=cuda_source(name), options=("-std=c++17",))
+
+
+def _smem_bytes(kind: str, d: int) -> int:
+    if kind == "f32":       # sQ (64 x (d+1)) + sK^T (d x 33) + sV (32 x d) + sP (64 x 33), float32
+        return 4 * (64 * (d + 1) + d * 33 + 32 * d + 64 * 33)
+    return 2 * (64 + 4 * 64) * d   # fp16/bf16: Q tile + double-buffered K and V tiles
+
+
+@lru_cache(maxsize=None)
+def get_kernel(kind: str, d: int):
+    """(kernel, block, rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'} and d in (64, 128)."""
+    if d not in HEAD_DIMS:
+        raise ValueError(f"head dim d must be one of {HEAD_DIMS}, got {d}")
+    if kind == "f32":
+        kern, block = _module("flash_fp32.cu").get_function(f"flash_f32_d{d}"), (8, 16, 1)
+    elif kind in ("f16", "bf16"):
+        kern, block = _module("flash_mma.cu").get_function(f"flash_mma_{kind}_d{d}"), (128, 1, 1)
+    else:
+        raise ValueError(f"kind must be 'f32', 'f16' or 'bf16', got {kind!r}")
+    smem = _smem_bytes(kind, d)
+    if smem > 48 * 1024:    # above 48 KB a kernel must opt in to more dynamic shared memory
+        kern.max_dynamic_shared_size_bytes = smem
+    return kern, block, 64, smem
+
+
+def launch(q, k, v, out, kind: str, *, is_causal: bool = False, scale: float | None = None) -> None:
+    """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), contiguous.
+
+    kind 'f32' (float32 arrays), 'f16' (float16) or 'bf16' (uint16 arrays holding bf16 bits).
+    Asynchronous (stream order), so the benchmark times it with CUDA events.
+    """
+    import numpy as np
+
+    BH, nq, d = q.shape
+    nk = k.shape[1]
+    kern, block, rows, smem = get_kernel(kind, d)
+    sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
+    grid = ((nq + rows - 1) // rows, BH, 1)
+    kern(grid, block, (q, k, v, out, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
+                       np.int32(bool(is_causal))), shared_mem=smem)
+
+
+def _kind_of(x: Any, dtype: str | None) -> str:
+    import numpy as np
+
+    if dtype == "bfloat16":
+        if x.dtype != np.uint16:
+            raise TypeError(f"dtype='bfloat16' expects uint16 arrays of bf16 bit patterns, got {x.dtype}")
+        return "bf16"
+    if x.dtype == np.float32:
+        return "f32"
+    if x.dtype == np.float16:
+        return "f16"
+    raise TypeError(f"q must be float32 or float16 (or uint16 with dtype='bfloat16'), got {x.dtype}")
+
+
+def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, scale: float | None = None,
+                         dtype: str | None = None):
+    """softmax(q k^T * scale [+ causal]) v on the GPU; returns a CuPy array shaped and typed like q.
+
+    q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype. float16 uses
+    tensor cores (fp32 accumulation), float32 CUDA cores; pass dtype="bfloat16" for uint16 arrays of
+    bf16 bits. Causal is bottom-right aligned; a query row that sees no key gives 0.
+    Requires a CUDA GPU and CuPy.
+    """
+    import cupy as cp
+
+    q, k, v = (cp.ascontiguousarray(cp.asarray(x)) for x in (q, k, v))
+    kind = _kind_of(q, dtype)
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise TypeError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.ndim < 2 or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"expected q (..., Nq, d), k and v (..., Nk, d) with shared leading axes and d, "
+                         f"got q {q.shape}, k {k.shape}, v {v.shape}")
+    d = q.shape[-1]
+    if d not in HEAD_DIMS:
+        raise ValueError(f"q's head dim d must be one of {HEAD_DIMS}, got shape {q.shape}")
+    nq, nk = q.shape[-2], k.shape[-2]
+    BH = int(math.prod(q.shape[:-2]))
+    out = cp.empty_like(q)
+    if BH == 0 or nq == 0:
+        return out
+    if nk == 0:
+        out.fill(0)
+        return out
+    launch(q.reshape(BH, nq, d), k.reshape(BH, nk, d), v.reshape(BH, nk, d), out.reshape(BH, nq, d),
+           kind, is_causal=is_causal, scale=scale)
+    return out

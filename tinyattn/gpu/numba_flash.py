@@ -1,0 +1,260 @@
+"""FlashAttention-2 forward in Numba-CUDA, float32 (chapter 07).
+
+Work decomposition (FA2: outer loop over query tiles, parallel across thread blocks)::
+
+    grid  = (ceil(Nq / BQ), B*H)       one thread block per (query tile, batch*head)
+    block = (TX, TY) threads            thread (tx, ty) owns query rows  ty*RQ + i, i < RQ
+                                        scores of keys tx + TX*j, j < CK   -> BK = TX*CK keys a tile
+                                        output columns tx + TX*c, c < d/TX
+
+Per block: Q tile (pre-scaled) in shared memory once; for each K/V tile: stage K^T and V in shared
+memory, scores S (RQ x CK per thread) and the output accumulator O (RQ x d/TX) live in registers,
+the online softmax keeps (m, l) per row, P goes through shared memory for the P @ V product. Rows are
+reduced across the TX threads that share them through shared memory (the simulator has no warp
+shuffles, so the same code runs on CPU and GPU). Causal: tiles entirely above the diagonal are never
+loaded; only tiles crossing it are masked element-wise.
+
+Every constant is float32: a Python float literal such as ``0.0`` would be float64 and put .f64
+instructions in the PTX (tests/test_gpu_compile.py checks there are none).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numba import cuda, float32   # module-level: the simulator swaps the global `cuda` while a kernel runs
+
+from ._jit import jit_options, require_float32_array, simulator_enabled
+
+NEG_INF = np.float32(-np.inf)
+ZERO = np.float32(0.0)
+ONE = np.float32(1.0)
+
+
+@dataclass(frozen=True)
+class NumbaConfig:
+    """Tile shape: TX*TY threads, BQ = TY*RQ query rows and BK = TX*CK keys per tile; d % TX == 0."""
+
+    tx: int = 8
+    ty: int = 16
+    rq: int = 4
+    ck: int = 4
+
+    @property
+    def block_q(self) -> int:
+        return self.ty * self.rq
+
+    @property
+    def block_k(self) -> int:
+        return self.tx * self.ck
+
+
+def default_config(d: int) -> NumbaConfig:
+    """Tile shape for head dim d: tiny under the simulator, sized for <48 KB shared memory on a GPU."""
+    if simulator_enabled():
+        return NumbaConfig(tx=4, ty=4, rq=2, ck=2)
+    if d <= 64:
+        return NumbaConfig(tx=8, ty=16, rq=4, ck=4)      # 64 x 32 tiles, ~45 KB shared (d=64)
+    return NumbaConfig(tx=8, ty=16, rq=2, ck=2)          # 32 x 16 tiles, ~37 KB shared (d=128)
+
+
+@lru_cache(maxsize=None)
+def make_kernel(d: int, cfg: NumbaConfig):
+    """Compile-time specialised kernel ``kernel[grid, block](q, k, v, out, scale, causal, offset)``.
+
+    q, out: (BH, Nq, d) float32; k, v: (BH, Nk, d) float32 (device or, in the simulator, host arrays);
+    scale: float32 softmax scale; causal: int32 0/1; offset = Nk - Nq (bottom-right causal alignment:
+    query i sees keys j <= i + offset).
+    """
+    TX, TY, RQ, CK = cfg.tx, cfg.ty, cfg.rq, cfg.ck
+    if d % TX:
+        raise ValueError(f"d={d} must be a multiple of the config's tx={TX}")
+    BQ, BK, DC = TY * RQ, TX * CK, d // TX
+    NT = TX * TY
+    QP, KP = d + 1, BK + 1      # +1 word of padding per row: rows read by one warp fall in different banks
+
+    @cuda.jit(**jit_options())
+    def kernel(q, k, v, out, scale, causal, offset):
+        tx = cuda.threadIdx.x
+        ty = cuda.threadIdx.y
+        tid = ty * TX + tx
+        bh = cuda.blockIdx.y
+        q0 = cuda.blockIdx.x * BQ
+        nq = q.shape[1]
+        nk = k.shape[1]
+
+        # one shared array per line (the simulator merges arrays declared on the same line)
+        sQ = cuda.shared.array((BQ, QP), float32)      # Q tile, pre-multiplied by scale
+        sKT = cuda.shared.array((d, KP), float32)      # K tile transposed: sKT[c, j] = K[k0 + j, c]
+        sV = cuda.shared.array((BK, d), float32)       # V tile
+        sP = cuda.shared.array((BQ, KP), float32)      # P = exp(S - m) of this tile
+        sMax = cuda.shared.array((BQ, TX), float32)    # per-thread partial row maxima
+        sSum = cuda.shared.array((BQ, TX), float32)    # per-thread partial row sums
+
+        acc = cuda.local.array((RQ, DC), float32)      # O accumulator (unnormalised), registers
+        s = cuda.local.array((RQ, CK), float32)        # scores of this tile, registers
+        m = cuda.local.array(RQ, float32)              # running row max
+        l = cuda.local.array(RQ, float32)              # running row sum of exp
+        qv = cuda.local.array(RQ, float32)
+        kv = cuda.local.array(CK, float32)
+
+        for i in range(RQ):
+            m[i] = NEG_INF
+            l[i] = ZERO
+            for c in range(DC):
+                acc[i, c] = ZERO
+
+        # stage the Q tile once; rows past the end are zero
+        for idx in range(tid, BQ * d, NT):
+            r = idx // d
+            c = idx - r * d
+            if q0 + r < nq:
+                sQ[r, c] = q[bh, q0 + r, c] * scale
+            else:
+                sQ[r, c] = ZERO
+
+        # causal tile skipping: the last query row of this tile sees keys <= last + offset
+        n_tiles = (nk + BK - 1) // BK
+        if causal:
+            last = min(q0 + BQ, nq) - 1 + offset
+            if last < 0:
+                n_tiles = 0
+            else:
+                n_tiles = min(n_tiles, last // BK + 1)
+
+        for t in range(n_tiles):
+            k0 = t * BK
+            for idx in range(tid, BK * d, NT):          # coalesced reads: consecutive threads, consecutive c
+                r = idx // d
+                c = idx - r * d
+                if k0 + r < nk:
+                    sKT[c, r] = k[bh, k0 + r, c]
+                    sV[r, c] = v[bh, k0 + r, c]
+                else:
+                    sKT[c, r] = ZERO
+                    sV[r, c] = ZERO
+            cuda.syncthreads()
+
+            # S = (scale Q) K^T for this thread's RQ x CK scores
+            for i in range(RQ):
+                for j in range(CK):
+                    s[i, j] = ZERO
+            for c in range(d):
+                for i in range(RQ):
+                    qv[i] = sQ[ty * RQ + i, c]
+                for j in range(CK):
+                    kv[j] = sKT[c, tx + TX * j]
+                for i in range(RQ):
+                    for j in range(CK):
+                        s[i, j] += qv[i] * kv[j]
+
+            # mask (ragged end, causal) and partial row max
+            for i in range(RQ):
+                qi = q0 + ty * RQ + i
+                mx = NEG_INF
+                for j in range(CK):
+                    kj = k0 + tx + TX * j
+                    if kj >= nk or (causal and kj > qi + offset):
+                        s[i, j] = NEG_INF
+                    mx = max(mx, s[i, j])
+                sMax[ty * RQ + i, tx] = mx
+            cuda.syncthreads()
+
+            # online softmax: m' = max(m, rowmax S), P = exp(S - m'), alpha = exp(m - m')
+            for i in range(RQ):
+                r = ty * RQ + i
+                mt = m[i]
+                for x in range(TX):
+                    mt = max(mt, sMax[r, x])
+                m_use = mt if mt != NEG_INF else ZERO   # fully masked row so far: exp(-inf - 0) = 0, no NaN
+                alpha = math.exp(m[i] - m_use)
+                m[i] = mt
+                ps = ZERO
+                for j in range(CK):
+                    p = math.exp(s[i, j] - m_use)
+                    sP[r, tx + TX * j] = p
+                    ps += p
+                sSum[r, tx] = ps
+                l[i] *= alpha
+                for c in range(DC):
+                    acc[i, c] *= alpha
+            cuda.syncthreads()
+
+            # l' = alpha l + rowsum(P);  O' = alpha O + P V
+            for i in range(RQ):
+                for x in range(TX):
+                    l[i] += sSum[ty * RQ + i, x]
+            for j in range(BK):
+                for i in range(RQ):
+                    qv[i] = sP[ty * RQ + i, j]
+                for c in range(DC):
+                    vj = sV[j, tx + TX * c]
+                    for i in range(RQ):
+                        acc[i, c] += qv[i] * vj
+            cuda.syncthreads()                            # tile fully used before the next overwrite
+
+        # O = O / l, once at the end (FA2); a row that saw no key gives 0
+        for i in range(RQ):
+            qi = q0 + ty * RQ + i
+            if qi < nq:
+                inv = ONE / l[i] if l[i] > ZERO else ZERO
+                for c in range(DC):
+                    out[bh, qi, tx + TX * c] = acc[i, c] * inv
+
+    return kernel
+
+
+def launch(q, k, v, out, *, is_causal: bool = False, scale: float | None = None,
+           config: NumbaConfig | None = None) -> None:
+    """Run the kernel on 3-D arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), float32.
+
+    Accepts Numba device arrays or anything with ``__cuda_array_interface__`` (CuPy, torch); used by
+    the benchmark to time the kernel without host transfers. Asynchronous on a real GPU.
+    """
+    BH, nq, d = q.shape
+    nk = k.shape[1]
+    cfg = config or default_config(d)
+    kern = make_kernel(d, cfg)
+    sc = np.float32(1.0 / math.sqrt(d) if scale is None else scale)
+    grid = ((nq + cfg.block_q - 1) // cfg.block_q, BH)
+    kern[grid, (cfg.tx, cfg.ty)](q, k, v, out, sc, np.int32(bool(is_causal)), np.int32(nk - nq))
+
+
+def numba_flash_attention(q, k, v, *, is_causal: bool = False, scale: float | None = None,
+                          config: NumbaConfig | None = None) -> np.ndarray:
+    """softmax(q k^T * scale [+ causal mask]) v with the Numba kernel; float32 in, float32 ndarray out.
+
+    q: (..., Nq, d), k: (..., Nk, d), v: (..., Nk, d) with equal leading (batch, head) axes; any N.
+    Causal masking is bottom-right aligned (query i sees keys j <= i + Nk - Nq); a query row that
+    sees no key gives 0. scale defaults to 1/sqrt(d). Runs on a GPU, or in the CUDA simulator when
+    NUMBA_ENABLE_CUDASIM=1 (keep sizes tiny there).
+    """
+    q = require_float32_array("q", q)
+    k = require_float32_array("k", k)
+    v = require_float32_array("v", v)
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape (..., Nk, d), got k {k.shape}, v {v.shape}")
+    if q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q (..., Nq, d) and k (..., Nk, d) must share leading axes and d, "
+                         f"got q {q.shape}, k {k.shape}")
+    lead, (nq, d), nk = q.shape[:-2], q.shape[-2:], k.shape[-2]
+    cfg = config or default_config(d)
+    if d % cfg.tx:
+        raise ValueError(f"head dim d={d} must be a multiple of config.tx={cfg.tx}")
+    BH = int(np.prod(lead, dtype=np.int64))
+    out = np.zeros((BH, nq, d), np.float32)
+    if BH == 0 or nq == 0:
+        return out.reshape(q.shape)
+    if nk == 0:                                 # no keys at all: every row gives 0
+        return out.reshape(q.shape)
+    q3, k3, v3 = (x.reshape(BH, x.shape[-2], d) for x in (q, k, v))
+
+    if simulator_enabled():
+        launch(q3, k3, v3, out, is_causal=is_causal, scale=scale, config=cfg)
+        return out.reshape(q.shape)
+    dq, dk, dv = cuda.to_device(q3), cuda.to_device(k3), cuda.to_device(v3)
+    dout = cuda.device_array_like(out)
+    launch(dq, dk, dv, dout, is_causal=is_causal, scale=scale, config=cfg)
+    return dout.copy_to_host().reshape(q.shape)

@@ -1,0 +1,84 @@
+"""Notebook tooling: percent-format sources -> .ipynb, and headless execution.
+
+A source ``notebooks/src/NN_topic.py`` is a plain Python file in "percent" format::
+
+    # %% [markdown]
+    # # Title
+    # prose ...
+
+    # %%
+    x = 1   # a code cell
+
+``build_notebook`` turns it into an nbformat v4 notebook; ``execute`` runs one in a fresh kernel
+(working directory: the notebook's folder) so the stored outputs are the ones CI re-checks with nbval.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?.*$")
+
+
+def parse_percent(text: str) -> list[tuple[str, str]]:
+    """Split a percent-format source into ``(cell_type, source)`` pairs, in order."""
+    cells: list[tuple[str, list[str]]] = []
+    kind, buf = None, []
+    for line in text.splitlines():
+        m = MARKER.match(line)
+        if m:
+            if kind is not None:
+                cells.append((kind, buf))
+            kind, buf = ("markdown" if m.group("md") else "code"), []
+        elif kind is not None:
+            buf.append(line)
+        elif line.strip() and not line.startswith("#"):
+            raise ValueError(f"code before the first '# %%' marker: {line!r}")
+    if kind is not None:
+        cells.append((kind, buf))
+    out = []
+    for kind, lines in cells:
+        if kind == "markdown":
+            lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
+        source = "\n".join(lines).strip("\n")
+        if source.strip():
+            out.append((kind, source))
+    return out
+
+
+def build_notebook(src: Path) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    for kind, source in parse_percent(src.read_text(encoding="utf-8")):
+        cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
+        cell.pop("id", None)
+        nb.cells.append(cell)
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nb.nbformat, nb.nbformat_minor = 4, 4
+    return nb
+
+
+def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
+    """``(cell_type, source)`` pairs of a notebook, for comparing a stored notebook with its source."""
+    return [(c.cell_type, c.source.strip("\n")) for c in nb.cells if c.source.strip()]
+
+
+def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbformat.NotebookNode:
+    """Run every cell top to bottom in one fresh python3 kernel; raises on the first error."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    for cell in nb.cells:
+        cell.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))

@@ -230,7 +230,7 @@ def gradcheck(fn: Callable[..., Any], *tensors: Any, eps: float = 1e-6, atol: fl
                 numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
         if err.size and err.max() > 0:
-            worst = np.unravel_index(int(np.argmax(err)), arg.shape)
+            worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), arg.shape))
             raise GradcheckError(
                 f"gradcheck failed for argument {i} (shape {arg.shape}): worst element {worst}: "
                 f"analytic {analytic[worst]:.6g} vs numerical {numeric[worst]:.6g} "

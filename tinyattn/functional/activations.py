@@ -15,7 +15,12 @@ _GELU_C = float(np.sqrt(2.0 / np.pi))     # sqrt(2/pi) of the tanh approximation
 
 
 def _softmax_parts(X: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (m, e, s): m = max, e = exp(x - m), s = sum e, with all -inf rows mapped to 0/1."""
+    """Return (m, e, s): m = max, e = exp(x - m), s = sum e, with all -inf rows mapped to 0/1.
+
+    float16 is computed in float32 (x - m overflows float16 for |x| > 32752); callers cast back.
+    """
+    if X.dtype == np.float16:
+        X = X.astype(np.float32)
     m = X.max(axis=axis, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0).astype(X.dtype, copy=False)   # all -inf row: no NaN
     e = np.exp(X - m)
@@ -32,7 +37,7 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     x = as_tensor(x)
     _, e, s = _softmax_parts(x.data, axis)
     e /= s
-    p = e
+    p = e.astype(x.dtype, copy=False)
 
     def backward(g: np.ndarray) -> tuple:
         return (p * (g - (g * p).sum(axis=axis, keepdims=True)),)
@@ -44,7 +49,7 @@ def log_softmax(x: Any, axis: int = -1) -> Tensor:
     x = as_tensor(x)
     X = x.data
     m, e, s = _softmax_parts(X, axis)
-    out = X - (m + np.log(s))
+    out = (X - (m + np.log(s))).astype(X.dtype, copy=False)
 
     def backward(g: np.ndarray) -> tuple:
         return (g - np.exp(out) * g.sum(axis=axis, keepdims=True),)

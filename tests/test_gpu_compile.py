@@ -1,0 +1,107 @@
+"""Compile every GPU kernel for a real H100/H200 (sm_90) without a GPU.
+
+- Numba: ``numba.cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))`` in a subprocess with the
+  simulator switched off (under the simulator there is no compiler); the PTX must contain no ``.f64``
+  (a Python float literal promotes to fp64 and halved the measured speed, GPU.md) and no local
+  memory (register arrays indexed at run time). Needs NVVM: the CUDA toolkit or the pip packages
+  ``nvidia-nvvm`` + ``nvidia-cuda-nvrtc`` (``cuda-toolkit[nvvm,nvrtc]``); skipped without them.
+- CUDA C: ``nvcc -std=c++17 -arch=sm_90 -cubin --resource-usage`` of every .cu file when nvcc is on
+  PATH; no spills and no stack frame allowed.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_DIR = ROOT / "tinyattn" / "gpu"
+CU_FILES = sorted(GPU_DIR.glob("*.cu"))
+
+PTX_SCRIPT = r"""
+import json, re, sys
+from pathlib import Path
+from numba import cuda
+sys.path.insert(0, sys.argv[1])
+def probe(a):
+    a[0] = a[0]
+try:
+    cuda.compile_ptx(probe, "void(float32[::1])", cc=(9, 0))
+except Exception as e:
+    print(json.dumps({"skip": f"{type(e).__name__}: {e}"[:300]})); sys.exit(0)
+from tinyattn.gpu.numba_flash import make_kernel, default_config, NumbaConfig
+arr3 = "float32[:, :, ::1]"
+sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32, int32, int32)"
+kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
+kernels["numba_flash_d16_tiny"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
+sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"
+extra = {}
+if sols.exists():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ch07_sol", sols)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    for name, (kern, s) in mod.PTX_KERNELS.items():
+        extra[name] = (kern, s)
+out = {}
+for name, kern in kernels.items():
+    ptx, _ = cuda.compile_ptx(kern.py_func, sig, cc=(9, 0), fastmath=True)
+    out[name] = {"f64": len(re.findall(r"\.f64", ptx)), "local": len(re.findall(r"\.local", ptx)), "chars": len(ptx)}
+for name, (kern, s) in extra.items():
+    ptx, _ = cuda.compile_ptx(kern.py_func, s, cc=(9, 0), fastmath=True)
+    out[name] = {"f64": len(re.findall(r"\.f64", ptx)), "local": len(re.findall(r"\.local", ptx)), "chars": len(ptx)}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def ptx_report():
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "-c", PTX_SCRIPT, str(ROOT)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if "skip" in report:
+        pytest.skip("numba.cuda.compile_ptx needs NVVM (CUDA toolkit or pip cuda-toolkit[nvvm,nvrtc]): "
+                    + report["skip"])
+    return report
+
+
+@pytest.mark.slow
+def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
+    assert {"numba_flash_d64", "numba_flash_d128", "numba_flash_d16_tiny"} <= set(ptx_report)
+    for name, r in ptx_report.items():
+        assert r["chars"] > 1000, name
+        assert r["f64"] == 0, f"{name}: {r['f64']} fp64 instructions in the PTX (a Python float literal?)"
+    for name in ("numba_flash_d64", "numba_flash_d128"):
+        assert ptx_report[name]["local"] == 0, f"{name}: register arrays spilled to local memory"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("cu", CU_FILES, ids=[p.name for p in CU_FILES])
+def test_cuda_c_compiles_for_sm90(cu, tmp_path):
+    proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage",
+                           "-I", str(GPU_DIR), "-o", str(tmp_path / "k.cubin"), str(cu)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = proc.stdout + proc.stderr
+    kernels = re.findall(r"Function properties for (\w+)", report)
+    assert kernels, report
+    for spill in re.findall(r"(\d+) bytes spill stores", report):
+        assert int(spill) == 0, report
+    for frame in re.findall(r"(\d+) bytes stack frame", report):
+        assert int(frame) == 0, report
+
+
+def test_cuda_sources_are_header_free():
+    """NVRTC (CuPy) has no host headers: the .cu files include only our own helper header."""
+    from tinyattn.gpu.cupy_flash import cuda_source
+
+    assert len(CU_FILES) == 3
+    for cu in CU_FILES:
+        src = cuda_source(cu.name)
+        assert re.findall(r'#include\s*[<"]', src) == [], cu.name
+        assert "mma.sync" in cuda_source("flash_mma.cu") and "ldmatrix" in cuda_source("flash_mma.cu")

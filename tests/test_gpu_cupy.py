@@ -1,0 +1,83 @@
+"""CuPy kernels on a real GPU against a dense float64 reference; skipped without CuPy or a GPU.
+(CI has no GPU: these ran on the H200 through benchmarks/gpu_flash.py, whose checks are committed
+in benchmarks/results/gpu_flash_h200.json and asserted in test_committed_results below.)"""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gpu_flash_h200.json"
+
+
+def dense(q, k, v, is_causal):
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    lq, lk = s.shape[-2:]
+    ok = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + (lk - lq) if is_causal else np.ones((lq, lk), bool)
+    s = np.where(ok, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+    l = e.sum(-1, keepdims=True)
+    return (e / np.where(l == 0, 1, l)) @ v
+
+
+def _gpu():
+    cp = pytest.importorskip("cupy")
+    try:
+        if not cp.cuda.is_available():
+            pytest.skip("no CUDA GPU")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no CUDA GPU ({e})")
+    return cp
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float16, 5e-3)])
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("d", [64, 128])
+def test_cupy_flash_matches_dense(dtype, tol, is_causal, d):
+    cp = _gpu()
+    from tinyattn.gpu import cupy_flash_attention
+
+    rng = np.random.default_rng()
+    q, k, v = (rng.standard_normal((2, 3, 131, d)).astype(dtype) for _ in range(3))
+    out = cp.asnumpy(cupy_flash_attention(cp.asarray(q), cp.asarray(k), cp.asarray(v), is_causal=is_causal))
+    ref = dense(q, k, v, is_causal)
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < tol
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float16, 5e-3)])
+def test_naive_matches_dense(dtype, tol):
+    cp = _gpu()
+    from tinyattn.gpu import naive_attention_gpu
+
+    rng = np.random.default_rng()
+    q, k, v = (rng.standard_normal((1, 2, 100, 64)).astype(dtype) for _ in range(3))
+    out = cp.asnumpy(naive_attention_gpu(cp.asarray(q), cp.asarray(k), cp.asarray(v), is_causal=True))
+    ref = dense(q, k, v, True)
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < tol
+
+
+def test_cupy_rejects_bad_head_dim():
+    cp = _gpu()
+    from tinyattn.gpu import cupy_flash_attention
+
+    x = cp.zeros((1, 8, 32), cp.float16)
+    with pytest.raises(ValueError, match="head dim"):
+        cupy_flash_attention(x, x, x)
+
+
+def test_committed_results_checks_passed():
+    """The committed H200 run checked every implementation before timing it (no GPU needed here)."""
+    data = json.loads(RESULTS.read_text())
+    assert "H200" in data["gpu"]
+    impls = {c["impl"] for c in data["checks"]}
+    assert {"numba_fp32", "cupy_fp32", "cupy_fp16_mma", "naive_gpu_fp16", "naive_gpu_fp32"} <= impls
+    bad = [c for c in data["checks"] if not c["ok"]]
+    assert bad == []
+    for r in data["results"]:
+        assert set("impl dtype B H N d causal ms tflops".split()) <= set(r)
+        if r["ms"] is not None:
+            flops = 4 * r["B"] * r["H"] * r["N"] ** 2 * r["d"] / (2 if r["causal"] else 1)
+            assert abs(flops / r["ms"] / 1e9 - r["tflops"]) < 1e-6 * r["tflops"]

@@ -1,0 +1,102 @@
+"""The Numba-CUDA FlashAttention kernel in the CUDA simulator (tests/conftest.py sets
+NUMBA_ENABLE_CUDASIM=1) against a dense float64 NumPy reference: tiny sizes, causal and not,
+ragged N (not a multiple of the tile), Nq != Nk, leading batch/head axes, huge logits, bad input."""
+import math
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+pytest.importorskip("numba")
+if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
+    pytest.skip("these tests run the kernel in the CUDA simulator", allow_module_level=True)
+
+from tinyattn.gpu import numba_flash_attention  # noqa: E402
+from tinyattn.gpu.numba_flash import NumbaConfig  # noqa: E402
+
+
+def dense(q, k, v, is_causal):
+    """softmax(q k^T / sqrt(d)) v in float64; causal bottom-right aligned; a row with no key gives 0."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    lq, lk = s.shape[-2:]
+    ok = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + (lk - lq) if is_causal else np.ones((lq, lk), bool)
+    s = np.where(ok, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+    l = e.sum(-1, keepdims=True)
+    return (e / np.where(l == 0, 1, l)) @ v
+
+
+def rand(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("lead,nq,nk,d", [((2,), 19, 19, 16), ((1, 2), 21, 21, 8), ((1,), 13, 29, 16),
+                                          ((1,), 29, 13, 16), ((3,), 8, 8, 4), ((1,), 1, 1, 16)])
+def test_matches_dense(is_causal, lead, nq, nk, d):
+    rng = np.random.default_rng(0)
+    q, k, v = rand(rng, *lead, nq, d), rand(rng, *lead, nk, d), rand(rng, *lead, nk, d)
+    out = numba_flash_attention(q, k, v, is_causal=is_causal)
+    assert out.shape == q.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, dense(q, k, v, is_causal), atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("d,cfg", [(64, NumbaConfig(8, 16, 4, 4)), (128, NumbaConfig(8, 16, 2, 2))])
+def test_gpu_tile_shapes_in_simulator(d, cfg):
+    """The tile shapes used on the H200 (128 threads, 64x32 / 32x16 tiles), ragged N, causal."""
+    rng = np.random.default_rng(1)
+    n = 40
+    q, k, v = rand(rng, 1, n, d), rand(rng, 1, n, d), rand(rng, 1, n, d)
+    out = numba_flash_attention(q, k, v, is_causal=True, config=cfg)
+    np.testing.assert_allclose(out, dense(q, k, v, True), atol=2e-6, rtol=1e-5)
+
+
+@settings(deadline=None, max_examples=12)
+@given(nq=st.integers(1, 20), nk=st.integers(1, 20), causal=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_random_shapes(nq, nk, causal, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = rand(rng, 1, nq, 8), rand(rng, 1, nk, 8), rand(rng, 1, nk, 8)
+    out = numba_flash_attention(q, k, v, is_causal=causal)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, dense(q, k, v, causal), atol=3e-6, rtol=1e-5)
+
+
+def test_huge_logits_no_nan():
+    """+-1e4-sized logits: the online max keeps exp finite (no overflow, no NaN)."""
+    rng = np.random.default_rng(2)
+    q, k, v = rand(rng, 1, 17, 8, scale=100.0), rand(rng, 1, 17, 8, scale=100.0), rand(rng, 1, 17, 8)
+    out = numba_flash_attention(q, k, v, is_causal=True)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, dense(q, k, v, True), atol=1e-4, rtol=1e-4)
+
+
+def test_rows_with_no_key_give_zero():
+    """Causal with Nq > Nk: the first Nq - Nk query rows see no key and must be exactly 0."""
+    rng = np.random.default_rng(3)
+    q, k, v = rand(rng, 1, 12, 8), rand(rng, 1, 5, 8), rand(rng, 1, 5, 8)
+    out = numba_flash_attention(q, k, v, is_causal=True)
+    assert np.all(out[0, :7] == 0)
+    np.testing.assert_allclose(out, dense(q, k, v, True), atol=2e-6, rtol=1e-5)
+
+
+def test_single_key_returns_its_value():
+    rng = np.random.default_rng(4)
+    q, k, v = rand(rng, 2, 6, 8), rand(rng, 2, 1, 8), rand(rng, 2, 1, 8)
+    out = numba_flash_attention(q, k, v)
+    np.testing.assert_allclose(out, np.broadcast_to(v, out.shape), rtol=1e-6)
+
+
+def test_bad_inputs_raise():
+    x = np.zeros((1, 4, 8), np.float32)
+    with pytest.raises(TypeError, match="q must be float32"):
+        numba_flash_attention(x.astype(np.float64), x, x)
+    with pytest.raises(ValueError, match=r"k and v must have the same shape"):
+        numba_flash_attention(x, x, np.zeros((1, 5, 8), np.float32))
+    with pytest.raises(ValueError, match=r"share leading axes and d"):
+        numba_flash_attention(x, np.zeros((1, 4, 4), np.float32), np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(ValueError, match=r"multiple of config.tx"):
+        numba_flash_attention(np.zeros((1, 4, 6), np.float32), np.zeros((1, 4, 6), np.float32),
+                              np.zeros((1, 4, 6), np.float32), config=NumbaConfig(4, 4, 1, 1))

@@ -40,7 +40,9 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     p = e.astype(x.dtype, copy=False)
 
     def backward(g: np.ndarray) -> tuple:
-        return (p * (g - (g * p).sum(axis=axis, keepdims=True)),)
+        gp = g * p
+        gp -= p * gp.sum(axis=axis, keepdims=True)          # p * (g - sum(g p))
+        return (gp,)
     return custom_op(p, (x,), backward, "softmax")
 
 
@@ -66,14 +68,30 @@ def gelu(x: Any, approximate: str = "tanh") -> Tensor:
         raise ValueError(f"gelu: approximate must be 'tanh', got {approximate!r}")
     x = as_tensor(x)
     X = x.data
-    u = _GELU_C * (X + 0.044715 * X ** 3)
-    t = np.tanh(u)
-    out = 0.5 * X * (1 + t)
+    # u = c (x + 0.044715 x^3) = x (c + 0.044715 c x^2), built in place (few temporaries)
+    t = X * X
+    t *= 0.044715 * _GELU_C
+    t += _GELU_C
+    t *= X
+    np.tanh(t, out=t)                                # t = tanh(u)
+    out = t + 1
+    out *= X
+    out *= 0.5                                       # 0.5 x (1 + t)
 
     def backward(g: np.ndarray) -> tuple:
-        # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 * 0.044715 x^2)
-        du = _GELU_C * (1 + 3 * 0.044715 * X * X)
-        return (g * (0.5 * (1 + t) + 0.5 * X * (1 - t * t) * du),)
+        # d/dx = 0.5 (1 + t + x (1 - t^2) du/dx),  du/dx = c (1 + 3 * 0.044715 x^2)
+        du = X * X
+        du *= 3 * 0.044715 * _GELU_C
+        du += _GELU_C
+        d = t * t
+        np.subtract(1, d, out=d)
+        d *= du
+        d *= X
+        d += t
+        d += 1
+        d *= g
+        d *= 0.5
+        return (d,)
     return custom_op(out, (x,), backward, "gelu")
 
 

@@ -1,0 +1,13 @@
+"""Models (layer 4): the pre-norm Transformer block and a decoder-only language model (chapter 04).
+
+``TransformerLM(vocab_size, d_model, n_layers, n_heads, max_len, positional="rope", n_kv_heads=None)``
+maps tokens int (B, L) to logits (B, L, vocab); ``generate`` samples; ``attention_maps`` returns
+each layer's attention probabilities for figures.
+"""
+from .block import MLP, TransformerBlock
+from .lm import TransformerLM
+from .positions import POSITIONAL, PositionalScheme
+from .sampling import sample_next, top_k_filter
+
+__all__ = ["MLP", "TransformerBlock", "TransformerLM", "POSITIONAL", "PositionalScheme",
+           "sample_next", "top_k_filter"]

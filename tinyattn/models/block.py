@@ -1,0 +1,65 @@
+"""The pre-norm Transformer block (GPT-2 / Llama ordering).
+
+    h = x + Attention(LayerNorm_1(x))          # residual ("shortcut", 残差连接) around attention
+    y = h + MLP(LayerNorm_2(h))                # residual around the position-wise MLP
+    MLP(z) = GELU(z W_1 + b_1) W_2 + b_2       # W_1: (d, 4d), W_2: (4d, d)
+
+Pre-norm (normalise the input of each sublayer, never the residual stream itself) keeps an
+identity path from the embeddings to the output, so gradients reach early layers undamped;
+the original post-norm layout ``LayerNorm(x + sublayer(x))`` needs learning-rate warm-up to train.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .. import functional as F
+from ..attention import MultiHeadAttention
+from ..nn import LayerNorm, Linear, Module
+from ..tensor import Tensor
+
+__all__ = ["MLP", "TransformerBlock"]
+
+
+class MLP(Module):
+    """Position-wise feed-forward network: (B, L, d_model) -> (B, L, d_model), hidden width d_ff."""
+
+    def __init__(self, d_model: int, d_ff: int, rng: np.random.Generator | None = None):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.fc1 = Linear(d_model, d_ff, rng=rng)        # W_1: (d_model, d_ff)
+        self.fc2 = Linear(d_ff, d_model, rng=rng)        # W_2: (d_ff, d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))             # GELU(x W_1 + b_1) W_2 + b_2
+
+
+class TransformerBlock(Module):
+    """One pre-norm decoder block: x (B, L, d_model) -> (B, L, d_model).
+
+    d_model % n_heads == 0; n_heads % n_kv_heads == 0 (GQA/MQA when n_kv_heads < n_heads).
+    ``forward`` passes ``is_causal``, ``attn_bias``, ``scale``, ``qk_transform`` and ``backend``
+    straight to :class:`tinyattn.attention.MultiHeadAttention` (that is where RoPE, ALiBi and T5
+    biases enter); with ``need_weights=True`` it returns ``(y, weights (B, H, L, L) ndarray)``.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
+                 rng: np.random.Generator | None = None):
+        super().__init__()
+        rng = np.random.default_rng(0) if rng is None else rng
+        self.ln1 = LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
+        self.ln2 = LayerNorm(d_model)
+        self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, rng=rng)
+
+    def forward(self, x: Tensor, *, is_causal: bool = True, attn_bias=None, scale: float | None = None,
+                qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense"):
+        a = self.attn(self.ln1(x), attn_bias=attn_bias, is_causal=is_causal, scale=scale,
+                      qk_transform=qk_transform, need_weights=need_weights, backend=backend)
+        weights = None
+        if need_weights:
+            a, weights = a
+        h = x + a                                        # h = x + Attn(LN_1(x))
+        y = h + self.mlp(self.ln2(h))                    # y = h + MLP(LN_2(h))
+        return (y, weights) if need_weights else y

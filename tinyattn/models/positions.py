@@ -1,0 +1,90 @@
+"""Where each position encoding of chapter 03 enters a decoder-only LM.
+
+=============  ==========================================  ==========================================
+positional     where it acts                               generation beyond max_len
+=============  ==========================================  ==========================================
+"sinusoidal"   added to the token embeddings               possible, but unseen positions: cropped
+"learned"      added to the token embeddings (trained)     impossible (no table row): cropped
+"cape"         sinusoidal at augmented positions (train)   like sinusoidal
+"rope"         rotates q and k inside every layer          possible (relative), cropped by default
+"alibi"        bias -m_h (i - j) on the scaled logits      possible (relative), cropped by default
+"t5"           learned bucket bias on unscaled logits      possible (relative), cropped by default
+"nope"         nothing: the causal mask alone              possible, cropped by default
+=============  ==========================================  ==========================================
+
+The forward pass accepts any length for every encoding except "learned" (chapter 05 measures what
+happens beyond the training length); ``generate`` crops the context to ``max_len`` by default so
+the model only ever sees the position range it was trained on.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..nn import Module
+from ..positional import (LearnedPositionalEmbedding, T5RelativeBias, alibi_bias, apply_rope,
+                          cape_positions, rope_inv_freq, sinusoidal, sinusoidal_at)
+from ..tensor import Tensor
+
+__all__ = ["POSITIONAL", "PositionalScheme"]
+
+POSITIONAL = ("rope", "sinusoidal", "learned", "alibi", "t5", "nope", "cape")
+
+
+class PositionalScheme(Module):
+    """Holds the encoding's state (a learned table, a T5 bias table, RoPE frequencies).
+
+    ``embed(x)``: x (B, L, d_model) token embeddings -> x plus absolute encodings (if any).
+    ``attention_kwargs(L)``: keyword arguments for every block's attention (attn_bias, scale,
+    qk_transform) for a sequence of length L.
+    ``inv_freq`` and ``attention_factor`` (RoPE) may be replaced after training, e.g. by
+    ``ta.positional.scaled_rope`` in chapter 05.
+    """
+
+    def __init__(self, kind: str, d_model: int, n_heads: int, max_len: int,
+                 rng: np.random.Generator, rope_base: float = 10000.0):
+        super().__init__()
+        if kind not in POSITIONAL:
+            raise ValueError(f"positional must be one of {POSITIONAL}, got {kind!r}")
+        self.kind, self.d_model, self.n_heads, self.max_len = kind, d_model, n_heads, max_len
+        head_dim = d_model // n_heads
+        self.inv_freq = rope_inv_freq(head_dim, rope_base) if kind == "rope" else None
+        self.attention_factor = 1.0
+        self.learned = LearnedPositionalEmbedding(max_len, d_model, rng=rng) if kind == "learned" else None
+        self.t5 = T5RelativeBias(n_heads, rng=rng) if kind == "t5" else None
+        # CAPE draws fresh augmented positions every training forward pass from its own stream
+        self._cape_rng = np.random.default_rng(rng.integers(2**63)) if kind == "cape" else None
+
+    def check_length(self, L: int) -> None:
+        if self.kind == "learned" and L > self.max_len:
+            raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}: a learned position "
+                             "table has no rows beyond it (crop the context or use a relative encoding)")
+
+    def embed(self, x: Tensor) -> Tensor:
+        """x: (B, L, d_model) -> x + PE (absolute encodings) or x unchanged (relative/none)."""
+        b, L, d = x.shape
+        if self.kind == "sinusoidal":
+            return x + sinusoidal(L, d).astype(x.dtype)                # PE[p] fixed, (L, d)
+        if self.kind == "learned":
+            return x + self.learned(np.arange(L))                       # trainable row per position
+        if self.kind == "cape":
+            if self.training:                                           # one augmentation per sequence
+                pe = np.stack([sinusoidal_at(cape_positions(L, self._cape_rng), d) for _ in range(b)])
+            else:
+                pe = sinusoidal(L, d)
+            return x + pe.astype(x.dtype)
+        return x
+
+    def attention_kwargs(self, L: int) -> dict:
+        """attn_bias / scale / qk_transform for a causal sequence of length L."""
+        if self.kind == "rope":
+            pos, inv, factor = np.arange(L), self.inv_freq, self.attention_factor
+
+            def rope(q: Tensor, k: Tensor):                             # q (B,H,L,d), k (B,Hkv,L,d)
+                return (apply_rope(q, pos, inv, attention_factor=factor),
+                        apply_rope(k, pos, inv, attention_factor=factor))
+            return {"qk_transform": rope}
+        if self.kind == "alibi":
+            return {"attn_bias": alibi_bias(self.n_heads, L, L)}        # added after 1/sqrt(d)
+        if self.kind == "t5":
+            return {"attn_bias": self.t5(L, L), "scale": 1.0}           # T5: unscaled logits
+        return {}

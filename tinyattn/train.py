@@ -1,0 +1,239 @@
+"""The training loop of chapter 04: seeded, with a tqdm progress bar, periodic evaluation and
+exact ``.npz`` checkpoints (model, optimizer state, step and the data RNG's state).
+
+Usage::
+
+    hist = train(model, opt, task_batch_fn("copy", 32, 8, 12), steps=300, seed=0,
+                 eval_fn=lambda m: {"val_loss": ...}, eval_every=50,
+                 lr_schedule=lambda s: ta.optim.warmup_cosine(s, 20, 300, 3e-3, 3e-4))
+
+``batch_fn(rng) -> (inputs, targets)``: int arrays (B, L); targets use ``-100`` for positions that
+are not scored. Everything random in the loop draws from one ``np.random.Generator`` seeded by
+``seed`` (or passed as ``rng``), so two runs with the same seed give identical histories.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from . import functional as F
+from . import optim as _optim
+from .autograd import no_grad
+from .tensor import Tensor
+
+__all__ = ["lm_loss", "train", "save_checkpoint", "load_checkpoint", "evaluate_lm"]
+
+BatchFn = Callable[[np.random.Generator], "tuple[np.ndarray, np.ndarray]"]
+
+
+def lm_loss(model, inputs: np.ndarray, targets: np.ndarray, ignore_index: int = -100) -> Tensor:
+    """Mean next-token cross-entropy over scored positions.
+
+    inputs: int (B, L); targets: int (B, L) with ``ignore_index`` on unscored positions.
+    ``model(inputs)`` must return logits (B, L, V). Returns a scalar Tensor:
+    ``-(1/|S|) * sum_{(b,t) in S} log softmax(logits[b, t])[targets[b, t]]``.
+    """
+    inputs, targets = np.asarray(inputs), np.asarray(targets)
+    if inputs.shape != targets.shape or inputs.ndim != 2:
+        raise ValueError(f"inputs and targets must both be (B, L); got {inputs.shape} and {targets.shape}")
+    logits = model(inputs)
+    b, l, v = logits.shape
+    return F.cross_entropy(logits.reshape(b * l, v), targets.reshape(b * l), ignore_index=ignore_index)
+
+
+def evaluate_lm(model, batch_fn: BatchFn, n_batches: int = 4, seed: int = 12345) -> float:
+    """Mean ``lm_loss`` over ``n_batches`` batches drawn with a fixed seed (no grad, eval mode).
+    Always the same batches for the same seed, so successive evaluations are comparable."""
+    rng = np.random.default_rng(seed)
+    was_training = getattr(model, "training", True)
+    model.eval()
+    try:
+        with no_grad():
+            losses = [float(lm_loss(model, *batch_fn(rng)).data) for _ in range(n_batches)]
+    finally:
+        model.train(was_training)
+    return float(np.mean(losses))
+
+
+def _set_lr(opt, lr: float) -> None:
+    if hasattr(opt, "param_groups"):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    else:
+        opt.lr = lr
+
+
+def _get_lr(opt) -> float:
+    if hasattr(opt, "param_groups"):
+        return float(opt.param_groups[0]["lr"])
+    return float(opt.lr)
+
+
+def train(model, opt, batch_fn: BatchFn, steps: int, *, loss_fn: Callable | None = None,
+          eval_fn: Callable[[Any], Any] | None = None, eval_every: int = 100,
+          lr_schedule: Callable[[int], float] | None = None, clip: float | None = 1.0,
+          checkpoint_path: str | os.PathLike | None = None, checkpoint_every: int | None = None,
+          seed: int = 0, rng: np.random.Generator | None = None, start_step: int = 0,
+          progress: bool = True, desc: str = "train") -> dict[str, list]:
+    """Train ``model`` with ``opt`` for steps ``start_step .. steps - 1``.
+
+    batch_fn(rng) -> (inputs (B, L), targets (B, L)); loss_fn(model, inputs, targets) -> scalar
+    Tensor (default ``lm_loss``); eval_fn(model) -> float or dict, run under ``no_grad`` in eval
+    mode every ``eval_every`` steps and after the last one; lr_schedule(step) -> lr set before
+    each step; clip: max global grad norm (None: no clipping). checkpoint_path: written every
+    ``checkpoint_every`` steps (if given) and at the end. rng (or ``seed``) drives batch_fn.
+
+    Returns a history dict: step, loss, lr, grad_norm (lists, one entry per step), eval_step and
+    eval (one entry per evaluation), seconds (wall time of the loop).
+    """
+    if not isinstance(steps, (int, np.integer)) or steps < 0 or start_step < 0 or start_step > steps:
+        raise ValueError(f"need 0 <= start_step <= steps; got start_step={start_step}, steps={steps}")
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    if rng is None:
+        rng = np.random.default_rng(seed)
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    loss_fn = lm_loss if loss_fn is None else loss_fn
+    params = [p for p in model.parameters() if p.requires_grad]
+    hist: dict[str, list] = {"step": [], "loss": [], "lr": [], "grad_norm": [], "eval_step": [], "eval": []}
+    bar = _progress_bar(range(start_step, steps), progress, desc)
+    t0 = time.perf_counter()
+    model.train()
+    for step in bar:
+        if lr_schedule is not None:
+            _set_lr(opt, float(lr_schedule(step)))
+        inputs, targets = batch_fn(rng)
+        opt.zero_grad()
+        loss = loss_fn(model, inputs, targets)
+        loss_value = float(loss.data)
+        if not np.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rate")
+        loss.backward()
+        grad_norm = float(_optim.clip_grad_norm(params, clip)) if clip else float("nan")
+        opt.step()
+        for key, value in (("step", step), ("loss", loss_value), ("lr", _get_lr(opt)), ("grad_norm", grad_norm)):
+            hist[key].append(value)
+        done = step + 1
+        if eval_fn is not None and (done % eval_every == 0 or done == steps):
+            model.eval()
+            with no_grad():
+                hist["eval"].append(eval_fn(model))
+            model.train()
+            hist["eval_step"].append(done)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+        if checkpoint_path is not None and checkpoint_every and done % checkpoint_every == 0:
+            save_checkpoint(checkpoint_path, model, opt, done, rng=rng)
+    if checkpoint_path is not None:
+        save_checkpoint(checkpoint_path, model, opt, steps, rng=rng)
+    hist["seconds"] = [time.perf_counter() - t0]
+    return hist
+
+
+def _progress_bar(it, progress: bool, desc: str):
+    if not progress:
+        return it
+    from tqdm import tqdm   # plain text bar: renders in terminals and in stored notebooks alike
+    return tqdm(it, desc=desc, file=sys.stderr, mininterval=0.5, ncols=80, leave=True)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def _opt_params(opt) -> list:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
+def _opt_state(opt) -> dict[str, np.ndarray]:
+    """Optimizer state as flat arrays: per group its hyper-parameters, per parameter (by its index
+    in the groups, since ``opt.state`` is keyed by object id) every entry of its state dict."""
+    if hasattr(opt, "state_dict") and callable(opt.state_dict):
+        return {k: np.asarray(v) for k, v in opt.state_dict().items()}
+    if not hasattr(opt, "param_groups"):
+        raise TypeError(f"cannot checkpoint optimizer {type(opt).__name__}: no param_groups or state_dict()")
+    out: dict[str, np.ndarray] = {}
+    for gi, group in enumerate(opt.param_groups):
+        for key, value in group.items():
+            if key != "params":
+                out[f"group/{gi}/{key}"] = np.asarray(value, dtype=np.float64)
+    for pi, p in enumerate(_opt_params(opt)):
+        for key, value in opt.state.get(id(p), {}).items():
+            out[f"state/{pi}/{key}"] = np.asarray(value)
+    return out
+
+
+def _load_opt_state(opt, state: dict[str, np.ndarray]) -> None:
+    if hasattr(opt, "load_state_dict") and callable(opt.load_state_dict):
+        opt.load_state_dict(state)
+        return
+    params = _opt_params(opt)
+    new_state: dict[int, dict] = {}
+    for key, value in state.items():
+        kind, idx, name = key.split("/", 2)
+        idx = int(idx)
+        if kind == "group":
+            if idx >= len(opt.param_groups):
+                raise ValueError(f"checkpoint has parameter group {idx}; optimizer has {len(opt.param_groups)}")
+            old = opt.param_groups[idx].get(name)
+            if isinstance(old, tuple):
+                opt.param_groups[idx][name] = tuple(type(o)(v) for o, v in zip(old, value.tolist()))
+            elif isinstance(old, (bool, int, float)):
+                opt.param_groups[idx][name] = type(old)(value.item())
+            else:
+                opt.param_groups[idx][name] = value.item() if value.ndim == 0 else value.tolist()
+        else:
+            if idx >= len(params):
+                raise ValueError(f"checkpoint has state for parameter {idx}; optimizer has {len(params)}")
+            if value.ndim == 0 and np.issubdtype(value.dtype, np.integer):
+                value = int(value)
+            elif value.ndim == 0:
+                value = float(value)
+            else:
+                value = value.copy()
+            new_state.setdefault(id(params[idx]), {})[name] = value
+    opt.state = new_state
+
+
+def save_checkpoint(path: str | os.PathLike, model, opt=None, step: int = 0,
+                    rng: np.random.Generator | None = None) -> None:
+    """Write model parameters/buffers, optimizer state, step and the RNG state to one ``.npz``.
+
+    Arrays are stored bit-exactly (no dtype change), so ``load_checkpoint`` restores a model whose
+    logits and next optimizer step equal the saved one's.
+    """
+    arrays: dict[str, np.ndarray] = {f"model/{k}": np.asarray(v) for k, v in model.state_dict().items()}
+    if opt is not None:
+        arrays.update({f"opt/{k}": v for k, v in _opt_state(opt).items()})
+    arrays["meta/step"] = np.asarray(int(step), dtype=np.int64)
+    if rng is not None:
+        arrays["meta/rng"] = np.asarray(json.dumps(rng.bit_generator.state))
+    path = os.fspath(path)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, model, opt=None, rng: np.random.Generator | None = None) -> int:
+    """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``opt``, ``rng`` if given)
+    in place. Returns the saved step. Raises ValueError if the model's parameter names or shapes
+    differ from the checkpoint's."""
+    with np.load(os.fspath(path), allow_pickle=False) as z:
+        data = {k: z[k] for k in z.files}
+    model_state = {k[len("model/"):]: v for k, v in data.items() if k.startswith("model/")}
+    expected = model.state_dict()
+    if set(expected) != set(model_state):
+        missing, extra = sorted(set(expected) - set(model_state)), sorted(set(model_state) - set(expected))
+        raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {extra[:5]}")
+    for k, v in expected.items():
+        if np.shape(v) != model_state[k].shape:
+            raise ValueError(f"checkpoint {k!r} has shape {model_state[k].shape}, model expects {np.shape(v)}")
+    model.load_state_dict(model_state)
+    if opt is not None:
+        _load_opt_state(opt, {k[len("opt/"):]: v for k, v in data.items() if k.startswith("opt/")})
+    if rng is not None and "meta/rng" in data:
+        rng.bit_generator.state = json.loads(str(data["meta/rng"]))
+    return int(data["meta/step"])

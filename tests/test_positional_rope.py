@@ -123,7 +123,10 @@ def test_attention_factor_scales_rotated_part_and_dtype_kept():
     a, b = P.apply_rope(x, np.arange(3), th), P.apply_rope(x, np.arange(3), th, attention_factor=1.5)
     assert a.dtype == np.float32
     np.testing.assert_allclose(b, 1.5 * a, rtol=1e-6)
-    assert P.apply_rope(x.astype(np.float16), np.arange(3), th).dtype == np.float16
+    h = P.apply_rope(x.astype(np.float16), np.arange(3) * 1000, th)
+    assert h.dtype == np.float16                                 # computed in float32, cast back
+    x16 = x.astype(np.float16).astype(np.float64)
+    np.testing.assert_allclose(h, complex_rope_half(x16, np.arange(3) * 1000, th), atol=4e-3)
 
 
 def test_float_positions_and_batched_positions():

@@ -93,7 +93,8 @@ def apply_rope(x: Any, positions, inv_freq, layout: str = "half",
     layout: "half" (Llama/HF) or "interleaved" (RoFormer). attention_factor multiplies cos and sin
     (YaRN's temperature: applied to both q and k it scales the logits by its square).
     Returns the same kind as x (ndarray -> ndarray of x.dtype; Tensor -> Tensor, one autograd node
-    whose backward rotates the gradient by the negative angle).
+    whose backward rotates the gradient by the negative angle). float16 inputs are rotated in
+    float32 and the result cast back to float16.
     """
     from ..tensor import Tensor  # layer 1, imported lazily so the NumPy path needs nothing else
 
@@ -107,10 +108,11 @@ def apply_rope(x: Any, positions, inv_freq, layout: str = "half",
     pos_shape = np.shape(positions)
     _check(data.shape, pos_shape, inv.shape[0], layout)
 
+    ct = np.result_type(data.dtype, np.float32)      # float16 is rotated in float32, cast back
     angles = rope_angles(positions, inv)                              # (..., L, P)
-    cos = (attention_factor * np.cos(angles)).astype(data.dtype)      # f * cos(m theta_i)
-    sin = (attention_factor * np.sin(angles)).astype(data.dtype)      # f * sin(m theta_i)
-    out = _rotate(data, cos, sin, layout)
+    cos = (attention_factor * np.cos(angles)).astype(ct)              # f * cos(m theta_i)
+    sin = (attention_factor * np.sin(angles)).astype(ct)              # f * sin(m theta_i)
+    out = _rotate(data.astype(ct, copy=False), cos, sin, layout).astype(data.dtype, copy=False)
     if not is_tensor:
         return out
 
@@ -118,7 +120,8 @@ def apply_rope(x: Any, positions, inv_freq, layout: str = "half",
 
     def backward(g: np.ndarray):
         # out = f R(a) x  =>  dL/dx = f R(a)^T g = f R(-a) g on the rotated part, g elsewhere
-        return (_rotate(g, cos, -sin, layout),)
+        gx = _rotate(g.astype(ct, copy=False), cos, -sin, layout)
+        return (gx.astype(data.dtype, copy=False),)
 
     return custom_op(out, (x,), backward, name="apply_rope")
 

@@ -435,7 +435,8 @@ plt.show()
 
 # %%
 vp.plot_heads(P.alibi_bias(8, 16, 16), titles=[f"m = 2^{np.log2(s):.0f}" for s in P.alibi_slopes(8)],
-              suptitle="ALiBi bias -m_h (i - j), 8 heads")
+              suptitle="ALiBi bias -m_h (i - j), 8 heads (each head on its own colour scale)",
+              shared_scale=False)
 plt.show()
 
 # %% [markdown]

@@ -69,8 +69,12 @@ def plot_matrix(m, ax=None, title: str = "", xlabel: str = "key position n",
     return ax
 
 
-def plot_heads(bias, titles: Sequence[str] | None = None, ncols: int = 4, suptitle: str = ""):
-    """Grid of per-head heatmaps, bias: (H, Lq, Lk) (ndarray or Tensor) -> Figure."""
+def plot_heads(bias, titles: Sequence[str] | None = None, ncols: int = 4, suptitle: str = "",
+               shared_scale: bool = True):
+    """Grid of per-head heatmaps, bias: (H, Lq, Lk) (ndarray or Tensor) -> Figure.
+
+    shared_scale=False gives each head its own colour range (and its own colour bar), so heads
+    with small values (e.g. ALiBi's gentle slopes) stay visible."""
     import matplotlib.pyplot as plt
 
     b = np.asarray(getattr(bias, "data", bias), dtype=np.float64)
@@ -79,18 +83,23 @@ def plot_heads(bias, titles: Sequence[str] | None = None, ncols: int = 4, suptit
     H = b.shape[0]
     ncols = min(ncols, H)
     nrows = -(-H // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(2.2 * ncols, 2.0 * nrows), squeeze=False)
+    width = 2.2 if shared_scale else 2.8                 # room for one colour bar per head
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, 2.0 * nrows), squeeze=False)
     lo, hi = b.min(), b.max()
     for h, ax in enumerate(axes.ravel()):
         if h >= H:
             ax.axis("off")
             continue
-        im = ax.imshow(b[h], cmap="magma", vmin=lo, vmax=hi, interpolation="nearest")
+        vmin, vmax = (lo, hi) if shared_scale else (b[h].min(), b[h].max())
+        im = ax.imshow(b[h], cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.grid(False)
         ax.set_title(titles[h] if titles else f"head {h}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03)
+        if not shared_scale:
+            fig.colorbar(im, ax=ax, fraction=0.046)
+    if shared_scale:
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03)
     if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
+        fig.suptitle(suptitle, fontsize=10, y=1.0 + 0.04 / nrows)
     return fig

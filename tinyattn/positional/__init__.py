@@ -8,6 +8,7 @@ Relative, inside attention:
     (linear bias on scaled logits), ``t5_relative_bucket`` + ``T5RelativeBias`` (learned bucketed
     bias on unscaled logits).
 None: ``NOPE`` (the causal mask alone carries order).
+Length extrapolation (chapter 05): ``scaled_rope`` (PI, NTK, dynamic NTK, YaRN, Llama 3).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .cape import NOPE, cape_encoding, cape_positions
 from .learned import LearnedPositionalEmbedding
 from .rope import (LAYOUTS, apply_rope, half_permutation, rope_angles, rope_decay_bound,
                    rope_inv_freq, rope_matrix)
+from .scaling import scaled_rope, yarn_ramp_range
 from .sinusoidal import shift_matrix, sinusoidal, sinusoidal_at, sinusoidal_frequencies, wavelengths
 from .t5 import T5RelativeBias, t5_relative_bucket
 
@@ -25,11 +27,6 @@ __all__ = [
     "rope_inv_freq", "apply_rope", "rope_angles", "rope_matrix", "half_permutation", "LAYOUTS",
     "rope_decay_bound",
     "alibi_slopes", "alibi_bias", "t5_relative_bucket", "T5RelativeBias",
+    "scaled_rope", "yarn_ramp_range",
 ]
 
-try:  # chapter 05 adds scaled_rope (PI, NTK, dynamic NTK, YaRN, Llama 3) in scaling.py
-    from .scaling import scaled_rope  # noqa: F401
-    __all__.append("scaled_rope")
-except ModuleNotFoundError as exc:  # only "scaling.py not written yet" is tolerated
-    if exc.name != f"{__name__}.scaling":
-        raise

@@ -64,6 +64,18 @@ vp.plot_encoding(P.sinusoidal(128, 64), title="PE[p, :], d = 64: fast pairs on t
 plt.show()
 
 # %% [markdown]
+# Many libraries store the same numbers as two blocks, $[\sin \mid \cos]$, instead of interleaving
+# them. Same information, different column order: the permutation $[0, 2, 4, \ldots, 1, 3, 5, \ldots]$ maps
+# one to the other (we meet the same permutation again with RoPE's two layouts).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ang = np.arange(64)[:, None] * 10000.0 ** (-np.arange(0, 32, 2) / 32)   # (64, 16) angles p * w_i
+concat = np.concatenate([np.sin(ang), np.cos(ang)], axis=1)              # [sin | cos] layout
+perm = np.concatenate([np.arange(0, 32, 2), np.arange(1, 32, 2)])
+print("interleaved[:, perm] == [sin | cos]:", np.allclose(P.sinusoidal(64, 32, dtype=np.float64)[:, perm], concat))
+
+# %% [markdown]
 # ### Which pair is fast? (a correction)
 #
 # The wavelength of pair i is $\lambda_i = 2\pi/\omega_i = 2\pi\cdot 10000^{2i/d}$. So **pair 0 is
@@ -603,6 +615,7 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | RoPE score depends only on m - n (2.2) | §3: Toeplitz check and complex closed form, error below 1e-9 | reproduced |
 # | $\ldots - \langle q^\perp, k\rangle\sin$ (2.2) | §3: holds with $q^\perp$ = q turned by -90° | corrected (convention stated) |
 # | the source's `apply_rotary_pos_emb` (2.2) | §3: crashes for seq_len ≠ heads, silently wrong when equal | corrected |
+# | "multiplicative RoPE keeps gradients stable; additive encodings disturb them" (2.2, 4.1, 4.2) | no source, no measurement offered | unsourced |
 # | "relative position exact for RoPE vs approximately linear for sinusoidal" (2.2) | §1: the sinusoidal shift is exactly linear ($T_k$) | corrected |
 # | clock gears: all gears turn 1° per position; 53 vs 50 differ by 3° (3.3) | §3 gears: gear i turns $\theta_i$ rad; differences $3\theta_i$ | corrected |
 # | slowest frequency $10000^{-1}$, period 62832 (3.7) | §3 spectrum: $10000^{-(d-2)/d}$ | corrected |

@@ -1,0 +1,65 @@
+"""Chapter 01 exercises: softmax and scaled dot-product attention, in plain NumPy.
+
+Exercise 01.1  softmax        a numerically stable softmax along any axis
+Exercise 01.2  causal_mask    the bottom-right aligned causal mask for Lq queries and Lk keys
+Exercise 01.3  attention      softmax(Q K^T / sqrt(d)) V with a boolean mask; empty rows give 0
+
+Use NumPy only (no tinyattn): the graded tests compare your functions with the library.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(x) / sum(exp(x)) along ``axis``, same shape as x (float64).
+
+    Must stay finite for huge logits (entries around +-1e4): softmax(x) == softmax(x - c) for any
+    constant c along the axis, so subtract the maximum first.
+    """
+    # BEGIN SOLUTION
+    x = np.asarray(x, dtype=np.float64)
+    # HINT: m = x.max(axis=axis, keepdims=True); the largest exponent is then exp(0) = 1
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+    # END SOLUTION
+
+
+def causal_mask(lq: int, lk: int) -> np.ndarray:
+    """Bool (lq, lk), True = may attend. The lq queries are the LAST lq positions of a sequence
+    of lk keys (decoding with a cache), so query i may see key j iff j <= i + lk - lq.
+    For lq == lk this is the lower triangle including the diagonal.
+    """
+    # BEGIN SOLUTION
+    # HINT: compare a column of query indices with a row of key indices (broadcasting)
+    i = np.arange(lq)[:, None]
+    j = np.arange(lk)[None, :]
+    return j <= i + (lk - lq)
+    # END SOLUTION
+
+
+def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
+              scale: float | None = None) -> np.ndarray:
+    """Scaled dot-product attention for one head (any leading batch axes).
+
+    q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv); mask: bool broadcastable to (..., Lq, Lk),
+    True = may attend; scale defaults to 1/sqrt(d). Returns (..., Lq, dv) float64.
+    A query row whose mask is all False returns zeros (never NaN, no warning).
+    """
+    # BEGIN SOLUTION
+    q, k, v = (np.asarray(a, dtype=np.float64) for a in (q, k, v))
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    s = q @ np.swapaxes(k, -1, -2) * scale                    # (..., Lq, Lk)
+    if mask is None:
+        return softmax(s) @ v
+    # HINT: set forbidden scores to -inf, but a row that is entirely -inf must not reach exp(-inf - -inf)
+    allowed = np.broadcast_to(mask, s.shape)
+    s = np.where(allowed, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(s - m)                                         # 0 for forbidden keys
+    total = e.sum(axis=-1, keepdims=True)
+    # HINT: divide only where the row has an allowed key; elsewhere the weights stay 0
+    p = e / np.where(total > 0, total, 1.0)
+    return p @ v
+    # END SOLUTION

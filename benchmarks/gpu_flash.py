@@ -27,6 +27,8 @@ import traceback
 import types
 from pathlib import Path
 
+import warnings
+
 import numpy as np
 
 if not hasattr(np, "row_stack"):      # numba-cuda 0.30 still calls np.row_stack, removed in numpy 2.5
@@ -50,6 +52,7 @@ from tinyattn.gpu import cupy_flash, numba_flash  # noqa: E402
 from tinyattn.gpu.naive import naive_attention_gpu  # noqa: E402
 
 DEV = "cuda"
+warnings.filterwarnings("ignore", message=".*Grid size.*")   # tiny check launches under-fill the GPU: expected
 TORCH_DT = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 SDPA = {"torch_sdpa_flash": SDPBackend.FLASH_ATTENTION, "torch_sdpa_cudnn": SDPBackend.CUDNN_ATTENTION,
         "torch_sdpa_efficient": SDPBackend.EFFICIENT_ATTENTION, "torch_sdpa_math": SDPBackend.MATH}
@@ -66,7 +69,7 @@ def as_cupy(t: torch.Tensor):
     return cp.from_dlpack(t)
 
 
-def make_fn(impl: str, dtype: str, q, k, v, causal: bool):
+def make_fn(impl: str, dtype: str, q, k, v, causal: bool, variant: str | None = None):
     """Return (run, out) where run() launches once writing into out; q, k, v: (B, H, N, d) torch."""
     B, H, nq, d = q.shape
     nk = k.shape[2]
@@ -80,7 +83,7 @@ def make_fn(impl: str, dtype: str, q, k, v, causal: bool):
         kind = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[dtype]
         o = torch.empty_like(q3)
         cq, ck_, cv, co = (as_cupy(x) for x in (q3, k3, v3, o))
-        return (lambda: cupy_flash.launch(cq, ck_, cv, co, kind, is_causal=causal)), o
+        return (lambda: cupy_flash.launch(cq, ck_, cv, co, kind, is_causal=causal, variant=variant)), o
     if impl.startswith("naive_gpu"):
         cq, ck_, cv = (as_cupy(x) for x in (q, k, v))
         box = {}
@@ -132,11 +135,11 @@ def reference(q, k, v, causal: bool) -> torch.Tensor:
     return torch.where(l_ > 0, (p @ v) / torch.where(l_ > 0, l_, torch.ones_like(l_)), torch.zeros_like(l_))
 
 
-def run_checks(impls, gen) -> list[dict]:
+def run_checks(impls, gen, dims=(64, 128), variant=None, quiet=False) -> list[dict]:
     cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000)]   # (B, H, Nq, Nk): ragged, Nq != Nk
     rows = []
     for impl, dtype in impls:
-        for d in (64, 128):
+        for d in dims:
             for causal in (False, True):
                 for (B, H, nq, nk) in cases:
                     if nq != nk and impl.startswith("torch_sdpa"):
@@ -146,7 +149,7 @@ def run_checks(impls, gen) -> list[dict]:
                         q = torch.randn(B, H, nq, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
                         k = torch.randn(B, H, nk, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
                         v = torch.randn(B, H, nk, d, device=DEV, generator=gen).to(TORCH_DT[dtype])
-                        run, out = make_fn(impl, dtype, q, k, v, causal)
+                        run, out = make_fn(impl, dtype, q, k, v, causal, variant)
                         if isinstance(out, torch.Tensor):
                             out.fill_(float("nan"))          # poison: an unwritten element fails
                         run()
@@ -157,7 +160,11 @@ def run_checks(impls, gen) -> list[dict]:
                         rec.update(rel_err=err, ok=bool(err < TOL[dtype]) and not math.isnan(err))
                     except Exception as e:  # noqa: BLE001 - record and go on
                         rec.update(rel_err=None, ok=False, error=f"{type(e).__name__}: {e}"[:300])
+                    if variant:
+                        rec["variant"] = variant
                     rows.append(rec)
+        if quiet:
+            continue
         bad = [r for r in rows if r["impl"] == impl and r["dtype"] == dtype and not r["ok"]]
         worst = max((r["rel_err"] or 0) for r in rows if r["impl"] == impl and r["dtype"] == dtype)
         log(f"check {impl:22s} {dtype:9s} worst rel err {worst:.2e}  {'OK' if not bad else 'FAIL ' + str(bad[0])}")
@@ -221,6 +228,39 @@ def kernel_resources() -> dict:
     return res
 
 
+def variant_sweep(gen) -> list[dict]:
+    """Every tensor-core variant of flash_mma.cu: checked (fp16 and bf16), then timed at N = 8192."""
+    rows = []
+    for d, table in cupy_flash.VARIANTS.items():
+        H, N, B = 2048 // d, 8192, 2
+        q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3))
+        for variant in list(table) + [cupy_flash.DEFAULT_VARIANT[d]]:       # default twice: run-to-run spread
+            checks = run_checks([("cupy_fp16_mma", "float16"), ("cupy_bf16_mma", "bfloat16")], gen, dims=(d,),
+                                variant=variant, quiet=True)
+            worst = {dt: max((c["rel_err"] if c["rel_err"] is not None else float("inf")) for c in checks if c["dtype"] == dt)
+                     for dt in ("float16", "bfloat16")}
+            ok = all(c["ok"] for c in checks)
+            for causal in (False, True):
+                rec = {"impl": "cupy_fp16_mma", "variant": variant, "dtype": "float16", "B": B, "H": H, "N": N,
+                       "d": d, "causal": causal, "check_ok": ok, "worst_rel_err": worst}
+                try:
+                    run, _ = make_fn("cupy_fp16_mma", "float16", q, k, v, causal, variant)
+                    rec["regs"] = cupy_flash.get_kernel("f16", d, variant)[0].attributes.get("num_regs")
+                    ms, _t = time_ms(run)
+                    rec.update(ms=ms, tflops=4 * B * H * N * N * d / (2 if causal else 1) / ms / 1e9)
+                except Exception as e:  # noqa: BLE001
+                    rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
+                rows.append(rec)
+                log(f"variant d={d} {variant:14s} causal={int(causal)} ok={ok} err16={worst['float16']:.1e} "
+                    f"err_bf16={worst['bfloat16']:.1e} " + (f"{rec['tflops']:6.1f} TFLOP/s" if rec.get("tflops") else rec.get("error", "")))
+        for causal in (False, True):
+            run, _ = make_fn("torch_sdpa_flash", "float16", q, k, v, causal)
+            ms, _t = time_ms(run)
+            log(f"variant d={d} torch_sdpa_flash causal={int(causal)} {4 * B * H * N * N * d / (2 if causal else 1) / ms / 1e9:6.1f} TFLOP/s")
+        del q, k, v
+    return rows
+
+
 def versions() -> dict:
     import numba
     v = {"python": platform.python_version(), "torch": torch.__version__, "cuda_torch": torch.version.cuda,
@@ -241,6 +281,7 @@ def main() -> None:
     ap.add_argument("--impls", default="", help="comma-separated subset of impl names")
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
     ap.add_argument("--name", default="gpu_flash_h200.json")
+    ap.add_argument("--sweep-only", action="store_true", help="only the tensor-core variant sweep")
     args = ap.parse_args()
     impls = [(i, dt) for i, dt in IMPLS if not args.impls or i in args.impls.split(",")]
     gen = torch.Generator(device=DEV)
@@ -250,6 +291,12 @@ def main() -> None:
             "versions": versions(), "flops_formula": "4*B*H*N^2*d, halved when causal", "timing": "CUDA events, median after warm-up"}
     log(json.dumps(meta))
     t_start = time.time()
+    meta["variant_sweep"] = variant_sweep(gen)
+    meta["default_variant"] = cupy_flash.DEFAULT_VARIANT
+    if args.sweep_only:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu_flash_variants.json").write_text(json.dumps(meta, indent=1))
+        return
     checks = run_checks(impls, gen)
     meta["kernel_resources"] = kernel_resources()
     log("resources", json.dumps(meta["kernel_resources"]))

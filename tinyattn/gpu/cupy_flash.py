@@ -20,6 +20,18 @@ CU_FILES = ("flash_fp32.cu", "flash_mma.cu", "softmax_rows.cu")
 HEAD_DIMS = (64, 128)
 LOG2E = 1.4426950408889634
 
+# Tensor-core kernel variants compiled from flash_mma.cu: name suffix -> (warps, m-tiles per warp, BK,
+# K/V stages). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
+VARIANTS = {
+    64: {"w4m1k64q": (4, 1, 64, 2), "w4m2k64q": (4, 2, 64, 2), "w8m1k64q_b2": (8, 1, 64, 2),
+         "w4m2k64qe": (4, 2, 64, 2), "w4m2k64qs3": (4, 2, 64, 3), "w8m2k64q": (8, 2, 64, 2),
+         "w4m1k128q": (4, 1, 128, 2)},
+    128: {"w4m1k64q": (4, 1, 64, 2), "w8m1k64q": (8, 1, 64, 2), "w4m2k32e": (4, 2, 32, 2),
+          "w8m1k64qe": (8, 1, 64, 2), "w8m1k64qs3": (8, 1, 64, 3), "w4m2k32es3": (4, 2, 32, 3),
+          "w8m2k32e": (8, 2, 32, 2)},
+}
+DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k32e"}   # fastest measured on the H200 (NOTES.md)
+
 
 def cuda_source(name: str) -> str:
     """Text of ``name`` with ``#include "ptx_utils.cuh"`` inlined (NVRTC then needs no include path)."""
@@ -35,30 +47,32 @@ def _module(name: str):
     return cp.RawModule(code=cuda_source(name), options=("-std=c++17",))
 
 
-def _smem_bytes(kind: str, d: int) -> int:
-    if kind == "f32":       # sQ (64 x (d+1)) + sK^T (d x 33) + sV (32 x d) + sP (64 x 33), float32
-        return 4 * (64 * (d + 1) + d * 33 + 32 * d + 64 * 33)
-    return 2 * (64 + 4 * 64) * d   # fp16/bf16: Q tile + double-buffered K and V tiles
-
-
 @lru_cache(maxsize=None)
-def get_kernel(kind: str, d: int):
-    """(kernel, block, rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'} and d in (64, 128)."""
+def get_kernel(kind: str, d: int, variant: str | None = None):
+    """(kernel, block, query rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'}, d in (64, 128)."""
     if d not in HEAD_DIMS:
         raise ValueError(f"head dim d must be one of {HEAD_DIMS}, got {d}")
     if kind == "f32":
-        kern, block = _module("flash_fp32.cu").get_function(f"flash_f32_d{d}"), (8, 16, 1)
+        # sQ (64 x (d+1)) + sK^T (d x 33) + sV (32 x d) + sP (64 x 33), float32
+        smem = 4 * (64 * (d + 1) + d * 33 + 32 * d + 64 * 33)
+        kern, block, rows = _module("flash_fp32.cu").get_function(f"flash_f32_d{d}"), (8, 16, 1), 64
     elif kind in ("f16", "bf16"):
-        kern, block = _module("flash_mma.cu").get_function(f"flash_mma_{kind}_d{d}"), (128, 1, 1)
+        variant = variant or DEFAULT_VARIANT[d]
+        if variant not in VARIANTS[d]:
+            raise ValueError(f"variant must be one of {sorted(VARIANTS[d])} for d={d}, got {variant!r}")
+        nw, mt, bk, stages = VARIANTS[d][variant]
+        rows = 16 * nw * mt
+        smem = 2 * (rows + 2 * stages * bk) * d        # Q tile + `stages` K and V tiles, 2 bytes each
+        kern, block = _module("flash_mma.cu").get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
     else:
         raise ValueError(f"kind must be 'f32', 'f16' or 'bf16', got {kind!r}")
-    smem = _smem_bytes(kind, d)
     if smem > 48 * 1024:    # above 48 KB a kernel must opt in to more dynamic shared memory
         kern.max_dynamic_shared_size_bytes = smem
-    return kern, block, 64, smem
+    return kern, block, rows, smem
 
 
-def launch(q, k, v, out, kind: str, *, is_causal: bool = False, scale: float | None = None) -> None:
+def launch(q, k, v, out, kind: str, *, is_causal: bool = False, scale: float | None = None,
+           variant: str | None = None) -> None:
     """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), contiguous.
 
     kind 'f32' (float32 arrays), 'f16' (float16) or 'bf16' (uint16 arrays holding bf16 bits).
@@ -68,7 +82,7 @@ def launch(q, k, v, out, kind: str, *, is_causal: bool = False, scale: float | N
 
     BH, nq, d = q.shape
     nk = k.shape[1]
-    kern, block, rows, smem = get_kernel(kind, d)
+    kern, block, rows, smem = get_kernel(kind, d, variant)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
     grid = ((nq + rows - 1) // rows, BH, 1)
     kern(grid, block, (q, k, v, out, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
@@ -90,12 +104,13 @@ def _kind_of(x: Any, dtype: str | None) -> str:
 
 
 def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, scale: float | None = None,
-                         dtype: str | None = None):
+                         dtype: str | None = None, variant: str | None = None):
     """softmax(q k^T * scale [+ causal]) v on the GPU; returns a CuPy array shaped and typed like q.
 
     q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype. float16 uses
     tensor cores (fp32 accumulation), float32 CUDA cores; pass dtype="bfloat16" for uint16 arrays of
     bf16 bits. Causal is bottom-right aligned; a query row that sees no key gives 0.
+    ``variant`` picks a tensor-core tile shape from ``VARIANTS`` (default: the fastest measured).
     Requires a CUDA GPU and CuPy.
     """
     import cupy as cp
@@ -119,5 +134,5 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
         out.fill(0)
         return out
     launch(q.reshape(BH, nq, d), k.reshape(BH, nk, d), v.reshape(BH, nk, d), out.reshape(BH, nq, d),
-           kind, is_causal=is_causal, scale=scale)
+           kind, is_causal=is_causal, scale=scale, variant=variant)
     return out

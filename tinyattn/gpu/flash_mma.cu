@@ -17,10 +17,6 @@
 
 namespace fa_mma {
 
-constexpr int BQ = 64;        // query rows per block (4 warps x 16)
-constexpr int BK = 64;        // keys per tile
-constexpr int NTHREADS = 128;
-
 // element offset of (row, col) in a swizzled [rows][D] tile; col is a multiple of 8
 template <int D>
 __device__ __forceinline__ int swz(int row, int col) {
@@ -28,11 +24,11 @@ __device__ __forceinline__ int swz(int row, int col) {
 }
 
 // rows [r0, r0 + ROWS) of a (n, D) matrix -> swizzled shared tile, rows >= n zero-filled
-template <int D, int ROWS>
+template <int D, int ROWS, int NT>
 __device__ __forceinline__ void load_tile_async(u16* s, const u16* g, int r0, int n, int tid) {
     constexpr int CHUNKS = ROWS * D / 8;          // 16-byte chunks
 #pragma unroll
-    for (int c = tid; c < CHUNKS; c += NTHREADS) {
+    for (int c = tid; c < CHUNKS; c += NT) {
         int row = c / (D / 8), col = (c % (D / 8)) * 8;
         bool ok = r0 + row < n;
         const u16* src = g + (size_t)(ok ? r0 + row : 0) * D + col;
@@ -40,14 +36,22 @@ __device__ __forceinline__ void load_tile_async(u16* s, const u16* g, int r0, in
     }
 }
 
-template <int D, bool BF16>
+// Template knobs (benchmarks/NOTES.md records what each one measured):
+//   NW    warps per block; MT  16-row m-tiles per warp  -> BQ = 16 * NW * MT query rows per block
+//   BK    keys per K/V tile (32: fewer score registers, 128: fewer per-tile fixed costs)
+//   STAGES K/V tiles in flight in shared memory (2: double buffering, 3: one more tile of lead)
+//   QREG  keep this warp's Q fragments in registers for the whole loop (else re-read by ldmatrix)
+//   EXP16 exponentiate two probabilities per SFU instruction (ex2.approx.{f16,bf16}x2) and take the
+//         row sums l with one extra mma against a ones matrix (fp32 sums of exactly the P used in P V)
+template <int D, bool BF16, int NW, int MT, int BK, bool QREG, bool EXP16, int STAGES>
 __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __restrict__ k,
                                         const u16* __restrict__ v, u16* __restrict__ o,
                                         int nq, int nk, float scale_log2, int causal) {
+    constexpr int NT = NW * 32, BQ = 16 * NW * MT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     u16* sQ = reinterpret_cast<u16*>(smem_raw);
-    u16* sK = sQ + BQ * D;          // 2 stages
-    u16* sV = sK + 2 * BK * D;      // 2 stages
+    u16* sK = sQ + BQ * D;          // STAGES tiles
+    u16* sV = sK + STAGES * BK * D; // STAGES tiles
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t4 = lane & 3;                 // mma fragment coordinates
@@ -66,153 +70,232 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
         n_tiles = last < 0 ? 0 : min(n_tiles, last / BK + 1);
     }
 
-    load_tile_async<D, BQ>(sQ, Q, q0, nq, tid);
+    load_tile_async<D, BQ, NT>(sQ, Q, q0, nq, tid);
     cp_async_commit();
-    if (n_tiles > 0) {
-        load_tile_async<D, BK>(sK, K, 0, nk, tid);
-        load_tile_async<D, BK>(sV, V, 0, nk, tid);
+#pragma unroll
+    for (int st = 0; st < STAGES - 1; ++st) {          // prologue: tiles 0 .. STAGES-2 in flight
+        if (st < n_tiles) {
+            load_tile_async<D, BK, NT>(sK + st * BK * D, K, st * BK, nk, tid);
+            load_tile_async<D, BK, NT>(sV + st * BK * D, V, st * BK, nk, tid);
+        }
+        cp_async_commit();                              // (an empty group keeps the counting simple)
     }
-    cp_async_commit();
-    cp_async_wait<1>();             // Q has landed (tile 0 may still be in flight)
+    cp_async_wait<STAGES - 1>();    // Q has landed (K/V tiles may still be in flight)
     __syncthreads();
 
-    u32 qf[D / 16][4];              // this warp's 16 x D slice of Q as A fragments
+    // this warp's rows: m-tile mt covers rows (warp * MT + mt) * 16 .. +15 of the block
+    u32 qf[QREG ? MT : 1][QREG ? D / 16 : 1][4];
+    if constexpr (QREG) {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], smem_u32(sQ + swz<D>(warp * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk)
+                ldmatrix_x4(qf[mt][kk], smem_u32(sQ + swz<D>((warp * MT + mt) * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+    }
 
-    float acc[D / 8][4];            // O accumulator: rows g, g+8 of the warp; cols 8n + 2*t4 (+1)
+    float acc[MT][D / 8][4];        // O accumulator: rows g, g+8 of each m-tile; cols 8n + 2*t4 (+1)
+    float m[MT][2], l[MT][2];       // running max of raw scores; row sums (lane partials, or mma sums)
+    float lacc[MT][4];              // EXP16: row sums from the ones-mma (every column holds the sum)
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
-    float m0 = TA_NEG_INF, m1 = TA_NEG_INF;    // running max of raw scores, rows g and g+8
-    float l0 = 0.f, l1 = 0.f;                  // this lane's partial row sums (reduced at the end)
-    const int row0 = q0 + warp * 16 + g, row1 = row0 + 8;
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) acc[mt][n][0] = acc[mt][n][1] = acc[mt][n][2] = acc[mt][n][3] = 0.f;
+        m[mt][0] = m[mt][1] = TA_NEG_INF;
+        l[mt][0] = l[mt][1] = 0.f;
+        lacc[mt][0] = lacc[mt][1] = lacc[mt][2] = lacc[mt][3] = 0.f;
+    }
+    const u32 ones = BF16 ? 0x3F803F80u : 0x3C003C00u;      // two packed 1.0s
 
     for (int t = 0; t < n_tiles; ++t) {
-        cp_async_wait<0>();
+        cp_async_wait<STAGES - 2>();  // tile t has landed (newer tiles may still be in flight)
         __syncthreads();            // tile t visible to all; everyone is done with tile t-1's buffer
-        if (t + 1 < n_tiles) {
-            load_tile_async<D, BK>(sK + ((t + 1) & 1) * BK * D, K, (t + 1) * BK, nk, tid);
-            load_tile_async<D, BK>(sV + ((t + 1) & 1) * BK * D, V, (t + 1) * BK, nk, tid);
+        if (t + STAGES - 1 < n_tiles) {
+            const int st = (t + STAGES - 1) % STAGES, kt = (t + STAGES - 1) * BK;
+            load_tile_async<D, BK, NT>(sK + st * BK * D, K, kt, nk, tid);
+            load_tile_async<D, BK, NT>(sV + st * BK * D, V, kt, nk, tid);
         }
         cp_async_commit();
-        const u16* sKt = sK + (t & 1) * BK * D;
-        const u16* sVt = sV + (t & 1) * BK * D;
+        const u16* sKt = sK + (t % STAGES) * BK * D;
+        const u16* sVt = sV + (t % STAGES) * BK * D;
         const int k0 = t * BK;
 
-        // S = Q K^T  (16 x 64 per warp, 8 n-tiles of 8 keys)
-        float s[BK / 8][4];
+        // S = Q K^T  (16 x 64 per m-tile, 8 n-tiles of 8 keys); each K fragment feeds MT m-tiles
+        float s[MT][BK / 8][4];
 #pragma unroll
-        for (int n = 0; n < BK / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int n = 0; n < BK / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < D / 16; ++kk) {
+            u32 qa[MT][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                if constexpr (QREG) {
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) qa[mt][e] = qf[mt][kk][e];
+                } else {
+                    ldmatrix_x4(qa[mt], smem_u32(sQ + swz<D>((warp * MT + mt) * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                }
+            }
 #pragma unroll
             for (int nn = 0; nn < BK / 16; ++nn) {
                 u32 b[4];
                 int key = nn * 16 + (lane & 7) + ((lane >> 4) << 3);
                 int col = kk * 16 + ((lane >> 3) & 1) * 8;
                 ldmatrix_x4(b, smem_u32(sKt + swz<D>(key, col)));
-                mma16816<BF16>(s[2 * nn], qf[kk], b[0], b[1]);
-                mma16816<BF16>(s[2 * nn + 1], qf[kk], b[2], b[3]);
-            }
-        }
-
-        // mask only tiles that cross the diagonal or the ragged end
-        if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset)) {
 #pragma unroll
-            for (int n = 0; n < BK / 8; ++n) {
-#pragma unroll
-                for (int e = 0; e < 4; ++e) {
-                    int col = k0 + n * 8 + 2 * t4 + (e & 1);
-                    int row = (e < 2) ? row0 : row1;
-                    if (col >= nk || (causal && col > row + offset)) s[n][e] = TA_NEG_INF;
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma16816<BF16>(s[mt][2 * nn], qa[mt], b[0], b[1]);
+                    mma16816<BF16>(s[mt][2 * nn + 1], qa[mt], b[2], b[3]);
                 }
             }
         }
 
-        // online softmax: m' = max(m, rowmax S); P = 2^(S*c - m'*c) with c = scale*log2(e)
-        float mx0 = m0, mx1 = m1;
+        u32 pa[MT][BK / 16][4];     // P as A fragments (16 keys each), packed fp16/bf16
 #pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;   // fully masked: no NaN
-        const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
-        const float alpha0 = fast_exp2(m0 * scale_log2 - mu0);           // m = -inf -> 0
-        const float alpha1 = fast_exp2(m1 * scale_log2 - mu1);
-        m0 = mx0;
-        m1 = mx1;
-        float ps0 = 0.f, ps1 = 0.f;
+        for (int mt = 0; mt < MT; ++mt) {
+            const int row0 = q0 + (warp * MT + mt) * 16 + g, row1 = row0 + 8;
+            // mask only tiles that cross the diagonal or the ragged end
+            if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset)) {
 #pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {
-            s[n][0] = fast_exp2(fmaf(s[n][0], scale_log2, -mu0));
-            s[n][1] = fast_exp2(fmaf(s[n][1], scale_log2, -mu0));
-            s[n][2] = fast_exp2(fmaf(s[n][2], scale_log2, -mu1));
-            s[n][3] = fast_exp2(fmaf(s[n][3], scale_log2, -mu1));
-            ps0 += s[n][0] + s[n][1];
-            ps1 += s[n][2] + s[n][3];
-        }
-        l0 = l0 * alpha0 + ps0;
-        l1 = l1 * alpha1 + ps1;
+                for (int n = 0; n < BK / 8; ++n) {
 #pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            acc[n][0] *= alpha0; acc[n][1] *= alpha0;
-            acc[n][2] *= alpha1; acc[n][3] *= alpha1;
+                    for (int e = 0; e < 4; ++e) {
+                        int col = k0 + n * 8 + 2 * t4 + (e & 1);
+                        int row = (e < 2) ? row0 : row1;
+                        if (col >= nk || (causal && col > row + offset)) s[mt][n][e] = TA_NEG_INF;
+                    }
+                }
+            }
+            // online softmax: m' = max(m, rowmax S); P = 2^(S*c - m'*c) with c = scale*log2(e)
+            float mx0 = m[mt][0], mx1 = m[mt][1];
+#pragma unroll
+            for (int n = 0; n < BK / 8; ++n) {
+                mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
+                mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
+            }
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+            const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;   // fully masked: no NaN
+            const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
+            const float alpha0 = fast_exp2(m[mt][0] * scale_log2 - mu0);     // m = -inf -> 0
+            const float alpha1 = fast_exp2(m[mt][1] * scale_log2 - mu1);
+            m[mt][0] = mx0;
+            m[mt][1] = mx1;
+            if constexpr (EXP16) {
+#pragma unroll
+                for (int n = 0; n < BK / 8; ++n) {   // S accumulator layout of n-tiles 2kk, 2kk+1 = A layout
+                    u32 p01 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][0], scale_log2, -mu0), fmaf(s[mt][n][1], scale_log2, -mu0)));
+                    u32 p23 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][2], scale_log2, -mu1), fmaf(s[mt][n][3], scale_log2, -mu1)));
+                    pa[mt][n >> 1][(n & 1) * 2 + 0] = p01;
+                    pa[mt][n >> 1][(n & 1) * 2 + 1] = p23;
+                }
+                lacc[mt][0] *= alpha0; lacc[mt][1] *= alpha0;
+                lacc[mt][2] *= alpha1; lacc[mt][3] *= alpha1;
+#pragma unroll
+                for (int kk = 0; kk < BK / 16; ++kk) mma16816<BF16>(lacc[mt], pa[mt][kk], ones, ones);   // l += P 1
+            } else {
+                float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+                for (int n = 0; n < BK / 8; ++n) {
+                    float p0 = fast_exp2(fmaf(s[mt][n][0], scale_log2, -mu0));
+                    float p1 = fast_exp2(fmaf(s[mt][n][1], scale_log2, -mu0));
+                    float p2 = fast_exp2(fmaf(s[mt][n][2], scale_log2, -mu1));
+                    float p3 = fast_exp2(fmaf(s[mt][n][3], scale_log2, -mu1));
+                    ps0 += p0 + p1;
+                    ps1 += p2 + p3;
+                    pa[mt][n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
+                    pa[mt][n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
+                }
+                l[mt][0] = l[mt][0] * alpha0 + ps0;
+                l[mt][1] = l[mt][1] * alpha1 + ps1;
+            }
+#pragma unroll
+            for (int n = 0; n < D / 8; ++n) {
+                acc[mt][n][0] *= alpha0; acc[mt][n][1] *= alpha0;
+                acc[mt][n][2] *= alpha1; acc[mt][n][3] *= alpha1;
+            }
         }
 
-        // O += P V: P stays in registers, re-packed as A fragments of 16 keys each
+        // O += P V: P stays in registers; each V fragment (ldmatrix.trans) feeds MT m-tiles
 #pragma unroll
         for (int kk = 0; kk < BK / 16; ++kk) {
-            u32 a[4];
-            a[0] = pack2<BF16>(s[2 * kk][0], s[2 * kk][1]);
-            a[1] = pack2<BF16>(s[2 * kk][2], s[2 * kk][3]);
-            a[2] = pack2<BF16>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            a[3] = pack2<BF16>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
 #pragma unroll
             for (int nn = 0; nn < D / 16; ++nn) {
                 u32 b[4];
                 int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
                 int col = nn * 16 + (lane >> 4) * 8;
                 ldmatrix_x4_trans(b, smem_u32(sVt + swz<D>(key, col)));
-                mma16816<BF16>(acc[2 * nn], a, b[0], b[1]);
-                mma16816<BF16>(acc[2 * nn + 1], a, b[2], b[3]);
+#pragma unroll
+                for (int mt = 0; mt < MT; ++mt) {
+                    mma16816<BF16>(acc[mt][2 * nn], pa[mt][kk], b[0], b[1]);
+                    mma16816<BF16>(acc[mt][2 * nn + 1], pa[mt][kk], b[2], b[3]);
+                }
             }
         }
     }
     cp_async_wait<0>();
 
-    // O = acc / l, l summed over the quad once at the end; a row that saw no key gives 0
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f;
-    const float inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    // O = acc / l, once at the end; a row that saw no key gives 0
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n) {
-        int col = n * 8 + 2 * t4;
-        if (row0 < nq)
-            *reinterpret_cast<u32*>(O + (size_t)row0 * D + col) = pack2<BF16>(acc[n][0] * inv0, acc[n][1] * inv0);
-        if (row1 < nq)
-            *reinterpret_cast<u32*>(O + (size_t)row1 * D + col) = pack2<BF16>(acc[n][2] * inv1, acc[n][3] * inv1);
+    for (int mt = 0; mt < MT; ++mt) {
+        float l0, l1;
+        if constexpr (EXP16) {
+            l0 = lacc[mt][0];                   // the mma already summed over all keys and lanes
+            l1 = lacc[mt][2];
+        } else {                                // lane partials -> quad sums
+            l0 = l[mt][0] + __shfl_xor_sync(0xffffffffu, l[mt][0], 1);
+            l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+            l1 = l[mt][1] + __shfl_xor_sync(0xffffffffu, l[mt][1], 1);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+        }
+        const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f;
+        const float inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+        const int row0 = q0 + (warp * MT + mt) * 16 + g, row1 = row0 + 8;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            int col = n * 8 + 2 * t4;
+            if (row0 < nq)
+                *reinterpret_cast<u32*>(O + (size_t)row0 * D + col) = pack2<BF16>(acc[mt][n][0] * inv0, acc[mt][n][1] * inv0);
+            if (row1 < nq)
+                *reinterpret_cast<u32*>(O + (size_t)row1 * D + col) = pack2<BF16>(acc[mt][n][2] * inv1, acc[mt][n][3] * inv1);
+        }
     }
 }
 
 }  // namespace fa_mma
 
-// shared memory: Q tile + 2 K tiles + 2 V tiles = (64 + 4*64) * D * 2 bytes (40 KB at D=64, 80 KB at D=128)
-#define TA_FLASH_MMA(NAME, D, BF16)                                                                  \
-    extern "C" __global__ void __launch_bounds__(fa_mma::NTHREADS)                                   \
+// Kernels: flash_mma_<f16|bf16>_d<D>_<variant>; variant = w<NW>m<MT>k<BK>[q][e][s<STAGES>][_b<min blocks/SM>]
+// (q: Q fragments in registers, e: EXP16). Shared memory: Q tile (16*NW*MT rows) + STAGES K tiles +
+// STAGES V tiles (BK rows each), D fp16 wide: (16*NW*MT + 2*STAGES*BK) * D * 2 bytes.
+// cupy_flash.VARIANTS holds the same numbers for the launcher; tests check the two agree.
+#define TA_FLASH_MMA(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB)                           \
+    extern "C" __global__ void __launch_bounds__(NW * 32, MINB)                                      \
     NAME(const u16* q, const u16* k, const u16* v, u16* o, int nq, int nk, float scale_log2, int causal) { \
-        fa_mma::forward<D, BF16>(q, k, v, o, nq, nk, scale_log2, causal);                            \
+        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES>(q, k, v, o, nq, nk, scale_log2, causal); \
     }
 
-TA_FLASH_MMA(flash_mma_f16_d64, 64, false)
-TA_FLASH_MMA(flash_mma_f16_d128, 128, false)
-TA_FLASH_MMA(flash_mma_bf16_d64, 64, true)
-TA_FLASH_MMA(flash_mma_bf16_d128, 128, true)
+#define TA_FLASH_MMA_BOTH(D, NW, MT, BK, QREG, EXP16, STAGES, MINB, SUFFIX)                          \
+    TA_FLASH_MMA(flash_mma_f16_d##D##_##SUFFIX, D, false, NW, MT, BK, QREG, EXP16, STAGES, MINB)     \
+    TA_FLASH_MMA(flash_mma_bf16_d##D##_##SUFFIX, D, true, NW, MT, BK, QREG, EXP16, STAGES, MINB)
+
+// step 1 (v1): 64 query rows, 4 warps x 16 rows
+TA_FLASH_MMA_BOTH(64, 4, 1, 64, true, false, 2, 1, w4m1k64q)
+TA_FLASH_MMA_BOTH(128, 4, 1, 64, true, false, 2, 1, w4m1k64q)
+// step 2: 128 rows per block; 2 m-tiles per warp (each K/V fragment feeds 2 mma) or 8 warps
+TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, w4m2k64q)
+TA_FLASH_MMA_BOTH(64, 8, 1, 64, true, false, 2, 2, w8m1k64q_b2)
+TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, false, 2, 1, w8m1k64q)
+TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 2, 1, w4m2k32e)
+// step 3: EXP16 (two exponentials per SFU instruction, row sums by a ones-mma)
+TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, true, 2, 1, w4m2k64qe)
+TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, true, 2, 1, w8m1k64qe)
+// step 4: a third K/V stage; 256-row blocks (8 warps x 2 m-tiles); 128-key tiles
+TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 3, 1, w4m2k64qs3)
+TA_FLASH_MMA_BOTH(64, 8, 2, 64, true, false, 2, 1, w8m2k64q)
+TA_FLASH_MMA_BOTH(64, 4, 1, 128, true, false, 2, 1, w4m1k128q)
+TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, false, 3, 1, w8m1k64qs3)
+TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 3, 1, w4m2k32es3)
+TA_FLASH_MMA_BOTH(128, 8, 2, 32, false, true, 2, 1, w8m2k32e)

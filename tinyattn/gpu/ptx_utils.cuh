@@ -79,3 +79,12 @@ __device__ __forceinline__ float fast_exp2(float x) {    // 2^x on the SFU; 2^-i
     asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
     return y;
 }
+
+// 2^x for two packed halves (fp16 or bf16) on the SFU: one instruction for two probabilities
+template <bool BF16>
+__device__ __forceinline__ u32 fast_exp2_x2(u32 x) {
+    u32 y;
+    if (BF16) asm("ex2.approx.ftz.bf16x2 %0, %1;\n" : "=r"(y) : "r"(x));
+    else      asm("ex2.approx.f16x2 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}

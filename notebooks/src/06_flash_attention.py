@@ -493,9 +493,9 @@ plt.tight_layout(); plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 print(f"log-log slope from N = 2048 to 4096: naive {math.log2(mem_naive[-1] / mem_naive[-2]):.2f}, "
-      f"flash {math.log2(mem_flash[-1] / mem_flash[-2]):.2f}")
-print("flash extra minus its output (N d fp32), KiB:", ", ".join(f"{(m - n * d * 4) / 1024:.0f}" for n, m in zip(Ns_mem, mem_flash)))
-print(f"N = 4096: flash extra = {mem_flash[-1] / (4 * 4096**2):.2%} of one N x N fp32 matrix; "
+      f"flash {math.log2(mem_flash[-1] / mem_flash[-2]):.1f}")
+print("flash extra minus its output (N d fp32), MiB:", ", ".join(f"{(m - n * d * 4) / 2**20:.1f}" for n, m in zip(Ns_mem, mem_flash)))
+print(f"N = 4096: flash extra = {mem_flash[-1] / (4 * 4096**2):.1%} of one N x N fp32 matrix; "
       f"naive = {mem_naive[-1] / (4 * 4096**2):.2f} x that matrix")
 
 # %% [markdown]

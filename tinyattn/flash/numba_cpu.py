@@ -6,6 +6,8 @@ This module imports numba at import time; ``tinyattn.flash`` only imports it whe
 One parallel task per (batch row, query block), like one GPU thread block per query tile: the
 task copies its query tile into a local array (its "SRAM"), then streams key/value tiles through
 local arrays, keeping ``m, l`` and the unnormalised output on chip, and divides once at the end.
+Inside a tile, four query rows are processed together so that each loaded K/V element is used
+four times (a small register-blocking step; there is no BLAS inside numba without SciPy).
 Fully-masked causal tiles are never visited: the key loop stops at the block holding the diagonal.
 Arithmetic is float32 (inputs are converted), matching the GPU kernels of chapter 07.
 """
@@ -19,24 +21,31 @@ from numba import njit, prange
 __all__ = ["flash_attention_numba"]
 
 
-@njit(parallel=True, cache=True, fastmath=True)
+# fast-math without 'nnan'/'ninf': the kernel relies on -inf (empty rows, masked keys) behaving.
+_FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
+_R = 4   # query rows processed together: each loaded key/value element is reused _R times
+
+
+@njit(parallel=True, cache=True, fastmath=_FASTMATH)
 def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse):  # pragma: no cover - compiled
     """q: (B, Lq, d), k: (B, Lk, d), v: (B, Lk, dv) float32 C-contiguous; writes out, lse."""
     B, Lq, d = q.shape
     Lk, dv = k.shape[1], v.shape[2]
     off = Lk - Lq
     n_qblocks = (Lq + bq - 1) // bq
+    bq_pad = (bq + _R - 1) // _R * _R
     for task in prange(B * n_qblocks):
         b = task // n_qblocks
         q0 = (task % n_qblocks) * bq
         nq = min(bq, Lq - q0)
-        qt = np.empty((bq, d), dtype=np.float32)          # Q_i tile, pre-scaled
-        kt = np.empty((d, bk), dtype=np.float32)          # K_j^T tile (rows contiguous over keys)
+        qt = np.zeros((bq_pad, d), dtype=np.float32)      # Q_i tile, pre-scaled (padded rows = 0)
+        kt = np.empty((bk, d), dtype=np.float32)          # K_j tile
         vt = np.empty((bk, dv), dtype=np.float32)         # V_j tile
-        srow = np.empty(bk, dtype=np.float32)             # one row of S_ij / P_ij
-        acc = np.zeros((bq, dv), dtype=np.float32)        # unnormalised O_i
-        m = np.full(bq, -np.inf, dtype=np.float32)        # running row max
-        l = np.zeros(bq, dtype=np.float32)                # running row sum
+        st = np.empty((_R, bk), dtype=np.float32)         # _R rows of S_ij, then P_ij
+        acc = np.zeros((bq_pad, dv), dtype=np.float32)    # unnormalised O_i
+        m = np.full(bq_pad, -np.inf, dtype=np.float32)    # running row max
+        l = np.zeros(bq_pad, dtype=np.float32)            # running row sum
+        lim = np.empty(_R, dtype=np.int64)
         for i in range(nq):
             for x in range(d):
                 qt[i, x] = q[b, q0 + i, x] * scale
@@ -47,37 +56,61 @@ def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse):  # pragma: no cover -
             nk = min(bk, Lk - k0)
             for j in range(nk):
                 for x in range(d):
-                    kt[x, j] = k[b, k0 + j, x]
+                    kt[j, x] = k[b, k0 + j, x]
                 for x in range(dv):
                     vt[j, x] = v[b, k0 + j, x]
-            for i in range(nq):
-                lim = nk
-                if causal:
-                    lim = min(nk, q0 + i + off - k0 + 1)  # row sees keys j <= i + off
-                if lim <= 0:
-                    continue
-                for j in range(lim):
-                    srow[j] = 0.0
-                for x in range(d):                        # s_j = sum_x q_x k_jx (axpy over keys)
-                    qx = qt[i, x]
-                    for j in range(lim):
-                        srow[j] += qx * kt[x, j]
-                mx = m[i]
-                for j in range(lim):
-                    mx = max(mx, srow[j])                 # m' = max(m, rowmax S)
-                alpha = math.exp(m[i] - mx)               # e^(m - m'); m' is finite here
-                rs = np.float32(0.0)
-                for j in range(lim):
-                    srow[j] = math.exp(srow[j] - mx)      # P~ = exp(S - m')
-                    rs += srow[j]
-                l[i] = alpha * l[i] + rs                  # l' = e^(m-m') l + rowsum P~
-                m[i] = mx
-                for x in range(dv):
-                    acc[i, x] *= alpha                    # O' = e^(m-m') O ...
-                for j in range(lim):
-                    p = srow[j]
+            for i0 in range(0, nq, _R):
+                for r in range(_R):                       # keys row i0 + r may see in this tile
+                    lim[r] = nk
+                    if causal:
+                        lim[r] = max(0, min(nk, q0 + i0 + r + off - k0 + 1))
+                    if i0 + r >= nq:
+                        lim[r] = 0
+                for j in range(nk):                       # S = Q_i K_j^T for _R rows at once
+                    a0 = np.float32(0.0)
+                    a1 = np.float32(0.0)
+                    a2 = np.float32(0.0)
+                    a3 = np.float32(0.0)
+                    for x in range(d):
+                        kx = kt[j, x]
+                        a0 += qt[i0, x] * kx
+                        a1 += qt[i0 + 1, x] * kx
+                        a2 += qt[i0 + 2, x] * kx
+                        a3 += qt[i0 + 3, x] * kx
+                    st[0, j] = a0
+                    st[1, j] = a1
+                    st[2, j] = a2
+                    st[3, j] = a3
+                for r in range(_R):                       # online softmax, row by row
+                    i = i0 + r
+                    n = lim[r]
+                    if n <= 0:
+                        for j in range(nk):
+                            st[r, j] = 0.0                # contributes nothing to P V below
+                        continue
+                    mx = m[i]
+                    for j in range(n):
+                        mx = max(mx, st[r, j])            # m' = max(m, rowmax S); finite here
+                    alpha = math.exp(m[i] - mx)           # e^(m - m')
+                    rs = np.float32(0.0)
+                    for j in range(n):
+                        p = math.exp(st[r, j] - mx)       # P~ = exp(S - m')
+                        st[r, j] = p
+                        rs += p
+                    for j in range(n, nk):
+                        st[r, j] = 0.0                    # masked keys
+                    l[i] = alpha * l[i] + rs              # l' = e^(m-m') l + rowsum P~
+                    m[i] = mx
                     for x in range(dv):
-                        acc[i, x] += p * vt[j, x]         # ... + P~ V
+                        acc[i, x] *= alpha                # O' = e^(m-m') O ...
+                for j in range(nk):                       # ... + P~ V, _R rows per loaded V row
+                    p0, p1, p2, p3 = st[0, j], st[1, j], st[2, j], st[3, j]
+                    for x in range(dv):
+                        vx = vt[j, x]
+                        acc[i0, x] += p0 * vx
+                        acc[i0 + 1, x] += p1 * vx
+                        acc[i0 + 2, x] += p2 * vx
+                        acc[i0 + 3, x] += p3 * vx
         for i in range(nq):
             if l[i] > 0:
                 inv = 1.0 / l[i]
@@ -106,5 +139,8 @@ def flash_attention_numba(q, k, v, *, is_causal: bool = False, scale: float | No
                   for x in (q, k, v))
     out = np.empty((q3.shape[0], Lq, dv), dtype=np.float32)
     lse = np.empty((q3.shape[0], Lq), dtype=np.float32)
-    _fwd_kernel(q3, k3, v3, np.float32(scale), int(block_q), int(block_k), bool(is_causal), out, lse)
+    import numba
+
+    with numba.parallel_chunksize(1):   # hand out query blocks one at a time: balances causal work
+        _fwd_kernel(q3, k3, v3, np.float32(scale), int(block_q), int(block_k), bool(is_causal), out, lse)
     return out.reshape(batch + (Lq, dv)), lse.reshape(batch + (Lq,))

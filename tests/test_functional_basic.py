@@ -167,3 +167,41 @@ def test_float32_in_float32_out():
         x.grad = w.grad = None
         (y * 1.0).sum().backward()
         assert x.grad.dtype == np.float32
+
+
+FUSED = {
+    "softmax": lambda t, ax: F.softmax(t, axis=ax),
+    "log_softmax": lambda t, ax: F.log_softmax(t, axis=ax),
+    "gelu": lambda t, ax: F.gelu(t),
+    "silu": lambda t, ax: F.silu(t),
+    "layer_norm": lambda t, ax: F.layer_norm(t),
+    "rms_norm": lambda t, ax: F.rms_norm(t),
+    "dropout": lambda t, ax: F.dropout(t, 0.3, np.random.default_rng(0)),
+    "masked_fill": lambda t, ax: F.masked_fill(t, t.data > 0.5, -2.0),
+    "cross_entropy": lambda t, ax: F.cross_entropy(
+        t, np.random.default_rng(1).integers(0, t.shape[-1], t.shape[:-1])),
+}
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("op", FUSED)
+def test_fused_ops_random_shapes_every_axis(op, seed):
+    """Finite differences over random shapes (1-4 dims); softmax/log_softmax over every axis."""
+    rng = np.random.default_rng(100 + seed)
+    shape = tuple(int(s) for s in rng.integers(2, 5, size=rng.integers(1, 5)))
+    x = leaf(rng, shape)
+    axes = range(-len(shape), len(shape)) if "softmax" in op else [-1]
+    for ax in axes:
+        assert ta.gradcheck(lambda t: FUSED[op](t, ax), x)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_linear_embedding_random_shapes(seed):
+    rng = np.random.default_rng(200 + seed)
+    lead = tuple(int(s) for s in rng.integers(1, 4, size=rng.integers(1, 4)))
+    d_in, d_out, V = (int(v) for v in rng.integers(1, 6, size=3))
+    x, W, b = leaf(rng, lead + (d_in,)), leaf(rng, (d_in, d_out)), leaf(rng, (d_out,))
+    assert ta.gradcheck(lambda x, W, b: F.linear(x, W, b), x, W, b)
+    E = leaf(rng, (V, d_in))
+    tokens = rng.integers(0, V, lead)
+    assert ta.gradcheck(lambda E: F.embedding(E, tokens), E)

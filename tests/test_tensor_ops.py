@@ -200,3 +200,21 @@ def test_astype_gradient_returns_to_source_dtype():
     y.backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad, 2 * x.data, rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_matmul_random_sizes_and_ndarray_operands(seed):
+    rng = np.random.default_rng(50 + seed)
+    m, k, n = (int(v) for v in rng.integers(1, 6, size=3))
+    batch = tuple(int(s) for s in rng.integers(1, 4, size=rng.integers(0, 3)))
+    a, b = leaf(rng, batch + (m, k)), leaf(rng, (k, n))
+    assert ta.gradcheck(lambda a, b: a @ b, a, b)
+    const = rng.standard_normal((n, k))
+    assert ta.gradcheck(lambda b: const @ b, b)           # ndarray @ Tensor (reflected)
+    assert ta.gradcheck(lambda a: a @ const.T, a)          # Tensor @ ndarray
+
+
+def test_sum_over_empty_axis_tuple_is_identity():
+    x = leaf(np.random.default_rng(0), (2, 3))
+    np.testing.assert_array_equal(x.sum(axis=()).data, x.data)
+    assert ta.gradcheck(lambda t: t.sum(axis=()) * 2.0, x)

@@ -270,3 +270,22 @@ def test_dropout_is_unbiased():
     expected = ref_sdpa(q, k, v)
     assert not np.allclose(outs[0], expected)           # dropout changes a single draw
     np.testing.assert_allclose(outs.mean(0), expected, atol=0.05)   # E[out] = no-dropout out
+
+
+def test_flash_backend_is_found_by_name_and_agrees():
+    """backend="flash" imports tinyattn.flash on first use (functional never imports it)."""
+    rng = np.random.default_rng(12)
+    q = ta.Tensor(rng.standard_normal((2, 4, 5, 8)), requires_grad=True)
+    k = ta.Tensor(rng.standard_normal((2, 2, 7, 8)), requires_grad=True)
+    v = ta.Tensor(rng.standard_normal((2, 2, 7, 3)), requires_grad=True)
+    w = rng.standard_normal((2, 4, 5, 3))
+    grads = []
+    for backend in ("dense", "flash"):
+        for t in (q, k, v):
+            t.grad = None
+        out = sdpa(q, k, v, is_causal=True, backend=backend)
+        (out * w).sum().backward()
+        grads.append([out.data] + [t.grad.copy() for t in (q, k, v)])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(grads[0][0], ref_sdpa(q.data, k.data, v.data, is_causal=True), atol=1e-12)

@@ -118,19 +118,24 @@ def _group(x: np.ndarray, hkv: int) -> np.ndarray:
 
 
 def _probs(q: np.ndarray, k: np.ndarray, allowed, bias, scale: float) -> np.ndarray:
-    """Attention probabilities P (..., Hq, Lq, Lk) in q's dtype; rows with no allowed key are 0."""
+    """Attention probabilities P (..., Hq, Lq, Lk) in q's dtype; rows with no allowed key are 0.
+
+    Every step after the matmul works in place on the one (..., Lq, Lk) buffer."""
     hkv = k.shape[-3]
-    s = _group(q, hkv) @ np.swapaxes(k, -1, -2)                   # (..., Hkv, rep·Lq, Lk)
-    s = s.reshape(*q.shape[:-1], k.shape[-2]) * q.dtype.type(scale)  # S = Q Kᵀ · scale
+    qs = q * q.dtype.type(scale)                                  # scale the (L, d) side, not (L, L)
+    s = (_group(qs, hkv) @ np.swapaxes(k, -1, -2)).reshape(*q.shape[:-1], k.shape[-2])  # S = Q Kᵀ·scale
     if bias is not None:
-        s = s + bias                                              # S += bias (ALiBi, T5, ...)
+        s += bias                                                 # S += bias (ALiBi, T5, ...)
     if allowed is not None:
-        s = np.where(allowed, s, -np.inf)                         # masked logits -> -inf
+        np.copyto(s, -np.inf, where=~allowed)                     # masked logits -> -inf
     m = np.max(s, axis=-1, keepdims=True, initial=-np.inf)        # row max, for stability
-    m = np.where(np.isfinite(m), m, 0.0)                          # empty rows: avoid (-inf) - (-inf)
-    p = np.exp(s - m)                                             # exp(-inf) = 0 for masked keys
+    m[~np.isfinite(m)] = 0.0                                      # empty rows: avoid (-inf) - (-inf)
+    s -= m
+    p = np.exp(s, out=s)                                          # exp(-inf) = 0 for masked keys
     l = p.sum(axis=-1, keepdims=True)                             # ℓ = rowsum(exp(S - m))
-    return p / np.where(l > 0, l, 1.0)                            # P = exp(S - m) / ℓ, 0 if ℓ = 0
+    l[l == 0] = 1.0                                               # empty rows stay 0
+    p /= l                                                        # P = exp(S - m) / ℓ
+    return p
 
 
 def _sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
@@ -160,11 +165,13 @@ def _dense(q: Tensor, k: Tensor, v: Tensor, mask=None, *, bias=None, is_causal=F
         dv = np.swapaxes(_group(pd, hkv), -1, -2) @ do             # dV = Pᵀ dO (sums the group)
         dp = (do @ np.swapaxes(vd, -1, -2)).reshape(p.shape)       # dP = dO Vᵀ
         if keep is not None:
-            dp = dp * keep                                         # through the dropout mask
-        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))       # dS = P ∘ (dP − rowsum(dP ∘ P))
+            dp *= keep                                             # through the dropout mask
+        # rowsum(dP ∘ P) = rowsum(dO ∘ O): an (L, dv) product instead of an (L, L) one
+        dp -= (dout.astype(ct, copy=False) * out).sum(axis=-1, keepdims=True)
+        ds = np.multiply(dp, p, out=dp)                            # dS = P ∘ (dP − rowsum(dO ∘ O))
         dsg = _group(ds, hkv)                                      # (..., Hkv, rep·Lq, Lk)
-        dq = (dsg @ kd).reshape(qd.shape) * ct.type(scale)         # dQ = dS K · scale
-        dk = (np.swapaxes(dsg, -1, -2) @ _group(qd, hkv)) * ct.type(scale)  # dK = dSᵀ Q · scale
+        dq = (dsg @ (kd * ct.type(scale))).reshape(qd.shape)       # dQ = dS K · scale
+        dk = np.swapaxes(dsg, -1, -2) @ _group(qd * ct.type(scale), hkv)  # dK = dSᵀ Q · scale
         grads = [dq.astype(q.data.dtype), dk.astype(k.data.dtype), dv.astype(v.data.dtype)]
         if bias is not None:
             grads.append(_sum_to(ds, bias.shape).astype(bias.data.dtype))  # dBias = dS, reduced

@@ -88,6 +88,7 @@ def main() -> None:
         "flash_numba": lambda q, k, v: flash_attention_numba(q, k, v, block_q=nbq, block_k=nbk),
     }
     rng = np.random.default_rng(0)
+    load_before = os.getloadavg()
     results = []
     print(f"{'N':>6} {'impl':<12} {'ms':>10} {'peak MiB':>10} {'% of NxN fp32':>14} {'max|err|':>10}")
     for N in ARGS.sizes:
@@ -109,7 +110,10 @@ def main() -> None:
     meta = dict(
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
-                     cpu_count=os.cpu_count(), threads=ARGS.threads),
+                     cpu_count=os.cpu_count(), threads=ARGS.threads,
+                     loadavg_1_5_15_before=[round(x, 2) for x in load_before],
+                     loadavg_1_5_15_after=[round(x, 2) for x in os.getloadavg()],
+                     note="shared machine: other processes ran during the benchmark (load averages above)"),
         versions=dict(python=platform.python_version(), numpy=np.__version__, numba=numba.__version__),
         config=dict(d=d, dtype="float32", causal=False, heads=1, numpy_blocks=[npq, npk],
                     numba_blocks=[nbq, nbk], numba_tile_bytes=tile_bytes,

@@ -194,6 +194,8 @@ def test_mask_and_bias_errors():
         sdpa(np.zeros((2, 3, 4), int), k, v)
     with pytest.raises(ValueError, match="dropout_p"):
         sdpa(q, k, v, dropout_p=0.5)
+    with pytest.raises(ValueError, match="scale must be a finite"):
+        sdpa(q, k, v, scale=float("nan"))
 
 
 def test_backend_registry():

@@ -188,6 +188,8 @@ def _prepare(q, k, v, mask, bias, scale):
     q, k, v = _floating("q", q), _floating("k", k), _floating("v", v)
     mask, bias = _validate(q, k, v, mask, bias)
     scale = 1.0 / float(np.sqrt(q.shape[-1])) if scale is None else float(scale)
+    if not np.isfinite(scale):
+        raise ValueError(f"scale must be a finite number, got {scale}")
     return q, k, v, mask, bias, scale
 
 

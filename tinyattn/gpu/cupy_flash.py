@@ -23,7 +23,7 @@ LOG2E = 1.4426950408889634
 # Tensor-core kernel variants compiled from flash_mma.cu: name suffix -> (warps, m-tiles per warp, BK,
 # K/V stages). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
 VARIANTS = {
-    64: {"w4m1k64q": (4, 1, 64, 2), "w4m2k64q": (4, 2, 64, 2), "w8m1k64q_b2": (8, 1, 64, 2),
+    64: {"w4m1k64q": (4, 1, 64, 2), "w4m2k64q": (4, 2, 64, 2), "w8m1k64q": (8, 1, 64, 2),
          "w4m2k64qe": (4, 2, 64, 2), "w4m2k64qs3": (4, 2, 64, 3), "w8m2k64q": (8, 2, 64, 2),
          "w4m1k128q": (4, 1, 128, 2)},
     128: {"w4m1k64q": (4, 1, 64, 2), "w8m1k64q": (8, 1, 64, 2), "w4m2k32e": (4, 2, 32, 2),

@@ -23,18 +23,26 @@ __device__ __forceinline__ int swz(int row, int col) {
     return row * D + ((((col >> 3) ^ (row & 7))) << 3);
 }
 
-// rows [r0, r0 + ROWS) of a (n, D) matrix -> swizzled shared tile, rows >= n zero-filled
+// rows [r0, r0 + ROWS) of a (n, D) matrix -> swizzled shared tile, rows >= n zero-filled.
+// Thread tid always copies the same 16-byte column chunk of rows tid/(D/8) + i*(NT/(D/8)): a loop of
+// constant trip count whose addresses are one base plus immediates (v2 computed row/col per chunk).
 template <int D, int ROWS, int NT>
 __device__ __forceinline__ void load_tile_async(u16* s, const u16* g, int r0, int n, int tid) {
-    constexpr int CHUNKS = ROWS * D / 8;          // 16-byte chunks
+    constexpr int CPR = D / 8;                    // 16-byte chunks per row
+    constexpr int STEP = NT / CPR;                // rows advanced per round (a multiple of 8)
+    static_assert(NT % CPR == 0 && (ROWS * CPR) % NT == 0 && STEP % 8 == 0, "tile / thread shape");
+    const int row = tid / CPR, col = (tid % CPR) * 8;
+    const u32 dst = smem_u32(s + swz<D>(row, col));   // row & 7 is the same for every round
+    const u16* src = g + (size_t)(r0 + row) * D + col;
 #pragma unroll
-    for (int c = tid; c < CHUNKS; c += NT) {
-        int row = c / (D / 8), col = (c % (D / 8)) * 8;
-        bool ok = r0 + row < n;
-        const u16* src = g + (size_t)(ok ? r0 + row : 0) * D + col;
-        cp_async16(smem_u32(s + swz<D>(row, col)), src, ok ? 16 : 0);
+    for (int i = 0; i < ROWS / STEP; ++i) {
+        const bool ok = r0 + row + i * STEP < n;
+        cp_async16(dst + i * STEP * D * 2, ok ? src + (size_t)i * STEP * D : g, ok ? 16 : 0);
     }
 }
+
+template <bool B>
+struct BoolC { static constexpr bool value = B; };
 
 // Template knobs (benchmarks/NOTES.md records what each one measured):
 //   NW    warps per block; MT  16-row m-tiles per warp  -> BQ = 16 * NW * MT query rows per block
@@ -119,122 +127,127 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
         const u16* sVt = sV + (t % STAGES) * BK * D;
         const int k0 = t * BK;
 
-        // S = Q K^T  (16 x 64 per m-tile, 8 n-tiles of 8 keys); each K fragment feeds MT m-tiles
-        float s[MT][BK / 8][4];
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-            for (int n = 0; n < BK / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-            u32 qa[MT][4];
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-                if constexpr (QREG) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) qa[mt][e] = qf[mt][kk][e];
-                } else {
-                    ldmatrix_x4(qa[mt], smem_u32(sQ + swz<D>((warp * MT + mt) * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
-                }
-            }
-#pragma unroll
-            for (int nn = 0; nn < BK / 16; ++nn) {
-                u32 b[4];
-                int key = nn * 16 + (lane & 7) + ((lane >> 4) << 3);
-                int col = kk * 16 + ((lane >> 3) & 1) * 8;
-                ldmatrix_x4(b, smem_u32(sKt + swz<D>(key, col)));
-#pragma unroll
+        auto step = [&](auto mask_tag) {
+            constexpr bool MASK = decltype(mask_tag)::value;
+            // S = Q K^T  (16 x 64 per m-tile, 8 n-tiles of 8 keys); each K fragment feeds MT m-tiles
+            float s[MT][BK / 8][4];
+    #pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+    #pragma unroll
+                for (int n = 0; n < BK / 8; ++n) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
+    #pragma unroll
+            for (int kk = 0; kk < D / 16; ++kk) {
+                u32 qa[MT][4];
+    #pragma unroll
                 for (int mt = 0; mt < MT; ++mt) {
-                    mma16816<BF16>(s[mt][2 * nn], qa[mt], b[0], b[1]);
-                    mma16816<BF16>(s[mt][2 * nn + 1], qa[mt], b[2], b[3]);
+                    if constexpr (QREG) {
+    #pragma unroll
+                        for (int e = 0; e < 4; ++e) qa[mt][e] = qf[mt][kk][e];
+                    } else {
+                        ldmatrix_x4(qa[mt], smem_u32(sQ + swz<D>((warp * MT + mt) * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                    }
                 }
-            }
-        }
-
-        u32 pa[MT][BK / 16][4];     // P as A fragments (16 keys each), packed fp16/bf16
-#pragma unroll
-        for (int mt = 0; mt < MT; ++mt) {
-            const int row0 = q0 + (warp * MT + mt) * 16 + g, row1 = row0 + 8;
-            // mask only tiles that cross the diagonal or the ragged end
-            if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset)) {
-#pragma unroll
-                for (int n = 0; n < BK / 8; ++n) {
-#pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        int col = k0 + n * 8 + 2 * t4 + (e & 1);
-                        int row = (e < 2) ? row0 : row1;
-                        if (col >= nk || (causal && col > row + offset)) s[mt][n][e] = TA_NEG_INF;
+    #pragma unroll
+                for (int nn = 0; nn < BK / 16; ++nn) {
+                    u32 b[4];
+                    int key = nn * 16 + (lane & 7) + ((lane >> 4) << 3);
+                    int col = kk * 16 + ((lane >> 3) & 1) * 8;
+                    ldmatrix_x4(b, smem_u32(sKt + swz<D>(key, col)));
+    #pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(s[mt][2 * nn], qa[mt], b[0], b[1]);
+                        mma16816<BF16>(s[mt][2 * nn + 1], qa[mt], b[2], b[3]);
                     }
                 }
             }
-            // online softmax: m' = max(m, rowmax S); P = 2^(S*c - m'*c) with c = scale*log2(e)
-            float mx0 = m[mt][0], mx1 = m[mt][1];
-#pragma unroll
-            for (int n = 0; n < BK / 8; ++n) {
-                mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
-                mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
-            }
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-            const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;   // fully masked: no NaN
-            const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
-            const float alpha0 = fast_exp2(m[mt][0] * scale_log2 - mu0);     // m = -inf -> 0
-            const float alpha1 = fast_exp2(m[mt][1] * scale_log2 - mu1);
-            m[mt][0] = mx0;
-            m[mt][1] = mx1;
-            if constexpr (EXP16) {
-#pragma unroll
-                for (int n = 0; n < BK / 8; ++n) {   // S accumulator layout of n-tiles 2kk, 2kk+1 = A layout
-                    u32 p01 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][0], scale_log2, -mu0), fmaf(s[mt][n][1], scale_log2, -mu0)));
-                    u32 p23 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][2], scale_log2, -mu1), fmaf(s[mt][n][3], scale_log2, -mu1)));
-                    pa[mt][n >> 1][(n & 1) * 2 + 0] = p01;
-                    pa[mt][n >> 1][(n & 1) * 2 + 1] = p23;
-                }
-                lacc[mt][0] *= alpha0; lacc[mt][1] *= alpha0;
-                lacc[mt][2] *= alpha1; lacc[mt][3] *= alpha1;
-#pragma unroll
-                for (int kk = 0; kk < BK / 16; ++kk) mma16816<BF16>(lacc[mt], pa[mt][kk], ones, ones);   // l += P 1
-            } else {
-                float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-                for (int n = 0; n < BK / 8; ++n) {
-                    float p0 = fast_exp2(fmaf(s[mt][n][0], scale_log2, -mu0));
-                    float p1 = fast_exp2(fmaf(s[mt][n][1], scale_log2, -mu0));
-                    float p2 = fast_exp2(fmaf(s[mt][n][2], scale_log2, -mu1));
-                    float p3 = fast_exp2(fmaf(s[mt][n][3], scale_log2, -mu1));
-                    ps0 += p0 + p1;
-                    ps1 += p2 + p3;
-                    pa[mt][n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
-                    pa[mt][n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
-                }
-                l[mt][0] = l[mt][0] * alpha0 + ps0;
-                l[mt][1] = l[mt][1] * alpha1 + ps1;
-            }
-#pragma unroll
-            for (int n = 0; n < D / 8; ++n) {
-                acc[mt][n][0] *= alpha0; acc[mt][n][1] *= alpha0;
-                acc[mt][n][2] *= alpha1; acc[mt][n][3] *= alpha1;
-            }
-        }
 
-        // O += P V: P stays in registers; each V fragment (ldmatrix.trans) feeds MT m-tiles
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {
-#pragma unroll
-            for (int nn = 0; nn < D / 16; ++nn) {
-                u32 b[4];
-                int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-                int col = nn * 16 + (lane >> 4) * 8;
-                ldmatrix_x4_trans(b, smem_u32(sVt + swz<D>(key, col)));
-#pragma unroll
-                for (int mt = 0; mt < MT; ++mt) {
-                    mma16816<BF16>(acc[mt][2 * nn], pa[mt][kk], b[0], b[1]);
-                    mma16816<BF16>(acc[mt][2 * nn + 1], pa[mt][kk], b[2], b[3]);
+            u32 pa[MT][BK / 16][4];     // P as A fragments (16 keys each), packed fp16/bf16
+    #pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+                const int row0 = q0 + (warp * MT + mt) * 16 + g, row1 = row0 + 8;
+                // element mask only on tiles that cross the diagonal or the ragged end (MASK = true)
+                if constexpr (MASK) {
+    #pragma unroll
+                    for (int n = 0; n < BK / 8; ++n) {
+    #pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            int col = k0 + n * 8 + 2 * t4 + (e & 1);
+                            int row = (e < 2) ? row0 : row1;
+                            if (col >= nk || (causal && col > row + offset)) s[mt][n][e] = TA_NEG_INF;
+                        }
+                    }
+                }
+                // online softmax: m' = max(m, rowmax S); P = 2^(S*c - m'*c) with c = scale*log2(e)
+                float mx0 = m[mt][0], mx1 = m[mt][1];
+    #pragma unroll
+                for (int n = 0; n < BK / 8; ++n) {
+                    mx0 = fmaxf(mx0, fmaxf(s[mt][n][0], s[mt][n][1]));
+                    mx1 = fmaxf(mx1, fmaxf(s[mt][n][2], s[mt][n][3]));
+                }
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+                mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+                mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+                const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;   // fully masked: no NaN
+                const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
+                const float alpha0 = fast_exp2(m[mt][0] * scale_log2 - mu0);     // m = -inf -> 0
+                const float alpha1 = fast_exp2(m[mt][1] * scale_log2 - mu1);
+                m[mt][0] = mx0;
+                m[mt][1] = mx1;
+                if constexpr (EXP16) {
+    #pragma unroll
+                    for (int n = 0; n < BK / 8; ++n) {   // S accumulator layout of n-tiles 2kk, 2kk+1 = A layout
+                        u32 p01 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][0], scale_log2, -mu0), fmaf(s[mt][n][1], scale_log2, -mu0)));
+                        u32 p23 = fast_exp2_x2<BF16>(pack2<BF16>(fmaf(s[mt][n][2], scale_log2, -mu1), fmaf(s[mt][n][3], scale_log2, -mu1)));
+                        pa[mt][n >> 1][(n & 1) * 2 + 0] = p01;
+                        pa[mt][n >> 1][(n & 1) * 2 + 1] = p23;
+                    }
+                    lacc[mt][0] *= alpha0; lacc[mt][1] *= alpha0;
+                    lacc[mt][2] *= alpha1; lacc[mt][3] *= alpha1;
+    #pragma unroll
+                    for (int kk = 0; kk < BK / 16; ++kk) mma16816<BF16>(lacc[mt], pa[mt][kk], ones, ones);   // l += P 1
+                } else {
+                    float ps0 = 0.f, ps1 = 0.f;
+    #pragma unroll
+                    for (int n = 0; n < BK / 8; ++n) {
+                        float p0 = fast_exp2(fmaf(s[mt][n][0], scale_log2, -mu0));
+                        float p1 = fast_exp2(fmaf(s[mt][n][1], scale_log2, -mu0));
+                        float p2 = fast_exp2(fmaf(s[mt][n][2], scale_log2, -mu1));
+                        float p3 = fast_exp2(fmaf(s[mt][n][3], scale_log2, -mu1));
+                        ps0 += p0 + p1;
+                        ps1 += p2 + p3;
+                        pa[mt][n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
+                        pa[mt][n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
+                    }
+                    l[mt][0] = l[mt][0] * alpha0 + ps0;
+                    l[mt][1] = l[mt][1] * alpha1 + ps1;
+                }
+    #pragma unroll
+                for (int n = 0; n < D / 8; ++n) {
+                    acc[mt][n][0] *= alpha0; acc[mt][n][1] *= alpha0;
+                    acc[mt][n][2] *= alpha1; acc[mt][n][3] *= alpha1;
                 }
             }
-        }
+
+            // O += P V: P stays in registers; each V fragment (ldmatrix.trans) feeds MT m-tiles
+    #pragma unroll
+            for (int kk = 0; kk < BK / 16; ++kk) {
+    #pragma unroll
+                for (int nn = 0; nn < D / 16; ++nn) {
+                    u32 b[4];
+                    int key = kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                    int col = nn * 16 + (lane >> 4) * 8;
+                    ldmatrix_x4_trans(b, smem_u32(sVt + swz<D>(key, col)));
+    #pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(acc[mt][2 * nn], pa[mt][kk], b[0], b[1]);
+                        mma16816<BF16>(acc[mt][2 * nn + 1], pa[mt][kk], b[2], b[3]);
+                    }
+                }
+            }
+        };
+        if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset)) step(BoolC<true>{});
+        else step(BoolC<false>{});
     }
     cp_async_wait<0>();
 
@@ -286,7 +299,7 @@ TA_FLASH_MMA_BOTH(64, 4, 1, 64, true, false, 2, 1, w4m1k64q)
 TA_FLASH_MMA_BOTH(128, 4, 1, 64, true, false, 2, 1, w4m1k64q)
 // step 2: 128 rows per block; 2 m-tiles per warp (each K/V fragment feeds 2 mma) or 8 warps
 TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, w4m2k64q)
-TA_FLASH_MMA_BOTH(64, 8, 1, 64, true, false, 2, 2, w8m1k64q_b2)
+TA_FLASH_MMA_BOTH(64, 8, 1, 64, true, false, 2, 1, w8m1k64q)
 TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, false, 2, 1, w8m1k64q)
 TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 2, 1, w4m2k32e)
 // step 3: EXP16 (two exponentials per SFU instruction, row sums by a ones-mma)

@@ -77,6 +77,17 @@ out = F.scaled_dot_product_attention(query[None, None], keys[None], values[None]
 print(type(out).__name__, out.shape, np.round(out.data[0, 0], 3))
 print("max |library - by hand|", below(np.abs(out.data[0, 0] - weights @ values).max()))
 
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+plot_attention(weights[None], ax=axes[0], title="weights over the books", annotate=True,
+               xlabels=[t.split(" (")[0] for t in titles], ylabels=["query"], colorbar=False)
+plot_attention(out.data[0], ax=axes[1], title="retrieved content = weights @ values", vmax=None,
+               xlabels=topics, ylabels=["query"], annotate=True, colorbar=False)
+axes[0].set_xlabel("key (book)")
+axes[1].set_xlabel("value feature (topic)")
+fig.tight_layout()
+plt.show()
+
 # %% [markdown]
 # The source text says the weights come out as **70% / 25% / 5%** for books 2, 1, 3. It gives no
 # vectors, so the numbers are *illustrative*: softmax only sees score **differences**, and any

@@ -26,6 +26,7 @@ def plot_attention(weights, ax=None, title: str | None = None,
     xlabels: Lk key labels; ylabels: Lq query labels; vmax=None scales to the data;
     annotate writes each weight in its cell (for small matrices)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     w = _as_array(weights, 2, "plot_attention")
     if ax is None:
@@ -33,7 +34,9 @@ def plot_attention(weights, ax=None, title: str | None = None,
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.grid(False)
     for labels, n, axis in ((xlabels, w.shape[1], "x"), (ylabels, w.shape[0], "y")):
-        if labels is not None:
+        if labels is None:   # integer positions only
+            getattr(ax, f"{axis}axis").set_major_locator(MaxNLocator(integer=True))
+        else:
             if len(labels) != n:
                 raise ValueError(f"plot_attention: {axis}labels has {len(labels)} entries for {n} "
                                  f"{'keys' if axis == 'x' else 'queries'}")

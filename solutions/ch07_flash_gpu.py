@@ -29,9 +29,11 @@ ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
 
 
-@cuda.jit(device=True)
-def n_key_tiles(q0, nq, nk, block, causal):
+def n_key_tiles(q0: int, nq: int, nk: int, block: int, causal: bool) -> int:
     """Key tiles [0, n) that query rows q0 .. min(q0 + block, nq) - 1 must visit (ints -> int).
+
+    The launcher calls this once per thread block and hands the kernel the counts (a tiny schedule,
+    like the block list of block-sparse FlashAttention), so the kernel's loop bound is one load.
 
     Tiles hold ``block`` keys; there are ceil(nk / block) of them. Causal (bottom-right aligned):
     query i sees key j iff j <= i + nk - nq, so tiles that start after the block's last visible key
@@ -50,11 +52,12 @@ def n_key_tiles(q0, nq, nk, block, causal):
 
 
 @cuda.jit(**jit_options())
-def flash_rows_kernel(q, k, v, out, scale, causal):
+def flash_rows_kernel(q, k, v, out, scale, causal, tiles):
     """out[b, i] = softmax_j(scale q[b, i] . k[b, j] [causal: j <= i + nk - nq]) v[b, j].
 
-    q, out: (BH, nq, d); k, v: (BH, nk, d); float32, d <= D_MAX; scale float32; causal int 0/1.
-    Launch: grid (ceil(nq / BLOCK), BH), block BLOCK threads. A row that sees no key gets 0.
+    q, out: (BH, nq, d); k, v: (BH, nk, d); float32, d <= D_MAX; scale float32; causal int 0/1;
+    tiles: int32 (ceil(nq / BLOCK),), key tiles each block visits. Launch: grid (ceil(nq / BLOCK), BH),
+    block BLOCK threads. A row that sees no key gets 0.
     """
     tid = cuda.threadIdx.x
     bh = cuda.blockIdx.y
@@ -71,10 +74,7 @@ def flash_rows_kernel(q, k, v, out, scale, causal):
     m = NEG_INF                           # running max of this row's scores
     l = ZERO                              # running sum of exp(score - m)
 
-    n_tiles = (nk + BLOCK - 1) // BLOCK
-    if causal:
-        n_tiles = n_key_tiles(q0, nq, nk, BLOCK, causal)     # skip tiles above the diagonal
-    for t in range(n_tiles):
+    for t in range(tiles[cuda.blockIdx.x]):       # causal: tiles above the diagonal are never visited
         k0 = t * BLOCK
         # stage the tile: thread tid copies key row k0 + tid (zeros past the end)
         for c in range(d):
@@ -122,17 +122,23 @@ def flash_attention_rows(q, k, v, *, is_causal: bool = False) -> np.ndarray:
     bh = int(np.prod(q.shape[:-2], dtype=np.int64))
     q3, k3, v3 = q.reshape(bh, nq, d), k.reshape(bh, nk, d), v.reshape(bh, nk, d)
     out = np.zeros((bh, nq, d), np.float32)
-    args = (np.float32(1.0 / math.sqrt(d)), np.int32(bool(is_causal)))
-    grid = ((nq + BLOCK - 1) // BLOCK, bh)
+    n_blocks = (nq + BLOCK - 1) // BLOCK
+    if is_causal:
+        tiles = np.array([n_key_tiles(b * BLOCK, nq, nk, BLOCK, True) for b in range(n_blocks)], np.int32)
+    else:
+        tiles = np.full(n_blocks, (nk + BLOCK - 1) // BLOCK, np.int32)
+    args = (np.float32(1.0 / math.sqrt(d)), np.int32(bool(is_causal)), tiles)
+    grid = (n_blocks, bh)
     if simulator_enabled():
         flash_rows_kernel[grid, BLOCK](q3, k3, v3, out, *args)
         return out.reshape(q.shape)
     dout = cuda.to_device(out)
-    flash_rows_kernel[grid, BLOCK](cuda.to_device(q3), cuda.to_device(k3), cuda.to_device(v3), dout, *args)
+    flash_rows_kernel[grid, BLOCK](cuda.to_device(q3), cuda.to_device(k3), cuda.to_device(v3), dout,
+                                   args[0], args[1], cuda.to_device(tiles))
     return dout.copy_to_host().reshape(q.shape)
 
 
 # for tests/test_gpu_compile.py: compile for sm_90 and check the PTX has no fp64
 PTX_KERNELS = {"ch07_flash_rows": (flash_rows_kernel,
                                    "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, :, ::1], "
-                                   "float32[:, :, ::1], float32, int32)")}
+                                   "float32[:, :, ::1], float32, int32, int32[::1])")}

@@ -45,7 +45,7 @@ def test_n_key_tiles_matches_brute_force(impl):
 
 @pytest.mark.points(3)
 def test_kernel_matches_dense(impl):
-    """Non-causal: needs only Exercise 07.2 (the kernel calls n_key_tiles only when causal)."""
+    """Non-causal: needs only Exercise 07.2 (the launcher calls n_key_tiles only when causal)."""
     ex = impl(MOD)
     rng = np.random.default_rng()
     n, d = int(rng.integers(17, 40)), int(rng.choice([8, 16]))       # ragged: not a multiple of BLOCK

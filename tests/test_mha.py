@@ -163,3 +163,25 @@ def test_permutation_equivariance_and_causal_breaks_it():
     np.testing.assert_allclose(m(x[:, perm]).data, m(x).data[:, perm], atol=1e-12)
     diff = np.abs(m(x[:, perm], is_causal=True).data - m(x, is_causal=True).data[:, perm]).max()
     assert diff > 1e-3
+
+
+def test_viz_helpers_draw_and_check_shapes():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tinyattn.viz.attention import plot_attention, plot_heads
+
+    w = np.random.default_rng(5).dirichlet(np.ones(4), size=(3, 2))    # (H=3, Lq=2, Lk=4)
+    ax = plot_attention(w[0], xlabels=list("abcd"), ylabels=["x", "y"], annotate=True)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("abcd")
+    np.testing.assert_allclose(ax.images[0].get_array(), w[0])
+    fig = plot_heads(w, ncols=2)
+    drawn = [a for a in fig.axes if a.images]
+    assert len(drawn) == 3 and len(fig.axes) == 4                     # 2x2 grid, one left blank
+    for a, wh in zip(drawn, w):
+        np.testing.assert_allclose(a.images[0].get_array(), wh)
+    with pytest.raises(ValueError, match=r"\(H, Lq, Lk\).*\(2, 4\)"):
+        plot_heads(w[0])
+    with pytest.raises(ValueError, match="xlabels has 3 entries for 4 keys"):
+        plot_attention(w[0], xlabels=list("abc"))
+    plt.close("all")

@@ -291,3 +291,19 @@ def test_flash_backend_is_found_by_name_and_agrees():
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(grads[0][0], ref_sdpa(q.data, k.data, v.data, is_causal=True), atol=1e-12)
+
+
+def test_agrees_with_torch_when_available():
+    """The public oracle (torch >= 2.5, enable_gqa); skipped where torch is not installed.
+    torch's is_causal is top-left aligned, so the bottom-right mask is passed explicitly."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(13)
+    q, k, v = rng.standard_normal((2, 6, 3, 4)), rng.standard_normal((2, 2, 5, 4)), rng.standard_normal((2, 2, 5, 3))
+    mask = (rng.random((2, 1, 3, 5)) < 0.7) & np.tri(3, 5, 2, dtype=bool)
+    mask[..., 0] = True
+    bias = rng.standard_normal((6, 3, 5))
+    attn = torch.from_numpy(np.where(mask, bias, -np.inf))
+    want = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.from_numpy(a) for a in (q, k, v)), attn_mask=attn, scale=0.4, enable_gqa=True)
+    got = sdpa(q, k, v, mask, bias=bias, scale=0.4).data
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-12)

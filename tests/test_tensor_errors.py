@@ -85,3 +85,10 @@ def test_functional_input_errors():
         F.linear(logits, np.ones((4, 3)))
     with pytest.raises(TypeError, match="integers"):
         F.embedding(T(4, 5), np.array([0.0, 1.0]))
+
+
+def test_scalar_conversions_and_formatting():
+    t = ta.Tensor(np.array(1.23456, dtype=np.float32))
+    assert f"{t:.3f}" == "1.235" and float(t) == pytest.approx(1.23456) and int(t) == 1
+    with pytest.raises(ValueError):
+        bool(ta.Tensor(np.ones(3)))                    # ambiguous, as for ndarrays

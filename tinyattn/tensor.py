@@ -91,6 +91,19 @@ class Tensor:
         grad = f", requires_grad=True, op={self._op!r}" if self.requires_grad else ""
         return f"Tensor({np.array2string(self.data, precision=4, threshold=20)}{grad})"
 
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __format__(self, spec: str) -> str:
+        """f"{loss:.4f}" formats a one-element tensor like the number it holds."""
+        return format(self.data.item(), spec) if self.data.size == 1 else format(str(self), spec)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self.data if dtype is None else self.data.astype(dtype)
 

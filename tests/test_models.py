@@ -55,9 +55,10 @@ def reference_logits(model, tokens, return_maps=False):
         bias = P["pos.t5.table"][model.pos.t5.buckets(L, L)].transpose(2, 0, 1)
         scale = 1.0
     maps = []
+    post = model.blocks[0].norm == "post"
     for layer in range(model.n_layers):
         p = lambda n: P[f"blocks.{layer}.{n}"]  # noqa: E731
-        z = _ln(x, p("ln1.weight"), p("ln1.bias"))
+        z = x if post else _ln(x, p("ln1.weight"), p("ln1.bias"))
         q, k, v = (((z @ p(f"attn.{n}_proj.weight")).reshape(B, L, -1, dh)).transpose(0, 2, 1, 3)
                    for n in "qkv")
         if model.positional == "rope":
@@ -71,8 +72,12 @@ def reference_logits(model, tokens, return_maps=False):
         maps.append(a)
         o = (a @ v).transpose(0, 2, 1, 3).reshape(B, L, d)
         x = x + o @ p("attn.o_proj.weight")
-        h = _ln(x, p("ln2.weight"), p("ln2.bias"))
+        if post:                                        # h = LN1(x + attn), y = LN2(h + mlp(h))
+            x = _ln(x, p("ln1.weight"), p("ln1.bias"))
+        h = x if post else _ln(x, p("ln2.weight"), p("ln2.bias"))
         x = x + _gelu(h @ p("mlp.fc1.weight") + p("mlp.fc1.bias")) @ p("mlp.fc2.weight") + p("mlp.fc2.bias")
+        if post:
+            x = _ln(x, p("ln2.weight"), p("ln2.bias"))
     x = _ln(x, P["ln_f.weight"], P["ln_f.bias"])
     head = P["tok_emb.weight"].T if model.tie_weights else P["lm_head.weight"]
     return (x @ head, maps) if return_maps else x @ head
@@ -89,7 +94,8 @@ def test_forward_matches_float64_reference(positional):
     np.testing.assert_allclose(logits.data, reference_logits(model, TOKENS), rtol=2e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("kw", [{"n_kv_heads": 1}, {"n_kv_heads": 2, "tie_weights": True}, {"d_ff": 24}])
+@pytest.mark.parametrize("kw", [{"n_kv_heads": 1}, {"n_kv_heads": 2, "tie_weights": True}, {"d_ff": 24},
+                                {"norm": "post"}])
 def test_variants_match_reference(kw):
     model = TransformerLM(11, 16, 2, 4, 12, rng=np.random.default_rng(2), **kw)
     np.testing.assert_allclose(model(TOKENS).data, reference_logits(model, TOKENS), rtol=2e-4, atol=2e-4)
@@ -223,6 +229,8 @@ def test_sample_next_distribution_and_top_k():
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="positional"):
         TransformerLM(11, 16, 1, 2, 8, positional="xpos")
+    with pytest.raises(ValueError, match="norm"):
+        TransformerLM(11, 16, 1, 2, 8, norm="sandwich")
     with pytest.raises(ValueError, match="divisible"):
         TransformerLM(11, 18, 1, 4, 8)
     with pytest.raises(ValueError, match="vocab_size"):

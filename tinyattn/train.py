@@ -140,7 +140,9 @@ def _progress_bar(it, progress: bool, desc: str):
     if not progress:
         return it
     from tqdm import tqdm   # plain text bar: renders in terminals and in stored notebooks alike
-    return tqdm(it, desc=desc, file=sys.stderr, mininterval=0.5, ncols=80, leave=True)
+    # at most ~20 redraws per run: a stored notebook keeps every redraw of its stderr stream
+    return tqdm(it, desc=desc, file=sys.stderr, mininterval=1.0, miniters=max(1, len(it) // 20),
+                ncols=80, leave=True)
 
 
 # ---------------------------------------------------------------------------------- checkpoints

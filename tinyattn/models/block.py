@@ -6,7 +6,9 @@
 
 Pre-norm (normalise the input of each sublayer, never the residual stream itself) keeps an
 identity path from the embeddings to the output, so gradients reach early layers undamped;
-the original post-norm layout ``LayerNorm(x + sublayer(x))`` needs learning-rate warm-up to train.
+the original post-norm layout (Vaswani et al. 2017), kept here as ``norm="post"`` for comparison,
+normalises after each residual sum, ``h = LN_1(x + Attn(x))``, ``y = LN_2(h + MLP(h))``, and
+needs learning-rate warm-up to train (Xiong et al. 2020).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ class MLP(Module):
 
 
 class TransformerBlock(Module):
-    """One pre-norm decoder block: x (B, L, d_model) -> (B, L, d_model).
+    """One decoder block (pre-norm by default, ``norm="post"`` for the 2017 layout):
+    x (B, L, d_model) -> (B, L, d_model).
 
     d_model % n_heads == 0; n_heads % n_kv_heads == 0 (GQA/MQA when n_kv_heads < n_heads).
     ``forward`` passes ``is_causal``, ``attn_bias``, ``scale``, ``qk_transform`` and ``backend``
@@ -45,8 +48,11 @@ class TransformerBlock(Module):
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
-                 rng: np.random.Generator | None = None):
+                 rng: np.random.Generator | None = None, norm: str = "pre"):
         super().__init__()
+        if norm not in ("pre", "post"):
+            raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
+        self.norm = norm
         rng = np.random.default_rng(0) if rng is None else rng
         self.ln1 = LayerNorm(d_model)
         self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
@@ -55,11 +61,16 @@ class TransformerBlock(Module):
 
     def forward(self, x: Tensor, *, is_causal: bool = True, attn_bias=None, scale: float | None = None,
                 qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense"):
-        a = self.attn(self.ln1(x), attn_bias=attn_bias, is_causal=is_causal, scale=scale,
+        pre = self.norm == "pre"
+        a = self.attn(self.ln1(x) if pre else x, attn_bias=attn_bias, is_causal=is_causal, scale=scale,
                       qk_transform=qk_transform, need_weights=need_weights, backend=backend)
         weights = None
         if need_weights:
             a, weights = a
-        h = x + a                                        # h = x + Attn(LN_1(x))
-        y = h + self.mlp(self.ln2(h))                    # y = h + MLP(LN_2(h))
+        if pre:
+            h = x + a                                    # h = x + Attn(LN_1(x))
+            y = h + self.mlp(self.ln2(h))                # y = h + MLP(LN_2(h))
+        else:
+            h = self.ln1(x + a)                          # post-norm: h = LN_1(x + Attn(x))
+            y = self.ln2(h + self.mlp(h))                #            y = LN_2(h + MLP(h))
         return (y, weights) if need_weights else y

@@ -33,13 +33,14 @@ class TransformerLM(Module):
     n_kv_heads: KV heads per layer (None = n_heads; fewer gives GQA/MQA).
     tie_weights: output projection = token embedding transposed (saves vocab·d parameters).
     backend: SDPA backend passed to every attention call ("dense"; chapter 06 registers "flash").
+    norm: "pre" (default) or "post" (the 2017 layout, for comparison; see ``TransformerBlock``).
     rng: initialisation (and CAPE augmentation) stream; default seed 0.
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int, max_len: int,
                  positional: str = "rope", n_kv_heads: int | None = None, *, d_ff: int | None = None,
                  tie_weights: bool = False, backend: str = "dense", rope_base: float = 10000.0,
-                 rng: np.random.Generator | None = None):
+                 norm: str = "pre", rng: np.random.Generator | None = None):
         super().__init__()
         self.vocab_size = _pos_int("vocab_size", vocab_size)
         self.d_model = _pos_int("d_model", d_model)
@@ -54,10 +55,13 @@ class TransformerLM(Module):
         self.positional, self.tie_weights, self.backend = positional, bool(tie_weights), backend
         self.tok_emb = Embedding(vocab_size, d_model, rng=rng)
         self.pos = PositionalScheme(positional, d_model, n_heads, max_len, rng, rope_base=rope_base)
-        self.blocks = ModuleList([TransformerBlock(d_model, n_heads, n_kv_heads, d_ff, rng=rng)
+        self.blocks = ModuleList([TransformerBlock(d_model, n_heads, n_kv_heads, d_ff, rng=rng, norm=norm)
                                   for _ in range(n_layers)])
         self.ln_f = LayerNorm(d_model)
         self.lm_head = None if tie_weights else Linear(d_model, vocab_size, bias=False, rng=rng)
+        if tie_weights:
+            # the table doubles as the output head: N(0, 1/d) rows give logits of unit scale at init
+            self.tok_emb.weight.data *= np.float32(d_model ** -0.5)
         if positional == "t5":
             # T5 drops the 1/sqrt(d_head) on the logits and folds it into W_q's initialisation
             for block in self.blocks:

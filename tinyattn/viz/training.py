@@ -31,8 +31,8 @@ def draw_block(ax=None, title: str = "pre-norm Transformer block"):
     from matplotlib.patches import FancyBboxPatch
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 5.6))
-    width = 3.4
+        _, ax = plt.subplots(figsize=(4.2, 5.0))
+    width = 3.9
     for label, y, colour in _BOXES:
         if label == "+":
             ax.add_patch(plt.Circle((0, y), 0.22, fc="white", ec="black", lw=1.2))
@@ -46,12 +46,14 @@ def draw_block(ax=None, title: str = "pre-norm Transformer block"):
         start = y0 + (0.22 if _BOXES[[b[1] for b in _BOXES].index(y0)][0] == "+" else 0.32)
         end = y1 - (0.22 if l1 == "+" else 0.32)
         ax.annotate("", xy=(0, end), xytext=(0, start), arrowprops=arrow)
-    residual = dict(arrowstyle="-|>", color="#cc0000", lw=1.4, connectionstyle="bar,fraction=-0.25")
-    for y_from, y_to in ((0.5, 3.0), (3.5, 6.0)):   # shortcut around each sublayer
-        ax.annotate("", xy=(0.22, y_to), xytext=(0.1, y_from), arrowprops=residual)
-    ax.text(2.35, 1.75, "residual\n(残差)", color="#cc0000", fontsize=8, ha="left", va="center")
-    ax.text(2.35, 4.75, "residual", color="#cc0000", fontsize=8, ha="left", va="center")
-    ax.set_xlim(-2.2, 3.2)
+    for y_from, y_to in ((0.5, 3.0), (3.5, 6.0)):   # shortcut around each sublayer: right, up, left
+        xr = width / 2 + 0.35
+        ax.plot([0, xr, xr], [y_from, y_from, y_to], color="#cc0000", lw=1.4)
+        ax.annotate("", xy=(0.24, y_to), xytext=(xr, y_to),
+                    arrowprops=dict(arrowstyle="-|>", color="#cc0000", lw=1.4))
+        ax.text(xr + 0.1, (y_from + y_to) / 2, "residual", color="#cc0000", fontsize=8,
+                ha="left", va="center", rotation=90)
+    ax.set_xlim(-2.2, 2.8)
     ax.set_ylim(-0.6, 7.6)
     ax.set_aspect("auto")
     ax.axis("off")

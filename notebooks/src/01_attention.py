@@ -104,7 +104,7 @@ print("softmax of those scores:", np.round(np.exp(s_target + 5) / np.exp(s_targe
 # **Soft versus hard.** Multiplying all scores by a factor (an inverse *temperature*) sharpens the
 # weights. As the factor grows the soft lookup turns into `argmax` — the hard, dictionary-like
 # lookup; as it shrinks to 0 every book counts equally. Keep this picture: the √d scale of
-# section 2 is exactly a choice of this factor.
+# section 3 is exactly a choice of this factor.
 
 # %%
 factors = np.geomspace(0.05, 30, 60)
@@ -156,7 +156,10 @@ print("output shape", lib.shape, "| max |library - formula|", below(np.abs(lib.d
 # \quad dQ = dS\,K/\sqrt d,\quad dK = dS^\top Q/\sqrt d .$$
 #
 # The $dS$ line is the softmax Jacobian $\partial p_i/\partial s_j = p_i(\delta_{ij}-p_j)$
-# applied to a vector. `ta.gradcheck` compares it with central finite differences in float64:
+# applied to a vector. The row sum needs no $(L_q, L_k)$ product: $\sum_l dP_{il}P_{il} =
+# \sum_l P_{il}\,(dO_i\cdot v_l) = dO_i\cdot O_i$, which is how the library (and FlashAttention,
+# chapter 06) computes it. `ta.gradcheck` compares the whole backward with central finite
+# differences in float64:
 
 # %%
 # NBVAL_CHECK_OUTPUT

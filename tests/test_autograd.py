@@ -168,3 +168,27 @@ def test_random_compositions_pass_gradcheck(program, seed):
                 slots[j] = UNARY[op % len(UNARY)](slots[j])
         return slots[0] + slots[1] * 2.0 - slots[2]
     assert ta.gradcheck(fn, *inputs, atol=1e-5, rtol=1e-3)
+
+
+def test_graph_nodes_and_drawing():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tinyattn.viz.graph import draw_broadcast, draw_graph, graph_nodes
+
+    x = ta.Tensor(2.0, requires_grad=True, name="x")
+    c = ta.Tensor(3.0, name="c")
+    e = x * c
+    L = e * e                                     # e is used twice: two edges e -> L
+    nodes, edges = graph_nodes(L)
+    assert len(nodes) == 4 and nodes[-1] is L
+    index = {id(n): i for i, n in enumerate(nodes)}
+    assert sorted(edges) == sorted([(index[id(x)], index[id(e)]), (index[id(c)], index[id(e)]),
+                                    (index[id(e)], index[id(L)]), (index[id(e)], index[id(L)])])
+    L.backward()
+    ax = draw_graph(L)
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == 4 and any("x" in s and "grad 36" in s for s in labels)  # dL/dx = 2 e c
+    ax2 = draw_broadcast((3, 1), (1, 4))
+    assert len(ax2.patches) == 3 * 12
+    plt.close("all")

@@ -90,7 +90,8 @@ def custom_op(out_data: np.ndarray, inputs: Sequence[Any],
     inputs: the Tensors the result depends on (ndarrays are treated as constants).
     backward: ``backward(grad_out)`` with ``grad_out`` shaped like ``out_data`` returns one
       gradient per input, each shaped like that input (``None`` = no gradient). It is called at
-      most once per ``backward()`` and only if the output requires grad.
+      most once per ``backward()`` and only if the output requires grad. It must NOT modify
+      ``grad_out`` in place: the same array may also be the gradient of another tensor.
     Returns a Tensor that requires grad iff grad mode is on and any input requires grad.
     """
     parents = tuple(t if isinstance(t, _TENSOR_CLS) else _TENSOR_CLS(t) for t in inputs)

@@ -192,3 +192,10 @@ def test_graph_nodes_and_drawing():
     ax2 = draw_broadcast((3, 1), (1, 4))
     assert len(ax2.patches) == 3 * 12
     plt.close("all")
+
+
+def test_gradcheck_constant_function_and_detached_input():
+    x = ta.Tensor(np.ones(3), requires_grad=True)
+    assert ta.gradcheck(lambda t: ta.Tensor(np.arange(3.0)), x)       # f does not use x: 0 == 0
+    with pytest.raises(GradcheckError, match="argument 0"):
+        ta.gradcheck(lambda t: t.detach() * t.data, x)                # numerical 2x, analytic 0

@@ -250,3 +250,20 @@ def test_errors_name_the_argument():
         sample_next(np.zeros((1, 3)), -1.0)
     rope = TransformerLM(11, 16, 1, 2, 8)
     assert rope(np.zeros((1, 20), dtype=np.int64)).shape == (1, 20, 11)   # relative: any length
+
+
+def test_backend_passthrough_flash_equals_dense():
+    pytest.importorskip("tinyattn.flash")
+    tokens = np.random.default_rng(11).integers(0, 11, size=(2, 100))    # 100 = a 64-block + a ragged 36
+    grads = {}
+    for backend in ("dense", "flash"):
+        model = TransformerLM(11, 16, 2, 2, 128, backend=backend, rng=np.random.default_rng(12))
+        loss = ta.train.lm_loss(model, tokens, tokens)
+        loss.backward()
+        grads[backend] = (float(loss.data), model.tok_emb.weight.grad.copy(),
+                          model.blocks[0].attn.q_proj.weight.grad.copy())
+    assert grads["flash"][0] == pytest.approx(grads["dense"][0], rel=1e-5)
+    for a, b in zip(grads["flash"][1:], grads["dense"][1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    model = TransformerLM(11, 16, 1, 2, 128, rng=np.random.default_rng(12))
+    np.testing.assert_allclose(model(tokens, backend="flash").data, model(tokens).data, atol=1e-5)

@@ -8,7 +8,8 @@
 #
 # The source text lists the prerequisites in its section 5.1.3 (优化理论): "gradient computation:
 # chain rule, Jacobian matrix (链式法则, Jacobian矩阵)", "the structure of ∇softmax", "gradient flow
-# of multi-head attention". This chapter covers the first two; chapter 02 uses them for the third.
+# of multi-head attention". This chapter covers the first two; every later chapter relies on the
+# third whenever it trains through attention (the SDPA backward is derived in chapters 01 and 06).
 #
 # Plan:
 # 1. arrays and **broadcasting** (广播), and what broadcasting means for gradients;

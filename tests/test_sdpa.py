@@ -211,6 +211,8 @@ def test_backend_registry():
     assert out.shape == (1, 2, 5) and calls == [((1, 2, 4), 0.5, True)]
     with pytest.raises(ValueError, match=r"unknown SDPA backend 'nope'.*dense"):
         sdpa(np.zeros((1, 2, 4)), np.zeros((1, 3, 4)), np.zeros((1, 3, 5)), backend="nope")
+    with pytest.raises(ValueError, match=r"unknown SDPA backend '\.\./x'"):
+        sdpa(np.zeros((1, 2, 4)), np.zeros((1, 3, 4)), np.zeros((1, 3, 5)), backend="../x")
 
 
 # ----------------------------------------------------------------------------- gradients

@@ -38,11 +38,14 @@ def register_sdpa_backend(name: str, fn: SDPABackend) -> None:
 
 
 def _backend(name: str) -> SDPABackend:
-    if name not in _BACKENDS:
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a str, got {type(name).__name__}")
+    if name not in _BACKENDS and name.isidentifier():
         try:  # e.g. "flash" -> tinyattn.flash, which calls register_sdpa_backend on import
             importlib.import_module(f"tinyattn.{name}")
-        except ImportError:
-            pass
+        except ModuleNotFoundError as exc:
+            if exc.name != f"tinyattn.{name}":
+                raise                    # the module exists but is broken: show the real error
     if name not in _BACKENDS:
         raise ValueError(f"unknown SDPA backend {name!r}; registered backends: {sorted(_BACKENDS)}")
     return _BACKENDS[name]

@@ -205,3 +205,16 @@ def test_linear_embedding_random_shapes(seed):
     E = leaf(rng, (V, d_in))
     tokens = rng.integers(0, V, lead)
     assert ta.gradcheck(lambda E: F.embedding(E, tokens), E)
+
+
+def test_cross_entropy_float16_logits_match_float64():
+    rng = np.random.default_rng(9)
+    z = (rng.standard_normal((8, 1000)) * 4).astype(np.float16)
+    t = rng.integers(0, 1000, 8)
+    x = ta.Tensor(z, requires_grad=True)
+    loss = F.cross_entropy(x, t)
+    assert loss.dtype == np.float16
+    np.testing.assert_allclose(float(loss.item()), ref_cross_entropy(z.astype(np.float64), t, -100),
+                               rtol=2e-3)
+    loss.backward()
+    assert x.grad.dtype == np.float16 and np.isfinite(x.grad).all()

@@ -32,7 +32,9 @@ def cross_entropy(logits: Any, targets: Any, ignore_index: int = -100,
     if t.shape != Z.shape[:-1]:
         raise ValueError(f"cross_entropy: targets shape {t.shape} must equal logits shape "
                          f"{Z.shape} without its last axis, i.e. {Z.shape[:-1]}")
-    Z2, t1 = Z.reshape(-1, C), t.reshape(-1)
+    # float16 logits are computed in float32 (exp-sums over a vocabulary lose float16 precision)
+    Z2 = (Z.astype(np.float32) if Z.dtype == np.float16 else Z).reshape(-1, C)
+    t1 = t.reshape(-1)
     valid = t1 != ignore_index
     bad = valid & ((t1 < 0) | (t1 >= C))
     if bad.any():
@@ -60,5 +62,5 @@ def cross_entropy(logits: Any, targets: Any, ignore_index: int = -100,
         else:
             scale = g / max(n_valid, 1) if reduction == "mean" else g
             dz *= (valid * scale)[:, None]
-        return (dz.reshape(Z.shape),)
+        return (dz.reshape(Z.shape).astype(Z.dtype, copy=False),)
     return custom_op(out, (z,), backward, "cross_entropy")

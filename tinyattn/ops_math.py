@@ -193,12 +193,13 @@ def matmul(a: Tensor, b: Any) -> Tensor:
     if B.ndim == 2 and A.ndim > 2:
         # (..., k) @ (k, n) as one 2-D BLAS call; dB = A2^T @ dO2 needs no batch sum
         n = B.shape[1]
-        out = (A.reshape(-1, ka) @ B).reshape(A.shape[:-1] + (n,))
+        A2 = A.reshape(-1, ka)                  # a view when A is contiguous; reused in backward
+        out = (A2 @ B).reshape(A.shape[:-1] + (n,))
 
         def backward(g: np.ndarray) -> tuple:
             g2 = g.reshape(-1, n)
             ga = (g2 @ B.T).reshape(A.shape) if a.requires_grad else None
-            gb = A.reshape(-1, ka).T @ g2 if b.requires_grad else None
+            gb = A2.T @ g2 if b.requires_grad else None
             return ga, gb
         return Tensor._make(out, (a, b), backward, "matmul")
 

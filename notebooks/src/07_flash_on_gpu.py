@@ -1,0 +1,492 @@
+# %% [markdown]
+# # 07 · FlashAttention on the GPU: threads, shared memory, tensor cores (GPU编程基础)
+#
+# Chapter 06 ran FlashAttention's tile loop on the CPU and counted its memory traffic. This chapter
+# puts the same loop on a GPU, in three steps of increasing speed, and measures them on an NVIDIA
+# H200 against PyTorch's kernels:
+#
+# 1. the **GPU execution model** (执行模型): grid, thread blocks (线程块), warps (线程束), streaming
+#    multiprocessors (SM), registers (寄存器) and shared memory (共享内存), with the H200's numbers;
+# 2. a **Numba-CUDA kernel** in fp32, walked through line by line and *run here on the CPU* in
+#    Numba's CUDA simulator;
+# 3. a **CUDA C tensor-core kernel** (fp16/bf16 `mma.sync`, fp32 accumulation) compiled by CuPy;
+# 4. a **roofline** (屋顶线模型) with ceilings measured on the card, the measured throughput, and the
+#    optimisation steps that took the tensor-core kernel from 192 to 293 TFLOP/s.
+#
+# The source text touches this material in 2.3 (GPU memory hierarchy, GPU内存层次), 4.4 (FlashAttention-2's
+# warp-level scheduling, 调度优化) and 5.1.5 (GPU programming basics: Thread/Warp/Block, Tensor Cores).
+# GPU timings come from `benchmarks/gpu_flash.py`, run on an H200 and committed as
+# `benchmarks/results/gpu_flash_h200.json`; this notebook only reads that file (cells that need a
+# GPU are skipped on CPU). Library: `tinyattn.gpu`, figures `tinyattn.viz.gpu`.
+
+# %%
+import os
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")    # before numba is imported: kernels run on the CPU
+%config InlineBackend.figure_formats = ['png']
+import numpy as np
+import matplotlib.pyplot as plt
+import tinyattn as ta
+from tinyattn.viz import setup_notebook
+setup_notebook()            # small PNG figures, fixed style
+rng = np.random.default_rng(0)
+
+import inspect, json, math, re, time
+from pathlib import Path
+from tinyattn.gpu import numba_flash, numba_flash_attention
+from tinyattn.gpu.numba_flash import NumbaConfig
+from tinyattn.viz import gpu as vg
+
+ROOT = Path(ta.__file__).resolve().parents[1]
+RUN = json.loads((ROOT / "benchmarks" / "results" / "gpu_flash_h200.json").read_text())
+RESULTS = RUN["results"]
+
+
+def dense_attention(q, k, v, is_causal=False):
+    """Float64 reference: S, bottom-right causal mask, softmax, P V; a row with no key gives 0."""
+    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
+    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
+    nq, nk = s.shape[-2:]
+    ok = np.arange(nk)[None, :] <= np.arange(nq)[:, None] + (nk - nq) if is_causal else np.ones((nq, nk), bool)
+    s = np.where(ok, s, -np.inf)
+    m = s.max(-1, keepdims=True)
+    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
+    l = e.sum(-1, keepdims=True)
+    return (e / np.where(l == 0, 1, l)) @ v
+
+
+def rec(impl, dtype, N=8192, d=64, causal=False):
+    """The benchmark record of one configuration (B*N = 16k tokens, H = 2048 / d)."""
+    return next(r for r in RESULTS if r["impl"] == impl and r["dtype"] == dtype and r["N"] == N
+                and r["d"] == d and r["causal"] == causal)
+
+# %% [markdown]
+# ## 1. The GPU execution model
+#
+# A kernel launch is a **grid** of **thread blocks**. The hardware places each block on one
+# **streaming multiprocessor (SM)**, where it stays until it finishes; an SM runs several blocks at
+# once if their registers and shared memory fit. Inside a block, threads are grouped in **warps** of
+# 32 that issue one instruction together (SIMT). Memory, from fast and small to slow and large:
+#
+# | level | scope | H100/H200 size | source |
+# |---|---|---|---|
+# | registers | one thread | 64K 32-bit registers per SM, ≤ 255 per thread | CUDA C++ Programming Guide, compute capability 9.0 table |
+# | shared memory (SRAM) | one block | ≤ 227 KB per block, 228 KB per SM | same table |
+# | L2 cache | whole GPU | 50 MB (H100 SXM); PyTorch reported 60 MB on this H200 | H100 whitepaper; `KINDS.md` |
+# | HBM | whole GPU | 141 GB HBM3e (H200) | H200 datasheet |
+#
+# FlashAttention maps onto this directly (FlashAttention-2, Dao 2023): one block per **query tile**
+# and head; the block stages K/V tiles in **shared memory**; each thread keeps its scores and its
+# part of the output accumulator in **registers**. Two numbers from the card itself, measured by the
+# benchmark (dense GEMM through PyTorch, a 4 GiB device copy):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+ceil = RUN["ceilings"]
+print(f"GPU: {RUN['gpu']}, {RUN['sm_count']} SMs")
+print(f"GEMM ceilings (TFLOP/s): fp16 {ceil['gemm_fp16_tflops']:.0f}, bf16 {ceil['gemm_bf16_tflops']:.0f}, "
+      f"tf32 {ceil['gemm_tf32_tflops']:.0f}, fp32 {ceil['gemm_fp32_tflops']:.1f}")
+print(f"device copy: {ceil['copy_TBps']:.2f} TB/s  -> ridge point fp16 {ceil['gemm_fp16_tflops'] / ceil['copy_TBps']:.0f} FLOP/byte")
+
+# %%
+fig, ax = plt.subplots(figsize=(7.5, 4.2))
+vg.plot_execution_model(ax, n_sm=RUN["sm_count"], smem_kb=228, regs_per_sm=65536, threads_per_block=128)
+ax.set_title("A grid of thread blocks, each placed on one SM; a block = warps of 32 threads", fontsize=9)
+plt.show()
+
+# %% [markdown]
+# **Occupancy** (how many warps an SM keeps in flight) follows from the two per-SM budgets. The
+# compiler reports registers per thread; registers are allocated per warp in units of 256
+# (so per thread rounded up to a multiple of 8). The benchmark recorded what each of our kernels uses:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def blocks_per_sm(regs, threads, smem_bytes, regs_per_sm=65536, smem_per_sm=228 * 1024, max_threads=2048):
+    regs_per_block = -(-regs // 8) * 8 * threads
+    return min(regs_per_sm // regs_per_block, smem_per_sm // max(smem_bytes, 1), max_threads // threads)
+
+res = RUN["kernel_resources"]
+for name, threads in (("cupy_f32_d64", 128), ("cupy_f16_d64", 128), ("cupy_f16_d128", 128)):
+    r = res[name]
+    b = blocks_per_sm(r["regs"], threads, r["dyn_smem"])
+    print(f"{name:14s} {r['regs']:3d} regs/thread, {r['dyn_smem'] // 1024:2d} KB shared/block -> "
+          f"{b} blocks = {b * threads // 32:2d} warps per SM")
+
+# %% [markdown]
+# ## 2. From chapter 06's tile loop to one thread block
+#
+# The CPU loop of chapter 06 (FA2 order) was: for each query tile, for each key tile, update
+# $m, \ell, O$ with the online softmax. On the GPU the *outer* loop disappears into the grid (all query
+# tiles run in parallel, one block each) and the *inner* loop over key tiles runs inside a block.
+# In our Numba kernel a block has $8\times16 = 128$ threads; thread $(t_x, t_y)$ owns query rows
+# $4t_y..4t_y+3$, the scores of keys $t_x + 8j$ of each 32-key tile, and output columns $t_x + 8c$:
+# every score and every output element has exactly one owner, so no two threads ever add into the
+# same register. The rows' maxima and sums are combined across the 8 threads that share a row.
+
+# %%
+cfg = NumbaConfig(tx=8, ty=16, rq=4, ck=4)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+vg.plot_thread_ownership(axes, cfg.tx, cfg.ty, cfg.rq, cfg.ck, d=64)
+plt.tight_layout(); plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+d = 64
+bq, bk = cfg.block_q, cfg.block_k
+smem = 4 * (bq * (d + 1) + d * (bk + 1) + bk * d + bq * (bk + 1) + 2 * bq * cfg.tx)
+print(f"tile {bq} x {bk}, d = {d}: shared memory {smem} bytes = {smem / 1024:.1f} KB (static limit 48 KB)")
+print(f"per thread and tile: {cfg.rq * cfg.ck * d} FMAs for S, {cfg.rq * (d // cfg.tx) * bk} for P V, "
+      f"registers for S {cfg.rq * cfg.ck} and O {cfg.rq * d // cfg.tx}")
+
+# %% [markdown]
+# ## 3. The Numba kernel, line by line
+#
+# `tinyattn.gpu.numba_flash.make_kernel(d, cfg)` builds one kernel per head dim and tile shape (so
+# loop bounds and array sizes are compile-time constants). We print it in pieces.
+#
+# **Setup.** Block and thread indices; shared arrays (one per line: the simulator merges arrays
+# declared on the same line); register arrays. `float32` constants only: a Python `0.0` is float64
+# and would put double-precision instructions in the kernel (measured on an H200 to halve the
+# speed of an earlier kernel, GPU.md).
+
+# %%
+SRC = inspect.getsource(numba_flash.make_kernel).splitlines()
+
+
+def show(first: str, last: str) -> None:
+    """Print the kernel source from the line containing `first` to the line containing `last`."""
+    i = next(n for n, s in enumerate(SRC) if first in s)
+    j = next(n for n, s in enumerate(SRC) if n >= i and last in s)
+    print("\n".join(SRC[i:j + 1]))
+
+
+show("def kernel(", "kv = cuda.local.array")
+
+# %% [markdown]
+# **Stage Q once, count the key tiles.** Each thread copies a strided share of the query tile
+# (consecutive threads read consecutive addresses: *coalesced*). With a causal mask, tiles entirely
+# above the diagonal are never loaded: for the block's last row $i$, keys $j > i + N_k - N_q$ are
+# invisible, so the loop stops at that tile.
+
+# %%
+show("# stage the Q tile once", "n_tiles = min(n_tiles")
+
+# %% [markdown]
+# **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
+# barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
+# row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
+
+# %%
+show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
+
+# %% [markdown]
+# **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
+# shared memory, barrier, each thread combines the 8 partials of its rows: $m' = \max(m, \max_j S)$,
+# $P = e^{S - m'}$, $\alpha = e^{m - m'}$ rescales $\ell$ and the accumulator. A row that has seen only
+# masked keys keeps $m = -\infty$; it shifts by 0 instead, so $e^{-\infty}=0$, never NaN.
+
+# %%
+show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
+
+# %% [markdown]
+# **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
+
+# %%
+show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
+
+# %% [markdown]
+# ### Running it in the CUDA simulator
+#
+# With `NUMBA_ENABLE_CUDASIM=1` Numba runs every CUDA thread as a Python thread: the same kernel, the
+# same barriers, no GPU. It is slow (hundreds of thousands of times slower than the card), so sizes
+# stay tiny; under the simulator `numba_flash_attention` picks a 16-thread tile shape. We compare
+# against the dense float64 reference on ragged sizes, causal and not, $N_q \ne N_k$, and the GPU's
+# own 128-thread tile shape.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cases = [((2, 19, 16), (2, 19, 16), False, None), ((1, 2, 21, 8), (1, 2, 21, 8), True, None),
+         ((1, 12, 8), (1, 5, 8), True, None), ((1, 40, 64), (1, 40, 64), True, cfg)]
+for qs, ks, causal, c_ in cases:
+    q = rng.standard_normal(qs).astype(np.float32)
+    k, v = (rng.standard_normal(ks).astype(np.float32) for _ in range(2))
+    out = numba_flash_attention(q, k, v, is_causal=causal, config=c_)
+    err = np.abs(out - dense_attention(q, k, v, causal)).max()
+    print(f"q {qs}, k {ks}, causal={causal}, tiles {'GPU 64x32' if c_ else 'simulator 8x8'}: "
+          f"max |err| < 1e-5: {err < 1e-5}")
+
+# %%
+q = rng.standard_normal((1, 40, 64)).astype(np.float32)
+t0 = time.perf_counter()
+numba_flash_attention(q, q, q, config=cfg)
+sim_s = time.perf_counter() - t0
+sim_rate = 4 * 40 * 40 * 64 / sim_s
+print(f"simulator: {sim_s:.2f} s for N = 40, d = 64  ->  {sim_rate / 1e3:.0f} kFLOP/s "
+      f"(the H200 ran the same kernel at {rec('numba_fp32', 'float32')['tflops']:.1f} TFLOP/s)")
+
+# %% [markdown]
+# The simulator does not type-check like the compiler. The tests therefore also compile every Numba
+# kernel for the real chip, `numba.cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))`, and check
+# that the PTX has no `.f64` instruction. That needs NVIDIA's NVVM compiler library (the CUDA toolkit,
+# or the pip packages `nvidia-nvvm` and `nvidia-cuda-nvrtc`); the cell below shows the literal trap
+# when NVVM is present and says so when not.
+
+# %%
+import subprocess, sys
+probe = r'''
+from numba import cuda, float32
+def tenth_py(x):
+    i = cuda.grid(1)
+    if i < x.size: x[i] = x[i] * 0.1            # Python float: float64 multiply, then rounded
+def tenth_f32(x):
+    i = cuda.grid(1)
+    if i < x.size: x[i] = x[i] * float32(0.1)   # float32 constant: float32 multiply
+for f in (tenth_py, tenth_f32):
+    try:
+        ptx, _ = cuda.compile_ptx(f, "void(float32[::1])", cc=(9, 0))
+        print(f.__name__, ":", ptx.count(".f64"), "lines of PTX mention .f64")
+    except Exception as e:
+        print("compile_ptx unavailable here (no NVVM):", type(e).__name__); break
+'''
+env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+print(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip())
+
+# %% [markdown]
+# ## 4. The CUDA C tensor-core kernel
+#
+# Tensor cores multiply small matrix tiles in one warp-wide instruction. We use PTX's
+# `mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32`: $D_{16\times8} = A_{16\times16}B_{16\times8} + C$
+# with fp16 (or bf16) $A, B$ and **fp32** $C, D$. Each operand is spread over the 32 lanes of the
+# warp in a fixed pattern (the PTX ISA's "fragment" layouts); with $g = \text{lane}/4$,
+# $t = \text{lane} \bmod 4$, lane $\ell$ holds rows $g, g+8$ of $A$ and $C$:
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(9, 3.3), gridspec_kw={"width_ratios": [2, 1, 1]})
+vg.plot_mma_fragments(axes)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# In the kernel (`tinyattn/gpu/flash_mma.cu`), a block of 4 warps owns 128 query rows (2 × 16 per
+# warp). Per 64-key tile: **S = QKᵀ** with Q fragments (loaded once by `ldmatrix`) as $A$ and K from
+# shared memory as $B$; the online softmax works on the $S$ accumulators in registers (row max over
+# the 4 lanes of a quad with two shuffles); then **O += PV**. The step that keeps $P$ out of memory:
+# the accumulator layout of two neighbouring 16×8 $S$ tiles is exactly the $A$ layout of one 16×16
+# tile, so each lane packs its own four fp32 probabilities into two fp16 pairs and feeds them
+# straight back to the tensor core. Checked on the layouts themselves:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+own = vg.mma_fragment_owners()
+c_pair = np.concatenate([own["C"], own["C"]], axis=1)          # S tiles n and n+1 side by side
+print("C layout of two n-tiles == A layout of one k-step:", bool((c_pair == own["A"]).all()))
+# emulate one warp's mma from per-lane fragments and compare with a plain matrix product
+A = rng.standard_normal((16, 16)).astype(np.float16)
+B = rng.standard_normal((16, 8)).astype(np.float16)
+frag_a = {ln: [(r, c, A[r, c]) for (r, c), o in np.ndenumerate(own["A"]) if o == ln] for ln in range(32)}
+A_back = np.zeros((16, 16), np.float16)
+for ln, items in frag_a.items():
+    for r, c, x in items:
+        A_back[r, c] = x
+print("each lane holds", len(frag_a[0]), "A values; reassembled A equals A:", bool((A_back == A).all()))
+D = A.astype(np.float32) @ B.astype(np.float32)
+print("lane 5 holds D at", [(r, c) for (r, c), o in np.ndenumerate(own["C"]) if o == 5])
+
+# %% [markdown]
+# The CUDA C itself, around the two matrix products (the full file has the loader, masking and the
+# double-buffered `cp.async` pipeline):
+
+# %%
+cu = (ROOT / "tinyattn" / "gpu" / "flash_mma.cu").read_text().splitlines()
+i0 = next(i for i, s in enumerate(cu) if "// S = Q K^T" in s)
+print("\n".join(cu[i0:i0 + 26]))
+i1 = next(i for i, s in enumerate(cu) if "// O += P V" in s)
+print("...\n" + "\n".join(cu[i1:i1 + 16]))
+
+# %% [markdown]
+# ### Why fp32 accumulation
+#
+# fp16 has an 11-bit significand: above 2048, consecutive fp16 numbers are 2 apart, so adding a
+# probability below 1 to a large running sum does nothing. The row sum $\ell$ and the $QK^\top$ dot
+# products are long sums. Summing 8192 probabilities of one softmax row and a length-128 dot product,
+# with the accumulator in fp16 versus fp32 (the inputs are fp16 either way):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+p = rng.uniform(0.2, 1.0, 8192).astype(np.float16)           # unnormalised probabilities of one row
+acc16, acc32 = np.float16(0), np.float32(0)
+for x in p:
+    acc16 = np.float16(acc16 + x)
+    acc32 = np.float32(acc32 + np.float32(x))
+exact = p.astype(np.float64).sum()
+print(f"row sum of 8192 probabilities: exact {exact:.1f}, fp16 accumulator {float(acc16):.1f} "
+      f"({abs(float(acc16) - exact) / exact:.1%} off), fp32 accumulator {float(acc32):.1f}")
+qv, kv = (rng.standard_normal((1000, 128)).astype(np.float16) for _ in range(2))
+ref = (qv.astype(np.float64) * kv).sum(1)
+d16 = np.zeros(1000, np.float16)
+for j in range(128):
+    d16 = (d16 + qv[:, j] * kv[:, j]).astype(np.float16)
+d32 = (qv.astype(np.float32) * kv.astype(np.float32)).sum(1)
+print(f"dot products, d = 128: mean |error| fp16 acc {np.abs(d16 - ref).mean():.4f}, fp32 acc {np.abs(d32 - ref).mean():.6f}")
+
+# %% [markdown]
+# ### Shared-memory banks and the XOR swizzle
+#
+# Shared memory has 32 banks of 4 bytes; a warp's accesses to different addresses in one bank are
+# serialised. `ldmatrix` reads 8 rows × 16 bytes at the same column. With 64 fp16 per row (128 bytes),
+# all 8 rows start in the same bank group: an 8-way conflict. Storing 16-byte chunk $c$ of row $r$ at
+# chunk position $c \oplus (r \bmod 8)$ spreads them over all 32 banks:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def banks(rows, chunk, d=64, swizzle=False):
+    pos = [(chunk ^ (r % 8)) if swizzle else chunk for r in rows]
+    return sorted({(r * d * 2 + p * 16) // 4 % 32 for r, p in zip(rows, pos)})
+
+print("first bank of each row, plain   :", banks(range(8), chunk=3))
+print("first bank of each row, swizzled:", banks(range(8), chunk=3, swizzle=True))
+
+# %% [markdown]
+# ## 5. Roofline
+#
+# A kernel is bound either by arithmetic (the GEMM ceiling) or by memory traffic (bandwidth ×
+# arithmetic intensity). Forward attention does $4BHN^2d$ FLOPs. FlashAttention's HBM traffic is
+# about reading Q, K, V and writing O once, $4BHNd$ elements; the naive version also writes and reads
+# S and P, $\approx 4BHN^2$ more elements. At $N = 8192$, $d = 64$ (fp16, 2 bytes per element):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+N, d, B, H = 8192, 64, 2, 32
+flops = 4 * B * H * N * N * d
+flash_bytes = 4 * B * H * N * d * 2
+naive_bytes = flash_bytes + 4 * B * H * N * N * 2
+print(f"FLOPs {flops / 1e12:.2f} T; flash traffic {flash_bytes / 1e6:.0f} MB (intensity {flops / flash_bytes:.0f} FLOP/B); "
+      f"naive traffic {naive_bytes / 1e9:.1f} GB (intensity {flops / naive_bytes:.1f} FLOP/B)")
+print(f"floors: {flops / ceil['gemm_fp16_tflops'] / 1e9:.2f} ms compute, naive memory {naive_bytes / ceil['copy_TBps'] / 1e9:.2f} ms")
+
+# %%
+pts = [(impl, flops / (naive_bytes if impl.startswith("naive") or impl == "torch_sdpa_math" else flash_bytes),
+        rec(impl, dt)["tflops"])
+       for impl, dt in (("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"),
+                        ("naive_gpu_fp16", "float16"), ("torch_sdpa_math", "float16"))]
+fig, ax = plt.subplots(figsize=(6.5, 4))
+vg.plot_roofline(ax, {"fp16 GEMM": ceil["gemm_fp16_tflops"], "fp32 GEMM": ceil["gemm_fp32_tflops"]}, ceil["copy_TBps"], pts)
+ax.set_title("H200, N = 8192, d = 64, fp16: measured points under measured ceilings", fontsize=9)
+plt.show()
+
+# %% [markdown]
+# Every flash kernel sits far right of the ridge point: it is compute-bound, and the distance to the
+# fp16 ceiling is instruction overhead (softmax, exponentials, address arithmetic, synchronisation)
+# and `mma.sync`'s lower rate than Hopper's `wgmma`, which cuDNN uses. The naive kernels sit on the
+# memory slope: their $N^2$ traffic, not arithmetic, sets their speed.
+#
+# ## 6. Measured on the H200
+#
+# Each implementation was first checked against a float64 reference on fresh random inputs (ragged
+# $N$, causal and not, outputs poisoned with NaN before the run), then timed with CUDA events (median).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+worst = {}
+for chk in RUN["checks"]:
+    key = (chk["impl"], chk["dtype"])
+    worst[key] = max(worst.get(key, 0.0), chk["rel_err"])
+print(f"{len(RUN['checks'])} checks, all passed: {all(chk['ok'] for chk in RUN['checks'])}")
+for (impl, dt), e in worst.items():
+    print(f"  {impl:22s} {dt:9s} worst relative error {e:.1e}")
+
+# %%
+impls = [("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"),
+         ("torch_sdpa_efficient", "float16"), ("naive_gpu_fp16", "float16"), ("cupy_fp32", "float32"),
+         ("numba_fp32", "float32"), ("naive_gpu_fp32", "float32")]
+fig, axes = plt.subplots(2, 2, figsize=(9, 6.5), sharey=True)
+for ax, (dd, causal) in zip(axes.flat, [(64, False), (64, True), (128, False), (128, True)]):
+    vg.plot_tflops_vs_n(ax, RESULTS, dd, causal, impls)
+axes[0, 0].legend(fontsize=6, loc="lower left")
+plt.tight_layout(); plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{'N = 8192, TFLOP/s':28s} {'d=64':>7s} {'causal':>7s} {'d=128':>7s} {'causal':>7s}")
+for impl, dt in impls + [("torch_sdpa_efficient", "float32"), ("torch_sdpa_math", "float16")]:
+    row = [rec(impl, dt, d=dd, causal=cz)["tflops"] for dd in (64, 128) for cz in (False, True)]
+    print(f"{impl + ' ' + dt:28s} " + " ".join(f"{x:7.1f}" for x in row))
+r = lambda a, b: rec(*a)["tflops"] / rec(*b)["tflops"]
+print(f"cupy_fp16_mma / torch flash      = {r(('cupy_fp16_mma', 'float16'), ('torch_sdpa_flash', 'float16')):.2f}  (target >= 0.5)")
+print(f"numba_fp32 / torch efficient fp32 = {r(('numba_fp32', 'float32'), ('torch_sdpa_efficient', 'float32')):.2f}  (target >= 0.3)")
+print(f"cupy_fp16_mma / naive fp16       = {r(('cupy_fp16_mma', 'float16'), ('naive_gpu_fp16', 'float16')):.1f}  (target >= 3)")
+
+# %% [markdown]
+# **Causal tile skipping on the card.** With the mask, only $T(T+1)/2$ of $T^2$ tiles are computed
+# (chapter 06), so the causal run should take about $(T+1)/(2T)$ of the time: the speed-up over the
+# full run is ideally $2T/(T+1)$ with $T = N/128$ tiles (square 128-row tiles; ours are 128 × 64,
+# torch's similar). Since TFLOP/s counts only the useful half of
+# the FLOPs, the measured time ratio is $2\times$ the TFLOP/s ratio:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for n_ in (1024, 8192):
+    T = n_ // 128
+    ours = rec("cupy_fp16_mma", "float16", N=n_)["ms"] / rec("cupy_fp16_mma", "float16", N=n_, causal=True)["ms"]
+    fa2 = rec("torch_sdpa_flash", "float16", N=n_)["ms"] / rec("torch_sdpa_flash", "float16", N=n_, causal=True)["ms"]
+    print(f"N = {n_}: ideal {2 * T / (T + 1):.2f}x, ours {ours:.2f}x, torch flash {fa2:.2f}x")
+
+# %% [markdown]
+# ## 7. How the tensor-core kernel got fast
+#
+# The benchmark also re-times every tile-shape variant compiled from `flash_mma.cu` (checked first,
+# fp16 and bf16) at $N = 8192$. `w4m2` = 4 warps × 2 m-tiles of 16 rows; `k64` = 64-key tiles;
+# `q` = Q kept in registers; `e` = two exponentials per SFU instruction; `s3` = 3 pipeline stages.
+
+# %%
+sweep = [r for r in RUN["variant_sweep"] if not r["causal"]]
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+for ax, dd in zip(axes, (64, 128)):
+    rows = [r for r in sweep if r["d"] == dd]
+    names = [r["variant"] for r in rows]
+    ax.barh(range(len(rows)), [r["tflops"] for r in rows], color="#d62828")
+    ax.axvline(rec("torch_sdpa_flash", "float16", d=dd)["tflops"], color="#2a9d8f", ls="--", label="torch flash")
+    ax.set_yticks(range(len(rows)), names, fontsize=6); ax.set_xlabel("TFLOP/s"); ax.set_title(f"d = {dd}", fontsize=9)
+axes[0].legend(fontsize=7)
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# The history, with each prediction written down before the run (full table and reasoning in
+# `benchmarks/NOTES.md`; figures quoted from there, $d = 64$, non-causal, TFLOP/s):
+#
+# | step | change | predicted | measured |
+# |---|---|---|---|
+# | 1 | 64 rows/block, 4 warps × 16 rows, Q in registers, `cp.async` double buffering, swizzle, `ldmatrix`, P in registers | — | 192 |
+# | 2 | 2 m-tiles per warp: each K/V fragment feeds 2 `mma` | +20–30% | 241 (+26%) |
+# | 2' | more warps per SM, EXP16, a third stage | +10%, ≤ +14%, ~0 | +1%, 0%, 0% |
+# | 3 | SASS showed ~430 loader and ~100 masking instructions per tile beside ~730 useful ones: constant-trip loader, mask only diagonal tiles | +15–25% | 289 (+20%) |
+#
+# Step 2' is the lesson of the exercise in prediction: the SFU (exponentials) was *not* the limit,
+# so halving its work changed nothing; counting instructions in the disassembly found the real cost.
+
+# %%
+# NBVAL_SKIP
+# Needs a CUDA GPU and CuPy: run the CUDA C kernels directly (skipped on CPU and in CI).
+try:
+    import cupy as cp
+    has_gpu = cp.cuda.is_available()
+except Exception:
+    has_gpu = False
+if has_gpu:
+    from tinyattn.gpu import cupy_flash_attention
+    qh, kh, vh = (cp.asarray(rng.standard_normal((2, 8, 1000, 64)), dtype=cp.float16) for _ in range(3))
+    o = cupy_flash_attention(qh, kh, vh, is_causal=True)
+    ref = dense_attention(*(cp.asnumpy(x) for x in (qh, kh, vh)), True)
+    print("relative error:", np.linalg.norm(cp.asnumpy(o) - ref) / np.linalg.norm(ref))
+else:
+    print("no CUDA GPU here: the measured results above come from benchmarks/results/gpu_flash_h200.json")
+
+# %% [markdown]
+# ## Claims ledger (sections 2.3, 4.4, 5.1.5)
+#
+# | source-text claim (section) | what we measured (cell) | verdict |
+# |---|---|---|
+# | GPU memory hierarchy: HBM 40–80 GB at 1.5 TB/s, SRAM 20 MB at 19 TB/s (2.3) | §1: A100 figures of the FlashAttention paper; on this H200 a device copy moves 4.28 TB/s and one block sees ≤ 227 KB of shared memory | reproduced as a quote; **corrected** for the H200 and per block |
+# | FlashAttention-2 lets each warp handle finer blocks: better SRAM use, fewer synchronisations (4.4 改进2) | §2, §4: in FA2 (and our kernels) each warp owns whole query rows, so warps never exchange partial sums; splitting rows over more warps/m-tiles was our largest single gain (+26%) | reproduced, **made precise** |
+# | Flash1 vs Flash2: A100 280 → 190 ms, H100 180 → 105 ms (4.4) | no sizes or source; we measured FA2-class torch flash at 299 TFLOP/s and our kernel at 293 (§6) | **unsourced** |
+# | standard attention's HBM traffic makes it the bottleneck (2.3) | §5: naive sits on the memory slope at 32 FLOP/B; its 15 TFLOP/s is 20× below our flash kernel (§6) | reproduced |
+# | Tensor Cores multiply matrices (5.1.5) | §4: `mma.m16n8k16` fragment layouts, the S-accumulator = P-operand identity, fp32 accumulation needed (fp16 row sum stalls) | reproduced, with the details |
+# | causal masking saves ~1.4× (4.4) | §6: measured causal speed-up on the card vs the ideal $2T/(T+1)$ | **corrected** (chapter 06) and measured |

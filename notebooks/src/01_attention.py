@@ -301,6 +301,23 @@ plt.show()
 #   Low entropy means *concentrated*, not *overfitted*.
 # * The "performance difference" column names no model, task or metric; we cannot reproduce it.
 #
+# Could some number of keys $N$ explain the table? Its scaled column at $d = 64$ (2.8) pins $N$
+# down, and its unscaled column at the same $d$ (1.2) must then hold for that same $N$. A sweep
+# over $N$:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+sweep_N = [8, 16, 24, 32, 48, 64, 128, 256]
+sweep = [(n, *entropy_and_jacobian(n, 64, True)[:1], *entropy_and_jacobian(n, 64, False)[:1]) for n in sweep_N]
+print("  N   scaled H (d=64)   unscaled H (d=64)      source: 2.8 and 1.2")
+for n, hs, hu in sweep:
+    print(f"{n:4d}   {hs:13.2f}   {hu:17.2f}")
+n_fit = min(sweep, key=lambda r: abs(r[1] - 2.8))
+print(f"N matching the scaled 2.8 best: {n_fit[0]} -> unscaled entropy there {n_fit[2]:.2f}, not 1.2")
+
+# %% [markdown]
+# No single $N$ fits both columns of the table, which supports treating it as unsourced.
+#
 # The gradient argument is the one that matters. Suppose training wants to give more weight to
 # the key that currently scores lowest (say it holds the right answer). How much can *any* change
 # of the scores raise its weight $p_t$? That is the row $t$ of the Jacobian, with
@@ -441,7 +458,7 @@ print("SDPA                      :", o_empty.data[0])
 # | $d = 512 \Rightarrow \text{Var}[s] = 512$ (1.2) | §3.1, the d = 512 row | reproduced |
 # | after dividing by $\sqrt{d_k}$ the variance is 1 (1.2, step 3) | §3.1: Var(q·k/√d) ≈ 1 | reproduced |
 # | $\partial p_i/\partial s_j = p_i(\delta_{ij}-p_j)$, vanishing as softmax saturates (1.2, step 2) | §3.2: formula vs finite differences; Jacobian norm and gradient to unlikely keys fall with d unscaled | reproduced |
-# | entropy table: unscaled 1.2 / 0.8 / 0.4 / 0.2, scaled 2.8 / 2.7 / 2.6 / 2.5 for d = 64…512 (1.2) | §3.2 table and figure: unscaled falls with d but to other values (depend on N, not stated); scaled is flat in d, ≈ ln N − 0.5 | **unsourced**; trend of the unscaled column reproduced, scaled column's drift not reproduced |
+# | entropy table: unscaled 1.2 / 0.8 / 0.4 / 0.2, scaled 2.8 / 2.7 / 2.6 / 2.5 for d = 64…512 (1.2) | §3.2 table and figure: unscaled falls with d but to other values (depend on N, not stated); scaled is flat in d, ≈ ln N − 0.5; the N sweep: no N fits both columns | **unsourced**; trend of the unscaled column reproduced, scaled column's drift not reproduced |
 # | "performance difference" −3.1% … −18.7% (1.2) | no model, task or metric given | **unsourced**, not reproducible |
 # | scaled entropy 2.5–2.8 is "information-theoretically optimal"; lower entropy = overfitting (1.2) | §3.2: scaled entropy is set by N (≈ ln N − 0.5), and useful heads can have entropy ≈ 0 | **corrected** (no such optimum) |
 # | library example weights 70% / 25% / 5% (3.1) | §1: scores with gaps ln(0.70/0.25), ln(0.70/0.05) give exactly these; no vectors are given in the source | illustrative (reproduced by construction) |

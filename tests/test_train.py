@@ -137,3 +137,21 @@ def test_two_layer_model_learns_copy():
     with ta.no_grad():
         pred = model.eval()(x).data.argmax(-1)
     assert sequence_accuracy(pred, y)[1] > 0.95
+
+
+def test_viz_smooth_and_history_plot():
+    import matplotlib
+    matplotlib.use("Agg")
+    from tinyattn.viz.training import draw_block, plot_history, smooth
+    v = np.random.default_rng(0).standard_normal(37)
+    want = [np.mean(v[max(0, t - 4):t + 1]) for t in range(37)]       # trailing window of 5
+    np.testing.assert_allclose(smooth(v, 5), want, rtol=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        smooth(v, 0)
+    hist = {"step": list(range(10)), "loss": list(np.linspace(2, 1, 10)), "eval_step": [5, 10],
+            "eval": [{"val": 1.5}, {"val": 1.1}]}
+    ax = plot_history(hist, eval_key="val", window=3)
+    lines = ax.get_lines()
+    np.testing.assert_allclose(lines[0].get_ydata(), hist["loss"])
+    np.testing.assert_allclose(lines[2].get_ydata(), [1.5, 1.1])
+    assert len(draw_block().patches) >= 8                            # 6 boxes + 2 residual sums

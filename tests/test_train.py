@@ -91,14 +91,15 @@ def test_checkpoint_roundtrip_is_exact(tmp_path):
         np.testing.assert_array_equal(p.data, q.data, err_msg=n)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("positional", ["rope", "cape"])      # cape: the model owns a random stream
+def test_resume_equals_uninterrupted_run(tmp_path, positional):
     fn = task_batch_fn("sort", 4, 4, 9)
-    full = _model()
+    full = _model(positional=positional)
     train(full, ta.optim.AdamW(full.parameters(), lr=2e-3), fn, 8, seed=3, progress=False)
-    part = _model()
+    part = _model(positional=positional)
     path = tmp_path / "mid.npz"
     train(part, ta.optim.AdamW(part.parameters(), lr=2e-3), fn, 4, seed=3, progress=False, checkpoint_path=path)
-    resumed = _model(seed=77)
+    resumed = _model(seed=77, positional=positional)
     opt, rng = ta.optim.AdamW(resumed.parameters(), lr=2e-3), np.random.default_rng(0)
     start = load_checkpoint(path, resumed, opt, rng=rng)
     train(resumed, opt, fn, 8, start_step=start, rng=rng, progress=False)

@@ -200,9 +200,24 @@ def _load_opt_state(opt, state: dict[str, np.ndarray]) -> None:
     opt.state = new_state
 
 
+def _named_generators(module, prefix: str = ""):
+    """(dotted name, np.random.Generator) for every generator a module tree owns (CAPE's position
+    augmentation, dropout masks), so a resumed run draws the same random numbers."""
+    for name, value in vars(module).items():
+        if isinstance(value, np.random.Generator):
+            yield prefix + name, value
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                if hasattr(item, "parameters") and hasattr(item, "forward"):
+                    yield from _named_generators(item, f"{prefix}{name}.{i}.")
+        elif hasattr(value, "parameters") and hasattr(value, "forward"):
+            yield from _named_generators(value, f"{prefix}{name}.")
+
+
 def save_checkpoint(path: str | os.PathLike, model, opt=None, step: int = 0,
                     rng: np.random.Generator | None = None) -> None:
-    """Write model parameters/buffers, optimizer state, step and the RNG state to one ``.npz``.
+    """Write model parameters, optimizer state, step, the data RNG's state and the state of every
+    ``np.random.Generator`` the model owns (CAPE augmentation, dropout) to one ``.npz``.
 
     Arrays are stored bit-exactly (no dtype change), so ``load_checkpoint`` restores a model whose
     logits and next optimizer step equal the saved one's.
@@ -211,6 +226,8 @@ def save_checkpoint(path: str | os.PathLike, model, opt=None, step: int = 0,
     if opt is not None:
         arrays.update({f"opt/{k}": v for k, v in _opt_state(opt).items()})
     arrays["meta/step"] = np.asarray(int(step), dtype=np.int64)
+    for name, gen in _named_generators(model):
+        arrays[f"model_rng/{name}"] = np.asarray(json.dumps(gen.bit_generator.state))
     if rng is not None:
         arrays["meta/rng"] = np.asarray(json.dumps(rng.bit_generator.state))
     path = os.fspath(path)
@@ -234,6 +251,9 @@ def load_checkpoint(path: str | os.PathLike, model, opt=None, rng: np.random.Gen
         if np.shape(v) != model_state[k].shape:
             raise ValueError(f"checkpoint {k!r} has shape {model_state[k].shape}, model expects {np.shape(v)}")
     model.load_state_dict(model_state)
+    for name, gen in _named_generators(model):
+        if f"model_rng/{name}" in data:
+            gen.bit_generator.state = json.loads(str(data[f"model_rng/{name}"]))
     if opt is not None:
         _load_opt_state(opt, {k[len("opt/"):]: v for k, v in data.items() if k.startswith("opt/")})
     if rng is not None and "meta/rng" in data:

@@ -231,6 +231,7 @@ def gradcheck(fn: Callable[..., Any], *tensors: Any, eps: float = 1e-6, atol: fl
                 flat[j] = orig
                 numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
         err = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+        err[~(np.isfinite(analytic) & np.isfinite(numeric))] = np.inf   # NaN/inf never pass
         if err.size and err.max() > 0:
             worst = tuple(int(k) for k in np.unravel_index(int(np.argmax(err)), arg.shape))
             raise GradcheckError(

@@ -37,7 +37,6 @@ from tinyattn.gpu.numba_flash import make_kernel, default_config, NumbaConfig
 arr3 = "float32[:, :, ::1]"
 sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32, int32, int32)"
 kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
-kernels["numba_flash_d16_tiny"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
 sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"
 extra = {}
 if sols.exists():
@@ -72,7 +71,7 @@ def ptx_report():
 
 @pytest.mark.slow
 def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
-    assert {"numba_flash_d64", "numba_flash_d128", "numba_flash_d16_tiny"} <= set(ptx_report)
+    assert {"numba_flash_d64", "numba_flash_d128", "ch07_flash_rows"} <= set(ptx_report)
     for name, r in ptx_report.items():
         assert r["chars"] > 1000, name
         assert r["f64"] == 0, f"{name}: {r['f64']} fp64 instructions in the PTX (a Python float literal?)"
@@ -80,16 +79,25 @@ def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
         assert ptx_report[name]["local"] == 0, f"{name}: register arrays spilled to local memory"
 
 
+ALL_VARIANTS = os.environ.get("TINYATTN_ALL_GPU_VARIANTS", "0") not in ("", "0")
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("cu", CU_FILES, ids=[p.name for p in CU_FILES])
 def test_cuda_c_compiles_for_sm90(cu, tmp_path):
-    proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage",
+    """The shipped kernels. TINYATTN_ALL_GPU_VARIANTS=1 also builds the sweep variants (~1 min)."""
+    defines = ["-DTA_FLASH_ALL_VARIANTS"] if ALL_VARIANTS else []
+    proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage", *defines,
                            "-I", str(GPU_DIR), "-o", str(tmp_path / "k.cubin"), str(cu)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = proc.stdout + proc.stderr
     kernels = re.findall(r"Function properties for (\w+)", report)
     assert kernels, report
+    if cu.name == "flash_mma.cu":
+        from tinyattn.gpu.cupy_flash import DEFAULT_VARIANT
+        for d, name in DEFAULT_VARIANT.items():
+            assert {f"flash_mma_f16_d{d}_{name}", f"flash_mma_bf16_d{d}_{name}"} <= set(kernels), kernels
     for spill in re.findall(r"(\d+) bytes spill stores", report):
         assert int(spill) == 0, report
     for frame in re.findall(r"(\d+) bytes stack frame", report):

@@ -41,10 +41,12 @@ def cuda_source(name: str) -> str:
 
 
 @lru_cache(maxsize=None)
-def _module(name: str):
+def _module(name: str, all_variants: bool = False):
+    """The compiled .cu file; all_variants also builds the sweep's tile-shape variants (slower)."""
     import cupy as cp
 
-    return cp.RawModule(code=cuda_source(name), options=("-std=c++17",))
+    opts = ("-std=c++17",) + (("-DTA_FLASH_ALL_VARIANTS",) if all_variants else ())
+    return cp.RawModule(code=cuda_source(name), options=opts)
 
 
 @lru_cache(maxsize=None)
@@ -63,7 +65,8 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
         nw, mt, bk, stages = VARIANTS[d][variant]
         rows = 16 * nw * mt
         smem = 2 * (rows + 2 * stages * bk) * d        # Q tile + `stages` K and V tiles, 2 bytes each
-        kern, block = _module("flash_mma.cu").get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
+        module = _module("flash_mma.cu", all_variants=variant != DEFAULT_VARIANT[d])
+        kern, block = module.get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
     else:
         raise ValueError(f"kind must be 'f32', 'f16' or 'bf16', got {kind!r}")
     if smem > 48 * 1024:    # above 48 KB a kernel must opt in to more dynamic shared memory

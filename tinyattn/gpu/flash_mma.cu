@@ -294,21 +294,26 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
     TA_FLASH_MMA(flash_mma_f16_d##D##_##SUFFIX, D, false, NW, MT, BK, QREG, EXP16, STAGES, MINB)     \
     TA_FLASH_MMA(flash_mma_bf16_d##D##_##SUFFIX, D, true, NW, MT, BK, QREG, EXP16, STAGES, MINB)
 
+// The defaults (cupy_flash.DEFAULT_VARIANT), fastest on the H200 (benchmarks/NOTES.md):
+TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, w4m2k64q)
+TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 2, 1, w4m2k32e)
+
+// The optimisation history, compiled only with -DTA_FLASH_ALL_VARIANTS (the benchmark's sweep):
+#ifdef TA_FLASH_ALL_VARIANTS
 // step 1 (v1): 64 query rows, 4 warps x 16 rows
 TA_FLASH_MMA_BOTH(64, 4, 1, 64, true, false, 2, 1, w4m1k64q)
 TA_FLASH_MMA_BOTH(128, 4, 1, 64, true, false, 2, 1, w4m1k64q)
-// step 2: 128 rows per block; 2 m-tiles per warp (each K/V fragment feeds 2 mma) or 8 warps
-TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, w4m2k64q)
+// step 2c: 128 rows per block as 8 warps x 16 rows (step 2b, 2 m-tiles per warp, is the default above)
 TA_FLASH_MMA_BOTH(64, 8, 1, 64, true, false, 2, 1, w8m1k64q)
 TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, false, 2, 1, w8m1k64q)
-TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 2, 1, w4m2k32e)
-// step 3: EXP16 (two exponentials per SFU instruction, row sums by a ones-mma)
+// step 2d: EXP16 (two exponentials per SFU instruction, row sums by a ones-mma)
 TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, true, 2, 1, w4m2k64qe)
 TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, true, 2, 1, w8m1k64qe)
-// step 4: a third K/V stage; 256-row blocks (8 warps x 2 m-tiles); 128-key tiles
+// steps 2e, 2f: a third K/V stage; 256-row blocks (8 warps x 2 m-tiles); 128-key tiles
 TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 3, 1, w4m2k64qs3)
 TA_FLASH_MMA_BOTH(64, 8, 2, 64, true, false, 2, 1, w8m2k64q)
 TA_FLASH_MMA_BOTH(64, 4, 1, 128, true, false, 2, 1, w4m1k128q)
 TA_FLASH_MMA_BOTH(128, 8, 1, 64, true, false, 3, 1, w8m1k64qs3)
 TA_FLASH_MMA_BOTH(128, 4, 2, 32, false, true, 3, 1, w4m2k32es3)
 TA_FLASH_MMA_BOTH(128, 8, 2, 32, false, true, 2, 1, w8m2k32e)
+#endif

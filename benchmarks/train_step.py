@@ -185,6 +185,9 @@ def main() -> None:
     ms = {name: 1e3 * float(np.median(t)) for name, t in times.items()}
     print(f"config: {c}  threads={ARGS.threads}  params={n_params:,}")
     print(f"load average (1 min) before/after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs")
+    if max(load_before[0], load_after[0]) > (os.cpu_count() or 1):
+        print("WARNING: the machine is busy (load > CPUs): absolute times are inflated, multi-threaded "
+              "BLAS most of all; the interleaved ratio is the more meaningful number")
     print(f"tinyattn (NumPy {np.__version__}) : median {ms['tinyattn']:8.2f} ms/step over {ARGS.steps} steps")
     result = {
         "benchmark": "train_step", "config": c, "threads": ARGS.threads, "steps": ARGS.steps,

@@ -251,7 +251,7 @@ unigram = -np.sum(counts[counts > 0] * np.log(counts[counts > 0]))
 print(f"unigram entropy (a model that ignores context): {unigram:.3f} nats/char")
 
 # %% [markdown]
-# A small model (2 layers, 4 heads, $d = 64$, context 64, RoPE), trained for a few hundred steps.
+# A small model (2 layers, 4 heads, $d = 64$, context 64, RoPE), trained for `CHAR_STEPS = 200` steps.
 # The validation loss is computed on the held-out tail of the text on fixed batches.
 
 # %%
@@ -287,8 +287,8 @@ for temperature in (0.5, 1.0):
     print(corpus.decode(out))
 
 # %% [markdown]
-# The trained character heads, on a line of real code: several heads look mostly at the previous
-# one or two characters, others spread out over the line. The meeting analogy of section 3.2 gives
+# The trained character heads, on a stretch of real code: the weight sits in bands just left of the
+# diagonal, i.e. on the last few characters; the figure shows how far back each head reaches. The meeting analogy of section 3.2 gives
 # illustrative proportions ("your own idea 70% + those who agree 20% + the opponents 10%"); they are
 # not a measurement. What real heads give to the token itself is measured below.
 

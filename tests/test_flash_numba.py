@@ -63,3 +63,20 @@ def test_import_tinyattn_flash_does_not_import_numba():
     code = "import sys, tinyattn, tinyattn.flash; assert 'numba' not in sys.modules, 'numba imported'"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def test_fast_exp_matches_numpy():
+    from tinyattn.flash.numba_cpu import _exp_rows
+
+    rng = np.random.default_rng(1)
+    x = -np.abs(rng.standard_normal(5000) * 25).astype(np.float32)
+    x[:6] = [0.0, -1e-30, -87.0, -88.0, -1e4, -np.inf]
+    ref = np.exp(x.astype(np.float64))
+    got = x.copy()
+    total = _exp_rows(got, x.size, np.empty(x.size, np.int32))
+    assert not np.isnan(got).any() and got[4] == 0 and got[5] == 0
+    near = x > -20                                    # where attention weights are not negligible
+    np.testing.assert_allclose(got[near], ref[near], rtol=1e-6)
+    normal = ref > 1.2e-38                            # float32 normal range
+    np.testing.assert_allclose(got[normal], ref[normal], rtol=1e-5)
+    assert abs(total - ref.sum()) <= 1e-5 * ref.sum()

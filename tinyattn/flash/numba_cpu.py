@@ -24,6 +24,32 @@ __all__ = ["flash_attention_numba"]
 # fast-math without 'nnan'/'ninf': the kernel relies on -inf (empty rows, masked keys) behaving.
 _FASTMATH = {"contract", "reassoc", "nsz", "arcp", "afn"}
 _R = 4   # query rows processed together: each loaded key/value element is reused _R times
+_LOG2E = np.float32(1.4426950408889634)
+_LN2 = np.float32(0.6931471805599453)
+
+
+@njit(fastmath=_FASTMATH, cache=True, inline="always")
+def _exp_rows(x, n, ebits):  # pragma: no cover - compiled
+    """x[:n] <- exp(x[:n]) in place for x <= 0, in two loops LLVM can vectorise (libm's expf
+    cannot be): exp(x) = 2^k * e^f with k = round(x log2 e), |f| <= ln2/2, e^f by its degree-7
+    Taylor polynomial (error < 2e-7 relative), 2^k built from its IEEE-754 bits in ``ebits``
+    (int32, viewed as float32). Arguments below 2^-126 give 0. Returns sum(exp(x[:n]))."""
+    ev = ebits.view(np.float32)
+    for j in range(n):
+        t = x[j] * _LOG2E                                   # x log2(e) = k + f / ln2
+        under = t < np.float32(-126.0)
+        t = np.float32(-126.0) if under else t
+        k = np.floor(t + np.float32(0.5))
+        f = (t - k) * _LN2
+        x[j] = np.float32(1.0) + f * (np.float32(1.0) + f * (np.float32(0.5) + f * (
+            np.float32(1.0 / 6) + f * (np.float32(1.0 / 24) + f * (np.float32(1.0 / 120) + f * (
+                np.float32(1.0 / 720) + f * np.float32(1.0 / 5040)))))))   # e^f, Horner
+        ebits[j] = 0 if under else (np.int32(k) + np.int32(127)) << 23    # bits of 2^k
+    total = np.float32(0.0)
+    for j in range(n):
+        x[j] = x[j] * ev[j]
+        total += x[j]
+    return total
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
@@ -46,6 +72,8 @@ def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse):  # pragma: no cover -
         m = np.full(bq_pad, -np.inf, dtype=np.float32)    # running row max
         l = np.zeros(bq_pad, dtype=np.float32)            # running row sum
         lim = np.empty(_R, dtype=np.int64)
+        row = np.empty(bk, dtype=np.float32)              # one row of S - m', then P~
+        ebits = np.empty(bk, dtype=np.int32)              # scratch for the fast exp
         for i in range(nq):
             for x in range(d):
                 qt[i, x] = q[b, q0 + i, x] * scale
@@ -92,11 +120,11 @@ def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse):  # pragma: no cover -
                     for j in range(n):
                         mx = max(mx, st[r, j])            # m' = max(m, rowmax S); finite here
                     alpha = math.exp(m[i] - mx)           # e^(m - m')
-                    rs = np.float32(0.0)
                     for j in range(n):
-                        p = math.exp(st[r, j] - mx)       # P~ = exp(S - m')
-                        st[r, j] = p
-                        rs += p
+                        row[j] = st[r, j] - mx
+                    rs = _exp_rows(row, n, ebits)         # P~ = exp(S - m'), rs = rowsum P~
+                    for j in range(n):
+                        st[r, j] = row[j]
                     for j in range(n, nk):
                         st[r, j] = 0.0                    # masked keys
                     l[i] = alpha * l[i] + rs              # l' = e^(m-m') l + rowsum P~

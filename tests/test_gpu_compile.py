@@ -120,11 +120,12 @@ def test_variant_table_matches_cuda_source():
     from tinyattn.gpu.cupy_flash import DEFAULT_VARIANT, VARIANTS, cuda_source
 
     src = cuda_source("flash_mma.cu")
-    inst = re.findall(r"^TA_FLASH_MMA_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\d+), (\d+), (\w+)\)", src, re.M)
-    table = {(int(d), name): (int(nw), int(mt), int(bk), int(st)) for d, nw, mt, bk, _q, _e, st, _b, name in inst}
+    inst = re.findall(r"^TA_FLASH_MMA_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)
+    table = {(int(d), name): (int(nw), int(mt), int(bk), int(st)) for d, nw, mt, bk, _q, _e, st, _b, _r, name in inst}
     assert table == {(d, n): v for d, t in VARIANTS.items() for n, v in t.items()}
     for d, name in DEFAULT_VARIANT.items():
         assert name in VARIANTS[d]
-    for d, nw, mt, bk, q, e, st, b, name in inst:        # the name spells the template arguments
-        w, m, k, qq, ee, ss, bb = re.fullmatch(r"w(\d)m(\d)k(\d+)(q?)(e?)(?:s(\d))?(?:_b(\d))?", name).groups()
-        assert (w, m, k, bool(qq), bool(ee), ss or "2", bb or "1") == (nw, mt, bk, q == "true", e == "true", st, b), name
+    for d, nw, mt, bk, q, e, st, b, r, name in inst:     # the name spells the template arguments
+        w, m, k, qq, ee, rr, ss, bb = re.fullmatch(r"w(\d)m(\d)k(\d+)(q?)(e?)(r?)(?:s(\d))?(?:_b(\d))?", name).groups()
+        assert (w, m, k, bool(qq), bool(ee), bool(rr), ss or "2", bb or "1") == \
+            (nw, mt, bk, q == "true", e == "true", r == "true", st, b), name

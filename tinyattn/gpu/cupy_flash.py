@@ -21,16 +21,16 @@ HEAD_DIMS = (64, 128)
 LOG2E = 1.4426950408889634
 
 # Tensor-core kernel variants compiled from flash_mma.cu: name suffix -> (warps, m-tiles per warp, BK,
-# K/V stages). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
+# K/V stages); q: Q in registers, e: EXP16, r: rescale skip, s3: 3 stages (see flash_mma.cu). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
 VARIANTS = {
     64: {"w4m1k64q": (4, 1, 64, 2), "w4m2k64q": (4, 2, 64, 2), "w8m1k64q": (8, 1, 64, 2),
          "w4m2k64qe": (4, 2, 64, 2), "w4m2k64qs3": (4, 2, 64, 3), "w8m2k64q": (8, 2, 64, 2),
-         "w4m1k128q": (4, 1, 128, 2)},
+         "w4m1k128q": (4, 1, 128, 2), "w4m2k64qr": (4, 2, 64, 2)},
     128: {"w4m1k64q": (4, 1, 64, 2), "w8m1k64q": (8, 1, 64, 2), "w4m2k32e": (4, 2, 32, 2),
           "w8m1k64qe": (8, 1, 64, 2), "w8m1k64qs3": (8, 1, 64, 3), "w4m2k32es3": (4, 2, 32, 3),
-          "w8m2k32e": (8, 2, 32, 2)},
+          "w8m2k32e": (8, 2, 32, 2), "w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)},
 }
-DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k32e"}   # fastest measured on the H200 (NOTES.md)
+DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er"}   # fastest measured on the H200 (NOTES.md)
 
 
 def cuda_source(name: str) -> str:

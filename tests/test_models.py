@@ -35,8 +35,9 @@ def _sinusoid(L, d):
     return pe
 
 
-def reference_logits(model, tokens, return_maps=False):
-    """float64 forward written from the formulas, reading the model's parameters by name."""
+def reference_logits(model, tokens, return_maps=False, rope_pos_scale=1.0):
+    """float64 forward written from the formulas, reading the model's parameters by name.
+    rope_pos_scale multiplies RoPE positions (position interpolation: m -> m / s)."""
     P = {k: v.astype(np.float64) for k, v in model.state_dict().items()}
     B, L = tokens.shape
     H, d = model.n_heads, model.d_model
@@ -62,7 +63,8 @@ def reference_logits(model, tokens, return_maps=False):
         q, k, v = (((z @ p(f"attn.{n}_proj.weight")).reshape(B, L, -1, dh)).transpose(0, 2, 1, 3)
                    for n in "qkv")
         if model.positional == "rope":
-            q, k = _rope_complex(q, np.arange(L)), _rope_complex(k, np.arange(L))
+            pos = np.arange(L) * rope_pos_scale
+            q, k = _rope_complex(q, pos), _rope_complex(k, pos)
         rep = H // k.shape[1]
         k, v = np.repeat(k, rep, axis=1), np.repeat(v, rep, axis=1)     # query head h -> KV head h // rep
         s = q @ k.transpose(0, 1, 3, 2) * scale + bias
@@ -267,3 +269,13 @@ def test_backend_passthrough_flash_equals_dense():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
     model = TransformerLM(11, 16, 1, 2, 128, rng=np.random.default_rng(12))
     np.testing.assert_allclose(model(tokens, backend="flash").data, model(tokens).data, atol=1e-5)
+
+
+def test_rope_frequencies_can_be_rescaled_after_training():
+    """Chapter 05 swaps in scaled frequencies: theta_i / s (position interpolation) must equal
+    rotating by positions m / s in the float64 reference."""
+    model = TransformerLM(11, 16, 2, 4, 12, rng=np.random.default_rng(13))
+    model.pos.inv_freq = model.pos.inv_freq / 4.0
+    tokens = np.random.default_rng(14).integers(0, 11, size=(2, 30))          # beyond max_len
+    np.testing.assert_allclose(model(tokens).data, reference_logits(model, tokens, rope_pos_scale=0.25),
+                               rtol=2e-4, atol=2e-4)

@@ -54,6 +54,16 @@ def ensure_env() -> Path:
     return py
 
 
+def single_threaded_blas() -> None:
+    """One BLAS thread per process for tests and notebook regeneration.
+
+    The test run uses two pytest workers on a 2-core machine; letting each BLAS spawn two threads more
+    oversubscribes the cores and made small-matrix training 5-10x slower. Users can still override.
+    """
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def run(cmd: list[str]) -> int:
     print("+", " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
@@ -62,6 +72,7 @@ def run(cmd: list[str]) -> int:
 def cmd_test(extra: list[str]) -> int:
     """Unit, property and graded-suite tests plus nbval on every stored notebook, in one pytest run."""
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # GPU kernels run in the CUDA simulator
+    single_threaded_blas()
     cmd = [sys.executable, "-m", "pytest", "tests", "notebooks", "-n", "2", "--dist", "loadfile",
            "--nbval-lax", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "600",
            "--timeout", "1200", "-q", "-p", "no:cacheprovider", *extra]
@@ -108,6 +119,7 @@ def cmd_regen(names: list[str]) -> int:
     sys.path.insert(0, str(ROOT / "tools"))
     from nbtools import build_notebook, execute, write
 
+    single_threaded_blas()      # the same thread count as the CI run that re-checks the outputs
     sources = sorted((NOTEBOOKS / "src").glob("[0-9][0-9]_*.py"))
     if names:
         sources = [s for s in sources if any(s.name.startswith(n.zfill(2)) or s.stem == n for n in names)]

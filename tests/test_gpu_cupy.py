@@ -81,3 +81,14 @@ def test_committed_results_checks_passed():
         if r["ms"] is not None:
             flops = 4 * r["B"] * r["H"] * r["N"] ** 2 * r["d"] / (2 if r["causal"] else 1)
             assert abs(flops / r["ms"] / 1e9 - r["tflops"]) < 1e-6 * r["tflops"]
+
+
+def test_import_is_lazy():
+    """`import tinyattn.gpu` must not import numba or cupy (they load inside the entry points)."""
+    import subprocess
+    import sys
+
+    code = "import sys, tinyattn, tinyattn.gpu; print('numba' in sys.modules, 'cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "False"]

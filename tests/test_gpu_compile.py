@@ -37,6 +37,7 @@ from tinyattn.gpu.numba_flash import make_kernel, default_config, NumbaConfig
 arr3 = "float32[:, :, ::1]"
 sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32, int32, int32)"
 kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
+kernels["numba_flash_d16_simulator_tiles"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
 sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"
 extra = {}
 if sols.exists():
@@ -71,7 +72,7 @@ def ptx_report():
 
 @pytest.mark.slow
 def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
-    assert {"numba_flash_d64", "numba_flash_d128", "ch07_flash_rows"} <= set(ptx_report)
+    assert {"numba_flash_d64", "numba_flash_d128", "numba_flash_d16_simulator_tiles", "ch07_flash_rows"} <= set(ptx_report)
     for name, r in ptx_report.items():
         assert r["chars"] > 1000, name
         assert r["f64"] == 0, f"{name}: {r['f64']} fp64 instructions in the PTX (a Python float literal?)"

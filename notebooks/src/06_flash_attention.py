@@ -464,7 +464,7 @@ print("flash vs dense backend, out, dq, dk, dv agree to 1e-12:",
 #
 # The point of all this: extra memory **linear** in $N$. `tracemalloc` records the peak bytes
 # NumPy allocates during one call (above the inputs). The naive path holds $S$ and $P$ (two
-# $N\times N$ float32 arrays); flash holds its output ($N\times d$), lse and one tile. The source text's
+# $N\times N$ float32 arrays, plus a temporary of the same size while the softmax is formed); flash holds its output ($N\times d$), lse and one tile. The source text's
 # "$O(N^2)\to O(N)$ (只存储统计量 m, l)" is right about the order; the $O(N)$ is $m$, $\ell$ (or lse)
 # *and* the output.
 

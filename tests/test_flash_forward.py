@@ -25,7 +25,6 @@ def dense_reference(q, k, v, is_causal=False, scale=None):
         if np.all(np.isneginf(row)):
             continue
         e = np.exp(row - row.max())
-        bidx = idx[:-1] if v.ndim == s.ndim else ()
         vb = np.broadcast_to(v, s.shape[:-2] + v.shape[-2:])[idx[:-1]]
         out[idx] = (e / e.sum()) @ vb
         lse[idx] = row.max() + math.log(e.sum())

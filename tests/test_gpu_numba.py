@@ -1,11 +1,12 @@
 """The Numba-CUDA FlashAttention kernel in the CUDA simulator (tests/conftest.py sets
 NUMBA_ENABLE_CUDASIM=1) against a dense float64 NumPy reference: tiny sizes, causal and not,
 ragged N (not a multiple of the tile), Nq != Nk, leading batch/head axes, huge logits, bad input."""
-import math
 import os
 
 import numpy as np
 import pytest
+
+from reference import dense_attention as dense
 from hypothesis import given, settings, strategies as st
 
 pytest.importorskip("numba")
@@ -15,18 +16,6 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
 from tinyattn.gpu import numba_flash_attention  # noqa: E402
 from tinyattn.gpu.numba_flash import NumbaConfig  # noqa: E402
 
-
-def dense(q, k, v, is_causal):
-    """softmax(q k^T / sqrt(d)) v in float64; causal bottom-right aligned; a row with no key gives 0."""
-    q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
-    lq, lk = s.shape[-2:]
-    ok = np.arange(lk)[None, :] <= np.arange(lq)[:, None] + (lk - lq) if is_causal else np.ones((lq, lk), bool)
-    s = np.where(ok, s, -np.inf)
-    m = s.max(-1, keepdims=True)
-    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
-    l = e.sum(-1, keepdims=True)
-    return (e / np.where(l == 0, 1, l)) @ v
 
 
 def rand(rng, *shape, scale=1.0):
@@ -41,7 +30,7 @@ def test_matches_dense(is_causal, lead, nq, nk, d):
     q, k, v = rand(rng, *lead, nq, d), rand(rng, *lead, nk, d), rand(rng, *lead, nk, d)
     out = numba_flash_attention(q, k, v, is_causal=is_causal)
     assert out.shape == q.shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, dense(q, k, v, is_causal), atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(out, dense(q, k, v, is_causal)[0], atol=2e-6, rtol=1e-5)
 
 
 @pytest.mark.parametrize("d,cfg", [(64, NumbaConfig(8, 16, 4, 4)), (128, NumbaConfig(8, 16, 2, 2))])
@@ -51,7 +40,7 @@ def test_gpu_tile_shapes_in_simulator(d, cfg):
     n = 40
     q, k, v = rand(rng, 1, n, d), rand(rng, 1, n, d), rand(rng, 1, n, d)
     out = numba_flash_attention(q, k, v, is_causal=True, config=cfg)
-    np.testing.assert_allclose(out, dense(q, k, v, True), atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=2e-6, rtol=1e-5)
 
 
 @settings(deadline=None, max_examples=12)
@@ -61,7 +50,7 @@ def test_random_shapes(nq, nk, causal, seed):
     q, k, v = rand(rng, 1, nq, 8), rand(rng, 1, nk, 8), rand(rng, 1, nk, 8)
     out = numba_flash_attention(q, k, v, is_causal=causal)
     assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out, dense(q, k, v, causal), atol=3e-6, rtol=1e-5)
+    np.testing.assert_allclose(out, dense(q, k, v, causal)[0], atol=3e-6, rtol=1e-5)
 
 
 def test_huge_logits_no_nan():
@@ -70,7 +59,7 @@ def test_huge_logits_no_nan():
     q, k, v = rand(rng, 1, 17, 8, scale=100.0), rand(rng, 1, 17, 8, scale=100.0), rand(rng, 1, 17, 8)
     out = numba_flash_attention(q, k, v, is_causal=True)
     assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out, dense(q, k, v, True), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=1e-4, rtol=1e-4)
 
 
 def test_rows_with_no_key_give_zero():
@@ -79,7 +68,7 @@ def test_rows_with_no_key_give_zero():
     q, k, v = rand(rng, 1, 12, 8), rand(rng, 1, 5, 8), rand(rng, 1, 5, 8)
     out = numba_flash_attention(q, k, v, is_causal=True)
     assert np.all(out[0, :7] == 0)
-    np.testing.assert_allclose(out, dense(q, k, v, True), atol=2e-6, rtol=1e-5)
+    np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=2e-6, rtol=1e-5)
 
 
 def test_single_key_returns_its_value():

@@ -162,7 +162,7 @@ def flash_attention_numba(q, k, v, *, is_causal: bool = False, scale: float | No
     from .forward import prepare_inputs
 
     q, k, v, scale, _ = prepare_inputs(q, k, v, block_q, block_k, scale)
-    batch, (Lq, d), (Lk, dv) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+    batch, Lq, dv = q.shape[:-2], q.shape[-2], v.shape[-1]
     q3, k3, v3 = (np.ascontiguousarray(x, dtype=np.float32).reshape((-1,) + x.shape[-2:])
                   for x in (q, k, v))
     out = np.empty((q3.shape[0], Lq, dv), dtype=np.float32)

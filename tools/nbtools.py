@@ -69,11 +69,17 @@ def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
 
 def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbformat.NotebookNode:
     """Run every cell top to bottom in one fresh python3 kernel; raises on the first error."""
+    import tempfile
+
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(cwd)}})
-    client.execute()
+    # local IPC sockets in a private temp folder: no TCP ports, no "unencrypted TCP" warning
+    with tempfile.TemporaryDirectory(prefix="tinyattn-kernel-") as tmp:
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=f"{tmp}/kernel")
+        client = NotebookClient(nb, km=km, timeout=timeout, record_timing=False,
+                                resources={"metadata": {"path": str(cwd)}})
+        client.execute()
     for cell in nb.cells:
         cell.get("metadata", {}).pop("execution", None)
     return nb

@@ -96,7 +96,9 @@ def main() -> None:
     d = ARGS.d
     nbq, nbk = ARGS.nb_block
     npq, npk = ARGS.np_block
-    tile_bytes = (4 * (nbq * d + nbk * d + d * nbk + 4 * nbk + nbq * d + 2 * nbq) + 32) * ARGS.threads
+    # live per-thread buffers of numba_cpu._fwd_kernel: Q tile, O accumulator, the P~V product,
+    # m and l, the exp scratch, and the S/P tile (K and V tiles are views of the inputs)
+    tile_bytes = (4 * (nbq * d + 2 * nbq * d + 2 * nbq + nbk + nbq * nbk) + 32) * ARGS.threads
     impls = {
         "naive_numpy": lambda q, k, v: naive_attention(q, k, v),
         "flash_numpy": lambda q, k, v: flash_attention(q, k, v, block_q=npq, block_k=npk),

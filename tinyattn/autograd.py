@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 __all__ = ["no_grad", "enable_grad", "is_grad_enabled", "custom_op", "gradcheck",
-           "GradcheckError", "IndexedGrad", "run_backward"]
+           "GradcheckError", "IndexedGrad", "run_backward", "topological_order"]
 
 _GRAD_ENABLED = True
 _TENSOR_CLS: Any = None          # set by tinyattn.tensor at import (avoids a circular import)
@@ -98,8 +98,9 @@ def custom_op(out_data: np.ndarray, inputs: Sequence[Any],
     return _TENSOR_CLS._make(out_data, parents, backward, name)
 
 
-def _topological_order(root: Any) -> list:
-    """Nodes that need a gradient, children after parents (iterative post-order DFS)."""
+def topological_order(root: Any, only_requiring_grad: bool = True) -> list:
+    """Nodes of the graph below ``root``, parents before children (iterative post-order DFS, so
+    deep graphs never hit the recursion limit). By default only nodes that need a gradient."""
     order: list = []
     visited: set[int] = set()
     stack: list = [(root, False)]
@@ -113,7 +114,7 @@ def _topological_order(root: Any) -> list:
         visited.add(id(node))
         stack.append((node, True))
         for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
+            if (parent.requires_grad or not only_requiring_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 
@@ -149,7 +150,7 @@ def run_backward(root: Any, grad: np.ndarray) -> None:
     Leaf tensors (no parents) with ``requires_grad`` get ``.grad += dL/dleaf`` (in their dtype);
     non-leaf tensors get ``.grad`` only if ``retain_grad()`` was called on them.
     """
-    order = _topological_order(root)
+    order = topological_order(root)
     pending: dict[int, Any] = {id(root): grad}
     owned: set[int] = set()
     for node in reversed(order):

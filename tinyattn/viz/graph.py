@@ -15,25 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from ..autograd import topological_order
+
 __all__ = ["graph_nodes", "draw_graph", "draw_broadcast"]
 
 
 def graph_nodes(root: Any) -> tuple[list, list[tuple[int, int]]]:
     """The recorded graph below ``root``: (nodes in topological order, edges (parent, child) as
     indices into nodes). Iterative, so deep graphs are fine."""
-    order: list = []
-    seen: set[int] = set()
-    stack = [(root, False)]
-    while stack:
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in node._parents if id(p) not in seen)
+    order = topological_order(root, only_requiring_grad=False)
     index = {id(n): i for i, n in enumerate(order)}
     edges = [(index[id(p)], index[id(n)]) for n in order for p in n._parents]
     return order, edges

@@ -38,12 +38,11 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-import tracemalloc  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tinyattn.flash import flash_attention, flash_attention_numba  # noqa: E402
+from tinyattn.flash import flash_attention, flash_attention_numba, peak_extra_bytes  # noqa: E402
 
 
 def naive_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -55,15 +54,6 @@ def naive_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
     s /= s.sum(axis=-1, keepdims=True)
     return s @ v                                      # O = P V
 
-
-def peak_extra_bytes(fn, *args, **kw) -> int:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn(*args, **kw)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak - base
 
 
 def round_robin_times(impls: dict, repeats: dict, *args) -> dict:

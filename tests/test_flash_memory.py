@@ -1,20 +1,9 @@
 """Peak extra memory (tracemalloc) of flash vs the naive N x N implementation."""
-import tracemalloc
-
 import numpy as np
 
 from tinyattn.flash import flash_attention, standard_attention
+from tinyattn.flash import peak_extra_bytes as _peak_extra_bytes
 
-
-def _peak_extra_bytes(fn, *args, **kw):
-    """Peak bytes allocated during ``fn(*args)`` above what was allocated before the call."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn(*args, **kw)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak - base
 
 
 def test_flash_extra_memory_under_5_percent_of_scores():

@@ -31,7 +31,7 @@ from tinyattn.viz import setup_notebook
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-import json, math, time, tracemalloc
+import json, math, time
 from pathlib import Path
 from tinyattn import flash as FL
 from tinyattn import functional as F
@@ -469,13 +469,7 @@ print("flash vs dense backend, out, dq, dk, dv agree to 1e-12:",
 # *and* the output.
 
 # %%
-def peak_extra(fn, *args, **kw):
-    tracemalloc.start(); tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    fn(*args, **kw)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return peak - base
+peak_extra = FL.peak_extra_bytes          # tracemalloc peak above the inputs
 
 d = 64
 Ns_mem = [256, 512, 1024, 2048, 4096]

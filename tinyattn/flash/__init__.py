@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from .backward import flash_attention_backward
 from .forward import FULL, PARTIAL, SKIP, classify_tiles, flash_attention, source_text_flash_forward
+from .memory import peak_extra_bytes
 from .io_sim import (HBMCounter, SRAMOverflow, fa1_block_sizes, fa1_io, fa2_io, standard_attention,
                      standard_attention_io)
 from .online_softmax import (block_update, merge_partials, merge_stats, online_softmax_stats,
                              source_text_block_update)
 
 __all__ = [
+    "peak_extra_bytes",
     "flash_attention", "flash_attention_backward", "flash_attention_numba", "flash_sdpa",
     "source_text_flash_forward", "classify_tiles", "SKIP", "PARTIAL", "FULL",
     "HBMCounter", "SRAMOverflow", "fa1_block_sizes", "fa1_io", "fa2_io", "standard_attention",

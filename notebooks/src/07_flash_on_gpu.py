@@ -30,7 +30,7 @@ from tinyattn.viz import setup_notebook
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-import inspect, json, math, re, time
+import inspect, json, re, time
 from pathlib import Path
 from tinyattn.gpu import numba_flash, numba_flash_attention
 from tinyattn.gpu.numba_flash import NumbaConfig
@@ -42,16 +42,10 @@ RESULTS = RUN["results"]
 
 
 def dense_attention(q, k, v, is_causal=False):
-    """Float64 reference: S, bottom-right causal mask, softmax, P V; a row with no key gives 0."""
+    """Float64 reference: chapter 01's scaled_dot_product_attention (materialises S and P;
+    bottom-right causal mask; a row with no key gives 0)."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
-    s = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
-    nq, nk = s.shape[-2:]
-    ok = np.arange(nk)[None, :] <= np.arange(nq)[:, None] + (nk - nq) if is_causal else np.ones((nq, nk), bool)
-    s = np.where(ok, s, -np.inf)
-    m = s.max(-1, keepdims=True)
-    e = np.where(ok, np.exp(s - np.where(np.isfinite(m), m, 0)), 0.0)
-    l = e.sum(-1, keepdims=True)
-    return (e / np.where(l == 0, 1, l)) @ v
+    return ta.functional.scaled_dot_product_attention(q, k, v, is_causal=is_causal).numpy()
 
 
 def rec(impl, dtype, N=8192, d=64, causal=False):

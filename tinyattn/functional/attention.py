@@ -13,6 +13,8 @@ themselves with :func:`register_sdpa_backend`; the first use of an unknown name 
 from __future__ import annotations
 
 import importlib
+import math
+import os
 from typing import Callable
 
 import numpy as np
@@ -73,7 +75,9 @@ def _validate(q: Tensor, k: Tensor, v: Tensor, mask, bias) -> tuple[np.ndarray |
         raise ValueError(f"k {k.shape} and v {v.shape} must agree on (Hkv, Lk): "
                          "expected k (..., Hkv, Lk, d), v (..., Hkv, Lk, dv)")
     hq, hkv = q.shape[-3], k.shape[-3]
-    if hkv == 0 or hq % hkv != 0:
+    if hkv == 0:
+        raise ValueError(f"k must have at least one head (Hkv >= 1), got k {k.shape}")
+    if hq % hkv != 0:
         raise ValueError(f"Hq={hq} (q {q.shape}) must be a multiple of Hkv={hkv} (k {k.shape})")
     full = (*q.shape[:-1], k.shape[-2])  # (..., Hq, Lq, Lk)
     if mask is not None:
@@ -148,10 +152,42 @@ def _sum_to(g: np.ndarray, shape: tuple) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
+def _physical_memory() -> int | None:
+    """Bytes of RAM, or None where the OS does not say (then nothing is refused up front)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _oom_message(q_shape: tuple, lk: int, ct: np.dtype) -> str:
+    shape = (*q_shape[:-1], lk)
+    gib = math.prod(shape) * ct.itemsize / 2**30
+    return (f"dense attention materialises the score matrix P of shape {shape} ({ct}): "
+            f"{gib:.3g} GiB per copy (the backward needs ~3 copies). Use "
+            "backend='flash' (O(L) extra memory, same result), a shorter sequence or a smaller batch")
+
+
 def _dense(q: Tensor, k: Tensor, v: Tensor, mask=None, *, bias=None, is_causal=False,
            scale: float, dropout_p=0.0, rng=None) -> Tensor:
-    """The dense backend: materialises P (..., Hq, Lq, Lk); float16 is computed in float32."""
+    """The dense backend: materialises P (..., Hq, Lq, Lk); float16 is computed in float32.
+
+    MemoryError (raised up front when one copy of P exceeds the machine's RAM, so an
+    overcommitting OS never starts swapping) names the bytes needed and suggests backend='flash'."""
     ct = np.result_type(q.data.dtype, k.data.dtype, v.data.dtype, np.float32)  # compute dtype
+    ram = _physical_memory()
+    if ram is not None and math.prod((*q.shape[:-1], k.shape[-2])) * ct.itemsize > ram:
+        raise MemoryError(_oom_message(q.shape, k.shape[-2], ct) + f"; this machine has "
+                          f"{ram / 2**30:.3g} GiB of RAM")
+    try:
+        return _dense_impl(q, k, v, mask, bias=bias, is_causal=is_causal, scale=scale,
+                           dropout_p=dropout_p, rng=rng, ct=ct)
+    except MemoryError as exc:
+        raise MemoryError(_oom_message(q.shape, k.shape[-2], ct)) from exc
+
+
+def _dense_impl(q: Tensor, k: Tensor, v: Tensor, mask, *, bias, is_causal, scale: float,
+                dropout_p: float, rng, ct: np.dtype) -> Tensor:
     out_dtype = np.result_type(q.data.dtype, k.data.dtype, v.data.dtype)
     qd, kd, vd = (t.data.astype(ct, copy=False) for t in (q, k, v))
     hkv, lq, lk = kd.shape[-3], qd.shape[-2], kd.shape[-2]
@@ -164,6 +200,12 @@ def _dense(q: Tensor, k: Tensor, v: Tensor, mask=None, *, bias=None, is_causal=F
     out = (_group(pd, hkv) @ vd).reshape(*qd.shape[:-1], vd.shape[-1])  # O = P V
 
     def backward(dout: np.ndarray):
+        try:
+            return _backward(dout)
+        except MemoryError as exc:
+            raise MemoryError("in the backward of SDPA: " + _oom_message(qd.shape, lk, ct)) from exc
+
+    def _backward(dout: np.ndarray):
         do = _group(dout.astype(ct, copy=False), hkv)              # (..., Hkv, rep·Lq, dv)
         dv = np.swapaxes(_group(pd, hkv), -1, -2) @ do             # dV = Pᵀ dO (sums the group)
         dp = (do @ np.swapaxes(vd, -1, -2)).reshape(p.shape)       # dP = dO Vᵀ
@@ -190,6 +232,9 @@ register_sdpa_backend("dense", _dense)
 def _prepare(q, k, v, mask, bias, scale):
     q, k, v = _floating("q", q), _floating("k", k), _floating("v", v)
     mask, bias = _validate(q, k, v, mask, bias)
+    if scale is None and q.shape[-1] == 0:
+        raise ValueError(f"head dim d = 0 (q {q.shape}): the default scale 1/sqrt(d) is undefined; "
+                         "pass scale= explicitly")
     scale = 1.0 / float(np.sqrt(q.shape[-1])) if scale is None else float(scale)
     if not np.isfinite(scale):
         raise ValueError(f"scale must be a finite number, got {scale}")

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..autograd import custom_op
 from ..tensor import Tensor, as_tensor
+from ._checks import float_input
 
 
 def linear(x: Any, weight: Any, bias: Any = None) -> Tensor:
@@ -77,8 +78,9 @@ def dropout(x: Any, p: float, rng: np.random.Generator | None = None,
 
     x: (...) -> (...). Identity when ``training`` is False or p == 0. Needs an explicit
     ``rng`` (np.random.Generator) when it drops anything; p must be in [0, 1).
+    Integer/bool x is computed in float32 (survivors are scaled by a non-integer 1 / (1 - p)).
     """
-    x = as_tensor(x)
+    x = float_input(x, "dropout")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout: p must be in [0, 1), got {p}")
     if not training or p == 0.0:
@@ -88,6 +90,20 @@ def dropout(x: Any, p: float, rng: np.random.Generator | None = None,
     # mask entries are 0 or 1/(1-p), so E[mask] = 1 and E[out] = x
     mask = (rng.random(x.shape) >= p).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return custom_op(x.data * mask, (x,), lambda g: (g * mask,), "dropout")
+
+
+def _check_fill(value: Any, dtype: np.dtype) -> None:
+    """A value x's dtype holds exactly: any real for float x; an in-range integer for int/bool x
+    (int(-inf) raises deep in NumPy and int(0.5) silently gives 0)."""
+    if not isinstance(value, (int, float, np.number, np.bool_)):        # bool is an int subclass
+        raise TypeError(f"masked_fill: value must be a real number, got {value!r}")
+    if np.issubdtype(dtype, np.floating):
+        return
+    v = float(value)
+    lo, hi = (0, 1) if dtype == np.bool_ else (np.iinfo(dtype).min, np.iinfo(dtype).max)
+    if not (np.isfinite(v) and v.is_integer() and lo <= v <= hi):
+        raise TypeError(f"masked_fill: value {value!r} cannot be stored exactly in x's dtype {dtype}; "
+                        "cast x to a float dtype first")
 
 
 def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
@@ -105,5 +121,6 @@ def masked_fill(x: Any, mask: Any, value: float) -> Tensor:
         ok = False
     if not ok:
         raise ValueError(f"masked_fill: mask of shape {M.shape} does not broadcast to x's shape {x.shape}")
+    _check_fill(value, x.dtype)
     out = np.where(M, x.dtype.type(value), x.data)
     return custom_op(out, (x,), lambda g: (np.where(M, 0, g),), "masked_fill")

@@ -12,23 +12,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._jit import require_cupy, require_numba_cuda
+
 
 def numba_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
-    """float32 (..., N, d) -> ndarray; see :func:`tinyattn.gpu.numba_flash.numba_flash_attention`."""
+    """float32 (..., N, d) -> ndarray; see :func:`tinyattn.gpu.numba_flash.numba_flash_attention`.
+
+    Without a CUDA GPU, run with ``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported (the
+    simulator); otherwise this raises RuntimeError saying so."""
+    require_numba_cuda()
     from .numba_flash import numba_flash_attention as impl
 
     return impl(q, k, v, is_causal=is_causal, **kw)
 
 
 def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
-    """CuPy arrays (..., N, d) -> CuPy array; see :func:`tinyattn.gpu.cupy_flash.cupy_flash_attention`."""
+    """CuPy arrays (..., N, d) -> CuPy array; see :func:`tinyattn.gpu.cupy_flash.cupy_flash_attention`.
+
+    Needs CuPy (``pip install -e .[gpu]`` for CUDA 12, ``.[gpu-cuda13]`` for CUDA 13) and a GPU."""
+    require_cupy()
     from .cupy_flash import cupy_flash_attention as impl
 
     return impl(q, k, v, is_causal=is_causal, **kw)
 
 
 def naive_attention_gpu(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw: Any):
-    """Three-kernel baseline; see :func:`tinyattn.gpu.naive.naive_attention_gpu`."""
+    """Three-kernel baseline; see :func:`tinyattn.gpu.naive.naive_attention_gpu` (needs CuPy)."""
+    require_cupy()
     from .naive import naive_attention_gpu as impl
 
     return impl(q, k, v, is_causal=is_causal, **kw)

@@ -45,3 +45,37 @@ def require_float32_array(name: str, x: Any, ndim_min: int = 2):
     if arr.ndim < ndim_min:
         raise ValueError(f"{name} must have shape (..., N, d), got {arr.shape}")
     return np.ascontiguousarray(arr)
+
+
+CUPY_HINT = ("CuPy is not installed. Install the GPU extra matching your CUDA driver (nvidia-smi shows "
+             "it): pip install -e '.[gpu]' for CUDA 12, pip install -e '.[gpu-cuda13]' for CUDA 13 "
+             "from the repository root. Without a GPU, use "
+             "tinyattn.gpu.numba_flash_attention with NUMBA_ENABLE_CUDASIM=1 (the CUDA simulator)")
+SIM_HINT = ("set the environment variable NUMBA_ENABLE_CUDASIM=1 BEFORE numba is imported (e.g. "
+            "NUMBA_ENABLE_CUDASIM=1 jupyter lab, or os.environ['NUMBA_ENABLE_CUDASIM'] = '1' in the "
+            "first cell, then restart the kernel) to run the kernel in Numba's CUDA simulator")
+
+
+def require_cupy():
+    """Import and return cupy, or raise ImportError naming the pip extra that installs it."""
+    try:
+        import cupy
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and exc.name.split(".")[0] != "cupy":
+            raise                                 # cupy found but one of ITS imports is missing
+        raise ImportError(CUPY_HINT) from exc
+    return cupy
+
+
+def require_numba_cuda() -> None:
+    """Raise a clear error when numba.cuda can run neither on a GPU nor in the simulator."""
+    try:
+        from numba import config, cuda
+    except ModuleNotFoundError as exc:
+        raise ImportError("numba is not installed: pip install -e . (numba and numba-cuda are core "
+                          "dependencies of tinyattn)") from exc
+    if simulator_enabled() and not config.ENABLE_CUDASIM:
+        raise RuntimeError("NUMBA_ENABLE_CUDASIM=1 was set after numba was imported, so numba "
+                           "still looks for a real GPU; " + SIM_HINT)
+    if not config.ENABLE_CUDASIM and not cuda.is_available():
+        raise RuntimeError("no usable CUDA GPU/driver found for numba.cuda; " + SIM_HINT)

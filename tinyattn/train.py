@@ -1,5 +1,6 @@
 """The training loop of chapter 04: seeded, with a tqdm progress bar, periodic evaluation and
-exact ``.npz`` checkpoints (model, optimizer state, step and the data RNG's state).
+exact ``.npz`` checkpoints (model and its config, optimizer class and state, step and the data
+RNG's state; see :mod:`tinyattn.checkpoint`, re-exported here).
 
 Usage::
 
@@ -13,7 +14,6 @@ are not scored. Everything random in the loop draws from one ``np.random.Generat
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -24,9 +24,10 @@ import numpy as np
 from . import functional as F
 from . import optim as _optim
 from .autograd import no_grad
+from .checkpoint import CheckpointError, load_checkpoint, prepare_checkpoint_path, save_checkpoint
 from .tensor import Tensor
 
-__all__ = ["lm_loss", "train", "save_checkpoint", "load_checkpoint", "evaluate_lm"]
+__all__ = ["lm_loss", "train", "save_checkpoint", "load_checkpoint", "evaluate_lm", "CheckpointError"]
 
 BatchFn = Callable[[np.random.Generator], "tuple[np.ndarray, np.ndarray]"]
 
@@ -86,7 +87,10 @@ def train(model, opt, batch_fn: BatchFn, steps: int, *, loss_fn: Callable | None
     Tensor (default ``lm_loss``); eval_fn(model) -> float or dict, run under ``no_grad`` in eval
     mode every ``eval_every`` steps and after the last one; lr_schedule(step) -> lr set before
     each step; clip: max global grad norm (None: no clipping). checkpoint_path: written every
-    ``checkpoint_every`` steps (if given) and at the end. rng (or ``seed``) drives batch_fn.
+    ``checkpoint_every`` steps (if given) and at the end; its folder is created (and checked
+    writable) before the first step, so a bad path fails at once, not after the whole run.
+    rng (or ``seed``) drives batch_fn. A non-finite loss or (with clip) gradient norm raises
+    FloatingPointError before the optimizer step, so the weights stay finite.
 
     Returns a history dict: step, loss, lr, grad_norm (lists, one entry per step), eval_step and
     eval (one entry per evaluation), seconds (wall time of the loop).
@@ -95,6 +99,13 @@ def train(model, opt, batch_fn: BatchFn, steps: int, *, loss_fn: Callable | None
         raise ValueError(f"need 0 <= start_step <= steps; got start_step={start_step}, steps={steps}")
     if eval_every < 1:
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, (int, np.integer))
+                                         or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be an int >= 1 or None, got {checkpoint_every!r}")
+    if clip is not None and not clip > 0:
+        raise ValueError(f"clip must be > 0 (max gradient norm) or None for no clipping, got {clip!r}")
+    if checkpoint_path is not None:
+        checkpoint_path = prepare_checkpoint_path(checkpoint_path)
     if rng is None:
         rng = np.random.default_rng(seed)
     elif not isinstance(rng, np.random.Generator):
@@ -116,6 +127,9 @@ def train(model, opt, batch_fn: BatchFn, steps: int, *, loss_fn: Callable | None
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rate")
         loss.backward()
         grad_norm = float(_optim.clip_grad_norm(params, clip)) if clip else float("nan")
+        if clip and not np.isfinite(grad_norm):
+            raise FloatingPointError(f"gradient norm became {grad_norm} at step {step} (loss "
+                                     f"{loss_value:.4g}); lower the learning rate")
         opt.step()
         for key, value in (("step", step), ("loss", loss_value), ("lr", _get_lr(opt)), ("grad_norm", grad_norm)):
             hist[key].append(value)
@@ -143,119 +157,3 @@ def _progress_bar(it, progress: bool, desc: str):
     # at most ~20 redraws per run: a stored notebook keeps every redraw of its stderr stream
     return tqdm(it, desc=desc, file=sys.stderr, mininterval=1.0, miniters=max(1, len(it) // 20),
                 ncols=80, leave=True)
-
-
-# ---------------------------------------------------------------------------------- checkpoints
-def _opt_params(opt) -> list:
-    return [p for group in opt.param_groups for p in group["params"]]
-
-
-def _opt_state(opt) -> dict[str, np.ndarray]:
-    """Optimizer state as flat arrays: per group its hyper-parameters, per parameter (by its index
-    in the groups, since ``opt.state`` is keyed by object id) every entry of its state dict."""
-    if hasattr(opt, "state_dict") and callable(opt.state_dict):
-        return {k: np.asarray(v) for k, v in opt.state_dict().items()}
-    if not hasattr(opt, "param_groups"):
-        raise TypeError(f"cannot checkpoint optimizer {type(opt).__name__}: no param_groups or state_dict()")
-    out: dict[str, np.ndarray] = {}
-    for gi, group in enumerate(opt.param_groups):
-        for key, value in group.items():
-            if key != "params":
-                out[f"group/{gi}/{key}"] = np.asarray(value, dtype=np.float64)
-    for pi, p in enumerate(_opt_params(opt)):
-        for key, value in opt.state.get(id(p), {}).items():
-            out[f"state/{pi}/{key}"] = np.asarray(value)
-    return out
-
-
-def _load_opt_state(opt, state: dict[str, np.ndarray]) -> None:
-    if hasattr(opt, "load_state_dict") and callable(opt.load_state_dict):
-        opt.load_state_dict(state)
-        return
-    params = _opt_params(opt)
-    new_state: dict[int, dict] = {}
-    for key, value in state.items():
-        kind, idx, name = key.split("/", 2)
-        idx = int(idx)
-        if kind == "group":
-            if idx >= len(opt.param_groups):
-                raise ValueError(f"checkpoint has parameter group {idx}; optimizer has {len(opt.param_groups)}")
-            old = opt.param_groups[idx].get(name)
-            if isinstance(old, tuple):
-                opt.param_groups[idx][name] = tuple(type(o)(v) for o, v in zip(old, value.tolist()))
-            elif isinstance(old, (bool, int, float)):
-                opt.param_groups[idx][name] = type(old)(value.item())
-            else:
-                opt.param_groups[idx][name] = value.item() if value.ndim == 0 else value.tolist()
-        else:
-            if idx >= len(params):
-                raise ValueError(f"checkpoint has state for parameter {idx}; optimizer has {len(params)}")
-            if value.ndim == 0 and np.issubdtype(value.dtype, np.integer):
-                value = int(value)
-            elif value.ndim == 0:
-                value = float(value)
-            else:
-                value = value.copy()
-            new_state.setdefault(id(params[idx]), {})[name] = value
-    opt.state = new_state
-
-
-def _named_generators(module, prefix: str = ""):
-    """(dotted name, np.random.Generator) for every generator a module tree owns (CAPE's position
-    augmentation, dropout masks), so a resumed run draws the same random numbers."""
-    for name, value in vars(module).items():
-        if isinstance(value, np.random.Generator):
-            yield prefix + name, value
-        elif isinstance(value, (list, tuple)):
-            for i, item in enumerate(value):
-                if hasattr(item, "parameters") and hasattr(item, "forward"):
-                    yield from _named_generators(item, f"{prefix}{name}.{i}.")
-        elif hasattr(value, "parameters") and hasattr(value, "forward"):
-            yield from _named_generators(value, f"{prefix}{name}.")
-
-
-def save_checkpoint(path: str | os.PathLike, model, opt=None, step: int = 0,
-                    rng: np.random.Generator | None = None) -> None:
-    """Write model parameters, optimizer state, step, the data RNG's state and the state of every
-    ``np.random.Generator`` the model owns (CAPE augmentation, dropout) to one ``.npz``.
-
-    Arrays are stored bit-exactly (no dtype change), so ``load_checkpoint`` restores a model whose
-    logits and next optimizer step equal the saved one's.
-    """
-    arrays: dict[str, np.ndarray] = {f"model/{k}": np.asarray(v) for k, v in model.state_dict().items()}
-    if opt is not None:
-        arrays.update({f"opt/{k}": v for k, v in _opt_state(opt).items()})
-    arrays["meta/step"] = np.asarray(int(step), dtype=np.int64)
-    for name, gen in _named_generators(model):
-        arrays[f"model_rng/{name}"] = np.asarray(json.dumps(gen.bit_generator.state))
-    if rng is not None:
-        arrays["meta/rng"] = np.asarray(json.dumps(rng.bit_generator.state))
-    path = os.fspath(path)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | os.PathLike, model, opt=None, rng: np.random.Generator | None = None) -> int:
-    """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``opt``, ``rng`` if given)
-    in place. Returns the saved step. Raises ValueError if the model's parameter names or shapes
-    differ from the checkpoint's."""
-    with np.load(os.fspath(path), allow_pickle=False) as z:
-        data = {k: z[k] for k in z.files}
-    model_state = {k[len("model/"):]: v for k, v in data.items() if k.startswith("model/")}
-    expected = model.state_dict()
-    if set(expected) != set(model_state):
-        missing, extra = sorted(set(expected) - set(model_state)), sorted(set(model_state) - set(expected))
-        raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {extra[:5]}")
-    for k, v in expected.items():
-        if np.shape(v) != model_state[k].shape:
-            raise ValueError(f"checkpoint {k!r} has shape {model_state[k].shape}, model expects {np.shape(v)}")
-    model.load_state_dict(model_state)
-    for name, gen in _named_generators(model):
-        if f"model_rng/{name}" in data:
-            gen.bit_generator.state = json.loads(str(data[f"model_rng/{name}"]))
-    if opt is not None:
-        _load_opt_state(opt, {k[len("opt/"):]: v for k, v in data.items() if k.startswith("opt/")})
-    if rng is not None and "meta/rng" in data:
-        rng.bit_generator.state = json.loads(str(data["meta/rng"]))
-    return int(data["meta/step"])

@@ -42,6 +42,8 @@ class TransformerLM(Module):
                  tie_weights: bool = False, backend: str = "dense", rope_base: float = 10000.0,
                  norm: str = "pre", rng: np.random.Generator | None = None):
         super().__init__()
+        # first statement after super(): locals() holds exactly the constructor's arguments
+        self._config = {k: v for k, v in locals().items() if k not in ("self", "rng", "__class__")}
         self.vocab_size = _pos_int("vocab_size", vocab_size)
         self.d_model = _pos_int("d_model", d_model)
         self.n_layers = _pos_int("n_layers", n_layers)
@@ -66,6 +68,10 @@ class TransformerLM(Module):
             # T5 drops the 1/sqrt(d_head) on the logits and folds it into W_q's initialisation
             for block in self.blocks:
                 block.attn.q_proj.weight.data *= (d_model // n_heads) ** -0.5
+
+    def config(self) -> dict:
+        """The constructor's arguments except rng (checkpoints store and compare them)."""
+        return dict(self._config)
 
     def _check_tokens(self, tokens) -> np.ndarray:
         tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)

@@ -42,6 +42,11 @@ def _mean(a: np.ndarray, d: int) -> np.ndarray:
     return a.sum(axis=-1, keepdims=True) / max(d, 1)
 
 
+def _sum_lead(a: np.ndarray) -> np.ndarray:
+    """(..., d) -> (d,): sum over every leading axis (reshape(-1, d) fails for d = 0)."""
+    return a.sum(axis=tuple(range(a.ndim - 1)))
+
+
 def layer_norm(x: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) -> Tensor:
     """y = (x - mean) / sqrt(var + eps) * weight + bias, statistics over the last axis (biased var).
 
@@ -65,11 +70,10 @@ def layer_norm(x: Any, weight: Any = None, bias: Any = None, eps: float = 1e-5) 
         dxhat = g * W if W is not None else g
         gx = rstd * (dxhat - _mean(dxhat, d) - xhat * _mean(dxhat * xhat, d))
         grads = [gx]
-        g2 = g.reshape(-1, d)
         if w is not None:
-            grads.append((g * xhat).reshape(-1, d).sum(axis=0))    # dL/dw = sum g * xhat
+            grads.append(_sum_lead(g * xhat))                       # dL/dw = sum g * xhat
         if b is not None:
-            grads.append(g2.sum(axis=0))                            # dL/db = sum g
+            grads.append(_sum_lead(g))                              # dL/db = sum g
         return grads
     return custom_op(out.astype(out_dtype, copy=False), inputs, backward, "layer_norm")
 
@@ -94,5 +98,5 @@ def rms_norm(x: Any, weight: Any = None, eps: float = 1e-6) -> Tensor:
         gx = r * (dxhat - xhat * _mean(dxhat * xhat, d))
         if w is None:
             return (gx,)
-        return gx, (g * xhat).reshape(-1, d).sum(axis=0)
+        return gx, _sum_lead(g * xhat)
     return custom_op(out.astype(out_dtype, copy=False), inputs, backward, "rms_norm")

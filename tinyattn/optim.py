@@ -196,7 +196,7 @@ def clip_grad_norm(params: Iterable[Tensor], max_norm: float) -> float:
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel().astype(np.float64)))
                           for g in grads))
-    if total > max_norm:
+    if math.isfinite(total) and total > max_norm:          # inf * 0 would turn grads into NaN
         scale = max_norm / (total + 1e-6)
         for g in grads:
             g *= g.dtype.type(scale)

@@ -187,3 +187,14 @@ def test_save_creates_missing_folders_and_leaves_no_temp_file(tmp_path):
     save_checkpoint(path, model, step=7)
     assert load_checkpoint(path, _model(seed=3)) == 7
     assert os.listdir(path.parent) == ["ckpt.npz"]
+
+
+def test_a_module_without_config_is_still_checked_by_names_and_shapes(tmp_path):
+    from tinyattn.nn import Linear
+    rng = np.random.default_rng(0)
+    save_checkpoint(tmp_path / "lin.npz", Linear(3, 4, rng=rng), step=2)
+    with pytest.raises(CheckpointError, match=r"has shape \(3, 4\) in the checkpoint, the model expects \(3, 5\)"):
+        load_checkpoint(tmp_path / "lin.npz", Linear(3, 5, rng=rng))
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(tmp_path / "lin.npz", Linear(3, 4, bias=False, rng=rng))
+    assert load_checkpoint(tmp_path / "lin.npz", Linear(3, 4, rng=rng)) == 2

@@ -212,7 +212,7 @@ def _check_model(path: str, data: dict, model) -> None:
     diffs = [f"{k}: checkpoint {saved[k]!r}, model {current[k]!r}"
              for k in sorted(saved.keys() & current.keys() - CONFIG_IGNORED) if saved[k] != current[k]]
     if diffs:
-        raise CheckpointError(f"{path}: model config mismatch: " + "; ".join(diffs))
+        raise CheckpointError(f"{path}: checkpoint does not match the model config: " + "; ".join(diffs))
 
 
 def load_checkpoint(path: str | os.PathLike, model, opt=None, rng: np.random.Generator | None = None) -> int:

@@ -284,3 +284,12 @@ def test_simulator_flag_set_after_numba_import_is_reported(monkeypatch):
     with pytest.raises(RuntimeError, match="set after numba was imported"):
         ta.gpu.numba_flash_attention(np.zeros((1, 4, 32), np.float32), np.zeros((1, 4, 32), np.float32),
                                      np.zeros((1, 4, 32), np.float32))
+
+
+def test_embedding_rejects_negative_indices():
+    W = np.arange(12.0).reshape(4, 3)
+    with pytest.raises(ValueError, match=r"\[0, 4\).*got range \[-1, 2\]"):
+        F.embedding(W, np.array([2, -1]))                             # picked row 3 silently before
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        F.embedding(W, np.array([4]))
+    np.testing.assert_array_equal(F.embedding(W, np.array([[3, 0]])).data, W[[[3, 0]]])

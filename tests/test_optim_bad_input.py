@@ -129,3 +129,24 @@ def test_train_stops_on_a_non_finite_gradient_before_the_update():
               loss_fn=inf_grad_loss, progress=False)
     for n, p in m.named_parameters():
         np.testing.assert_array_equal(p.data, before[n], err_msg=n)   # weights untouched
+
+
+def test_adamw_on_float16_parameters_matches_the_float64_formula():
+    g16 = np.array([1e-4, -3e-5, 300.0, -2.0, 0.0], np.float16)
+    p = ta.Tensor(np.ones(5, np.float16), requires_grad=True)
+    opt = optim.AdamW([p], lr=1e-2)
+    ref, m, v = np.ones(5), np.zeros(5), np.zeros(5)
+    for t in (1, 2, 3):
+        p.grad = g16.copy()
+        opt.step()
+        g = g16.astype(np.float64)                                    # Adam in float64, by hand
+        m, v = 0.9 * m + 0.1 * g, 0.999 * v + 0.001 * g * g
+        ref = ref - 1e-2 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+    assert np.isfinite(p.data).all()                                  # was -inf for g = 1e-4
+    np.testing.assert_allclose(p.data.astype(np.float64), ref, atol=1e-3)   # g = 300 moved too
+
+
+def test_evaluate_lm_needs_at_least_one_batch():
+    from tinyattn.train import evaluate_lm
+    with pytest.raises(ValueError, match="n_batches must be an int >= 1"):
+        evaluate_lm(_model(), task_batch_fn("copy", 2, 3, 9), n_batches=0)   # was NaN

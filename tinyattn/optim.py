@@ -151,11 +151,15 @@ class AdamW(Optimizer):
     def _update(self, p: Tensor, group: dict, state: dict) -> None:
         lr, (b1, b2), eps, wd = group["lr"], group["betas"], group["eps"], group["weight_decay"]
         if not state:
+            # moments in float32 at least: in float16, g^2 underflows to 0 (for |g| < 2.4e-4) and
+            # eps = 1e-8 rounds to 0, so m / (sqrt(v) + eps) = m / 0 sent weights to -inf
+            ct = np.result_type(p.data.dtype, np.float32)
             state["t"] = 0
-            state["m"] = np.zeros_like(p.data)
-            state["v"] = np.zeros_like(p.data)
+            state["m"] = np.zeros(p.data.shape, ct)
+            state["v"] = np.zeros(p.data.shape, ct)
         state["t"] += 1
-        t, m, v, g = state["t"], state["m"], state["v"], p.grad
+        t, m, v = state["t"], state["m"], state["v"]
+        g = p.grad.astype(m.dtype, copy=False)
         if wd:
             p.data *= p.data.dtype.type(1.0 - lr * wd)               # decoupled decay
         m *= b1

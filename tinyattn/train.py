@@ -50,6 +50,8 @@ def lm_loss(model, inputs: np.ndarray, targets: np.ndarray, ignore_index: int = 
 def evaluate_lm(model, batch_fn: BatchFn, n_batches: int = 4, seed: int = 12345) -> float:
     """Mean ``lm_loss`` over ``n_batches`` batches drawn with a fixed seed (no grad, eval mode).
     Always the same batches for the same seed, so successive evaluations are comparable."""
+    if not isinstance(n_batches, (int, np.integer)) or n_batches < 1:
+        raise ValueError(f"n_batches must be an int >= 1 (the mean of no losses is NaN), got {n_batches!r}")
     rng = np.random.default_rng(seed)
     was_training = getattr(model, "training", True)
     model.eval()

@@ -54,10 +54,11 @@ def embedding(weight: Any, indices: Any) -> Tensor:
         raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype} "
                         f"(shape {idx.shape})")
     V = w.shape[0]
-    if idx.size and (idx.min() < -V or idx.max() >= V):
-        raise ValueError(f"embedding: indices must lie in [0, {V}) for a weight of shape {w.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= V):      # -1 (or -100 padding) would wrap silently
+        raise ValueError(f"embedding: indices must lie in [0, {V}) for a weight of shape {w.shape}, "
+                         f"got range [{idx.min()}, {idx.max()}]")
     W = w.data
-    flat = idx.reshape(-1) % V
+    flat = idx.reshape(-1)
     out = W[flat].reshape(idx.shape + W.shape[1:])
 
     def backward(g: np.ndarray) -> tuple:

@@ -198,3 +198,13 @@ def test_a_module_without_config_is_still_checked_by_names_and_shapes(tmp_path):
     with pytest.raises(CheckpointError, match="missing"):
         load_checkpoint(tmp_path / "lin.npz", Linear(3, 4, bias=False, rng=rng))
     assert load_checkpoint(tmp_path / "lin.npz", Linear(3, 4, rng=rng)) == 2
+
+
+def test_rng_requested_but_not_saved_warns(tmp_path):
+    model = _model()
+    save_checkpoint(tmp_path / "n.npz", model, step=1)               # no rng
+    rng = np.random.default_rng(4)
+    state = rng.bit_generator.state
+    with pytest.warns(UserWarning, match="no data-RNG state"):
+        load_checkpoint(tmp_path / "n.npz", model, rng=rng)
+    assert rng.bit_generator.state == state

@@ -150,3 +150,12 @@ def test_evaluate_lm_needs_at_least_one_batch():
     from tinyattn.train import evaluate_lm
     with pytest.raises(ValueError, match="n_batches must be an int >= 1"):
         evaluate_lm(_model(), task_batch_fn("copy", 2, 3, 9), n_batches=0)   # was NaN
+
+
+def test_lm_loss_names_the_expected_logits_shape():
+    class Flat:                                                       # returns (B*L, V): a common slip
+        def __call__(self, x):
+            return ta.Tensor(np.zeros((x.size, 9), np.float32))
+    x = np.zeros((2, 3), np.int64)
+    with pytest.raises(ValueError, match=r"must return logits \(B, L, V\) = \(2, 3, V\), got \(6, 9\)"):
+        lm_loss(Flat(), x, x)

@@ -257,4 +257,8 @@ def load_checkpoint(path: str | os.PathLike, model, opt=None, rng: np.random.Gen
             gen.bit_generator.state = json.loads(str(data[f"model_rng/{name}"]))
     if rng is not None and "meta/rng" in data:
         rng.bit_generator.state = json.loads(str(data["meta/rng"]))
+    elif rng is not None:
+        warnings.warn(f"{path} stores no data-RNG state (saved with rng=None): the rng passed to "
+                      "load_checkpoint is left unchanged, so a resumed run draws other batches",
+                      UserWarning, stacklevel=2)
     return int(data["meta/step"])

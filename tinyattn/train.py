@@ -43,6 +43,9 @@ def lm_loss(model, inputs: np.ndarray, targets: np.ndarray, ignore_index: int = 
     if inputs.shape != targets.shape or inputs.ndim != 2:
         raise ValueError(f"inputs and targets must both be (B, L); got {inputs.shape} and {targets.shape}")
     logits = model(inputs)
+    if logits.ndim != 3 or logits.shape[:2] != inputs.shape:
+        raise ValueError(f"model(inputs {inputs.shape}) must return logits (B, L, V) = "
+                         f"({inputs.shape[0]}, {inputs.shape[1]}, V), got {logits.shape}")
     b, l, v = logits.shape
     return F.cross_entropy(logits.reshape(b * l, v), targets.reshape(b * l), ignore_index=ignore_index)
 

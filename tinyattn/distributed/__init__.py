@@ -9,9 +9,9 @@
 """
 from __future__ import annotations
 
-from .local import merge_lse, partial_attention
+from .local import block_visible, merge_lse, partial_attention
 from .sharding import LAYOUTS, causal_work, imbalance, shard_indices
 from .simulate import Device, RingStats, ring_attention, ulysses_attention
 
-__all__ = ["ring_attention", "ulysses_attention", "RingStats", "Device", "merge_lse", "partial_attention",
+__all__ = ["ring_attention", "ulysses_attention", "RingStats", "Device", "merge_lse", "partial_attention", "block_visible",
            "LAYOUTS", "shard_indices", "causal_work", "imbalance"]

@@ -18,7 +18,12 @@ from ..flash.online_softmax import block_update, merge_partials
 
 Array = np.ndarray
 
-__all__ = ["partial_attention", "merge_lse"]
+__all__ = ["partial_attention", "merge_lse", "block_visible"]
+
+
+def block_visible(q_pos: Array, k_pos: Array, is_causal: bool) -> bool:
+    """False when a causal mask hides every key of the block from every query: skip its compute."""
+    return not is_causal or (len(q_pos) > 0 and len(k_pos) > 0 and k_pos.min() <= q_pos.max())
 
 
 def partial_attention(q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array, *,

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .local import merge_lse, partial_attention
+from .local import block_visible, merge_lse, partial_attention
 from .sharding import LAYOUTS, shard_indices
 
 
@@ -49,12 +49,14 @@ def ring_mpi(comm, q, k, v, shards, *, is_causal: bool, scale: float, blocking: 
             incoming = np.empty_like(kv)
             reqs = [comm.Irecv(incoming, source=prv, tag=step), comm.Isend(kv, dest=nxt, tag=step)]
         t0 = time.perf_counter()
-        kb, vb = kv[..., :d], kv[..., d:]
-        g = q.shape[-3] // kb.shape[-3]
-        if g > 1:                                                     # GQA: query head i uses K/V head i // g
-            kb, vb = np.repeat(kb, g, axis=-3), np.repeat(vb, g, axis=-3)
-        o_p, lse_p = partial_attention(q, kb, vb, shards[r], shards[owner], is_causal=is_causal, scale=scale)
-        o, lse = merge_lse(o, lse, o_p, lse_p)
+        if block_visible(shards[r], shards[owner], is_causal):        # skip blocks of future keys only
+            kb, vb = kv[..., :d], kv[..., d:]
+            g = q.shape[-3] // kb.shape[-3]
+            if g > 1:                                                 # GQA: query head i uses K/V head i // g
+                kb, vb = np.repeat(kb, g, axis=-3), np.repeat(vb, g, axis=-3)
+            o_p, lse_p = partial_attention(q, kb, vb, shards[r], shards[owner], is_causal=is_causal,
+                                           scale=scale)
+            o, lse = merge_lse(o, lse, o_p, lse_p)
         t_compute += time.perf_counter() - t0
         if not last:
             t0 = time.perf_counter()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .local import merge_lse, partial_attention
+from .local import block_visible, merge_lse, partial_attention
 from .sharding import LAYOUTS, shard_indices
 
 Array = np.ndarray
@@ -111,6 +111,8 @@ def ring_attention(q, k, v, n_devices: int, is_causal: bool = False, *, layout: 
                 d.sent_bytes += d.held["kv"].nbytes
         # 2. every device attends to the block it holds and merges with the lse rule
         for d in devs:
+            if not block_visible(shards[d.rank], shards[d.kv_owner], is_causal):
+                continue                              # every key is in the future: no work this step
             kb, vb = d.held["kv"].k, d.held["kv"].v
             d.put("scores", np.empty(q.shape[:-2] + (len(shards[d.rank]), kb.shape[-2]), out.dtype))
             o_p, lse_p = partial_attention(d.held["q"], *_expand(d.held["q"], kb, vb),

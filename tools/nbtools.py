@@ -19,40 +19,53 @@ from pathlib import Path
 
 import nbformat
 
-MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?.*$")
+MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?(?P<rest>.*)$")
+TAGS = re.compile(r"tags=\[(.*?)\]")
 
 
-def parse_percent(text: str) -> list[tuple[str, str]]:
-    """Split a percent-format source into ``(cell_type, source)`` pairs, in order."""
-    cells: list[tuple[str, list[str]]] = []
-    kind, buf = None, []
+def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
+    """Split a percent-format source into ``(cell_type, source, tags)`` triples, in order.
+
+    A header may carry cell tags in jupytext's syntax: ``# %% tags=["ledger-06-s3"]``.
+    """
+    cells: list[tuple[str, list[str], list[str]]] = []
+    kind, buf, tags = None, [], []
     for line in text.splitlines():
         m = MARKER.match(line)
         if m:
             if kind is not None:
-                cells.append((kind, buf))
+                cells.append((kind, buf, tags))
             kind, buf = ("markdown" if m.group("md") else "code"), []
+            t = TAGS.search(m.group("rest") or "")
+            tags = re.findall(r'"([^"]+)"', t.group(1)) if t else []
         elif kind is not None:
             buf.append(line)
         elif line.strip() and not line.startswith("#"):
             raise ValueError(f"code before the first '# %%' marker: {line!r}")
     if kind is not None:
-        cells.append((kind, buf))
+        cells.append((kind, buf, tags))
     out = []
-    for kind, lines in cells:
+    for kind, lines, tags in cells:
         if kind == "markdown":
             lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
         source = "\n".join(lines).strip("\n")
         if source.strip():
-            out.append((kind, source))
+            out.append((kind, source, tags))
     return out
+
+
+def parse_percent(text: str) -> list[tuple[str, str]]:
+    """Split a percent-format source into ``(cell_type, source)`` pairs, in order."""
+    return [(kind, source) for kind, source, _ in parse_percent_cells(text)]
 
 
 def build_notebook(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    for kind, source in parse_percent(src.read_text(encoding="utf-8")):
+    for kind, source, tags in parse_percent_cells(src.read_text(encoding="utf-8")):
         cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
         cell.pop("id", None)
+        if tags:
+            cell.metadata["tags"] = tags
         nb.cells.append(cell)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -60,6 +73,11 @@ def build_notebook(src: Path) -> nbformat.NotebookNode:
     }
     nb.nbformat, nb.nbformat_minor = 4, 4
     return nb
+
+
+def tags_of(nb: nbformat.NotebookNode) -> list[list[str]]:
+    """Each non-empty cell's tags, in order (compare with ``parse_percent_cells``)."""
+    return [list(c.metadata.get("tags", [])) for c in nb.cells if c.source.strip()]
 
 
 def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:

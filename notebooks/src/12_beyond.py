@@ -308,9 +308,48 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # | goals: ModelNet40 > 95%; 1-hour video; attention–causality correlation > 0.8 (now ~0.5); head-function agreement > 90%; few-shot +20% (5.2) | none given a source or a setting | **unsourced** |
 # | SSMs "still 1–3 PPL behind" Transformers (5.4 q. 1) | no model, data or source given | **unsourced** |
 # | "NoPE can extrapolate without limit in theory" (5.4 q. 2) | no source; chapter 03 shows NoPE learns order only through the causal mask | **unsourced** |
+# | summary: FlashAttention takes memory from $O(N) \to O(1)$ (总结) | chapter 06 §9 measured: flash keeps $O(N)$ extra memory (the statistics $m$, $\ell$ and the output), the naive path $O(N^2)$ | **corrected** |
 #
-# The ledger of every chapter, gathered in one machine-readable file, is coming with this chapter's
-# ledger section.
+# ## 9. The whole ledger
+#
+# Every chapter ends with a ledger like the one above. `python tools/ledger.py build` gathers them into
+# one machine-readable file, `ledger/claims.json`: each row with its verdict, the corrected value, where
+# the evidence lives, and the tag of the notebook cell that checks it (`tests/test_ledger.py` verifies
+# the tags exist and that the file agrees with every chapter's table). `ledger/catalogue.json` lists
+# what the ledger must cover (every error catalogued in the course's reference sheet and every table of
+# the source text) and the test checks each is there.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+claims = json.loads(Path("../ledger/claims.json").read_text(encoding="utf-8"))
+catalogue = json.loads(Path("../ledger/catalogue.json").read_text(encoding="utf-8"))
+entries = claims["entries"]
+verdicts = ("reproduced", "corrected", "unsourced")
+chapters = sorted({e["chapter"] for e in entries})
+print(f"{'chapter':>7} " + " ".join(f"{v:>10}" for v in verdicts) + f" {'total':>6}")
+for ch in chapters:
+    cnt = [sum(e["chapter"] == ch and e["verdict"] == v for e in entries) for v in verdicts]
+    print(f"{ch:>7} " + " ".join(f"{c:>10}" for c in cnt) + f" {sum(cnt):>6}")
+tot = [sum(e["verdict"] == v for e in entries) for v in verdicts]
+print(f"{'all':>7} " + " ".join(f"{c:>10}" for c in tot) + f" {len(entries):>6}")
+print(f"catalogue: {len(catalogue['reference_errors'])} reference errors, "
+      f"{len(catalogue['source_tables'])} source tables, each found in its chapter's ledger")
+
+# %%
+fig, ax = plt.subplots(figsize=(7, 2.8))
+bottom = np.zeros(len(chapters))
+for v, colour in zip(verdicts, ("tab:green", "tab:orange", "tab:grey")):
+    cnt = np.array([sum(e["chapter"] == ch and e["verdict"] == v for e in entries) for ch in chapters])
+    ax.bar(chapters, cnt, bottom=bottom, label=v, color=colour); bottom += cnt
+ax.set_xlabel("chapter"); ax.set_ylabel("source-text claims"); ax.legend(fontsize=8)
+ax.set_title("the claims ledger: verdict per chapter", fontsize=9); plt.tight_layout(); plt.show()
+
+# %%
+from IPython.display import Markdown
+rows = [f"| {e['id']} | {e['claim']} | {e['verdict']} | `{e['cell']}` |" for e in entries]
+Markdown("| id | source-text claim (section) | verdict | checked in cell |\n|---|---|---|---|\n" + "\n".join(rows))
+
+# %% [markdown]
 #
 # ## Exercises
 #

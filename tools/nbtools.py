@@ -106,3 +106,22 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbforma
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
+
+
+def resync(src: Path, stored: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook of ``src`` with the stored outputs carried over, for prose-only edits.
+
+    Markdown cells and cell tags come from the source; every code cell must be unchanged (same
+    source, same position), and keeps its stored outputs. Raises ``ValueError`` naming the first
+    code cell that differs: then the notebook must be re-executed (``course.py regen NN``).
+    """
+    new = build_notebook(src)
+    old_code = [c for c in stored.cells if c.cell_type == "code" and c.source.strip()]
+    new_code = [c for c in new.cells if c.cell_type == "code"]
+    if len(old_code) != len(new_code):
+        raise ValueError(f"{src.name}: {len(new_code)} code cells, stored notebook has {len(old_code)}")
+    for i, (a, b) in enumerate(zip(old_code, new_code)):
+        if a.source.strip("\n") != b.source.strip("\n"):
+            raise ValueError(f"{src.name}: code cell {i} changed; re-execute the notebook")
+        b.outputs, b.execution_count = a.outputs, a.execution_count
+    return new

@@ -1,4 +1,4 @@
-"""Notebook tooling: percent-format sources -> .ipynb, and headless execution.
+"""Notebook tooling: percent-format sources -> .ipynb (read with jupytext), and headless execution.
 
 A source ``notebooks/src/NN_topic.py`` is a plain Python file in "percent" format::
 
@@ -20,38 +20,26 @@ from pathlib import Path
 import nbformat
 
 MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?(?P<rest>.*)$")
-TAGS = re.compile(r"tags=\[(.*?)\]")
 
 
 def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
     """Split a percent-format source into ``(cell_type, source, tags)`` triples, in order.
 
-    A header may carry cell tags in jupytext's syntax: ``# %% tags=["ledger-06-s3"]``.
+    The parsing is jupytext's (``py:percent``), so the same file opens as a notebook in JupyterLab
+    with jupytext installed; a header may carry cell tags (``# %% tags=["ledger-06-s3"]``). Empty
+    cells are dropped, and code before the first ``# %%`` marker is refused (it would be a hidden
+    cell in jupytext's reading).
     """
-    cells: list[tuple[str, list[str], list[str]]] = []
-    kind, buf, tags = None, [], []
+    import jupytext
+
     for line in text.splitlines():
-        m = MARKER.match(line)
-        if m:
-            if kind is not None:
-                cells.append((kind, buf, tags))
-            kind, buf = ("markdown" if m.group("md") else "code"), []
-            t = TAGS.search(m.group("rest") or "")
-            tags = re.findall(r'"([^"]+)"', t.group(1)) if t else []
-        elif kind is not None:
-            buf.append(line)
-        elif line.strip() and not line.startswith("#"):
+        if MARKER.match(line):
+            break
+        if line.strip() and not line.startswith("#"):
             raise ValueError(f"code before the first '# %%' marker: {line!r}")
-    if kind is not None:
-        cells.append((kind, buf, tags))
-    out = []
-    for kind, lines, tags in cells:
-        if kind == "markdown":
-            lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
-        source = "\n".join(lines).strip("\n")
-        if source.strip():
-            out.append((kind, source, tags))
-    return out
+    nb = jupytext.reads(text, fmt="py:percent")
+    return [(c.cell_type, c.source.strip("\n"), list(c.metadata.get("tags", [])))
+            for c in nb.cells if c.source.strip()]
 
 
 def parse_percent(text: str) -> list[tuple[str, str]]:

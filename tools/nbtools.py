@@ -1,4 +1,4 @@
-"""Notebook tooling: percent-format sources -> .ipynb, and headless execution.
+"""Notebook tooling: percent-format sources -> .ipynb (read with jupytext), and headless execution.
 
 A source ``notebooks/src/NN_topic.py`` is a plain Python file in "percent" format::
 
@@ -19,40 +19,41 @@ from pathlib import Path
 
 import nbformat
 
-MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?.*$")
+MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?(?P<rest>.*)$")
+
+
+def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
+    """Split a percent-format source into ``(cell_type, source, tags)`` triples, in order.
+
+    The parsing is jupytext's (``py:percent``), so the same file opens as a notebook in JupyterLab
+    with jupytext installed; a header may carry cell tags (``# %% tags=["ledger-06-s3"]``). Empty
+    cells are dropped, and code before the first ``# %%`` marker is refused (it would be a hidden
+    cell in jupytext's reading).
+    """
+    import jupytext
+
+    for line in text.splitlines():
+        if MARKER.match(line):
+            break
+        if line.strip() and not line.startswith("#"):
+            raise ValueError(f"code before the first '# %%' marker: {line!r}")
+    nb = jupytext.reads(text, fmt="py:percent")
+    return [(c.cell_type, c.source.strip("\n"), list(c.metadata.get("tags", [])))
+            for c in nb.cells if c.source.strip()]
 
 
 def parse_percent(text: str) -> list[tuple[str, str]]:
     """Split a percent-format source into ``(cell_type, source)`` pairs, in order."""
-    cells: list[tuple[str, list[str]]] = []
-    kind, buf = None, []
-    for line in text.splitlines():
-        m = MARKER.match(line)
-        if m:
-            if kind is not None:
-                cells.append((kind, buf))
-            kind, buf = ("markdown" if m.group("md") else "code"), []
-        elif kind is not None:
-            buf.append(line)
-        elif line.strip() and not line.startswith("#"):
-            raise ValueError(f"code before the first '# %%' marker: {line!r}")
-    if kind is not None:
-        cells.append((kind, buf))
-    out = []
-    for kind, lines in cells:
-        if kind == "markdown":
-            lines = [ln[2:] if ln.startswith("# ") else ln[1:] if ln.startswith("#") else ln for ln in lines]
-        source = "\n".join(lines).strip("\n")
-        if source.strip():
-            out.append((kind, source))
-    return out
+    return [(kind, source) for kind, source, _ in parse_percent_cells(text)]
 
 
 def build_notebook(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    for kind, source in parse_percent(src.read_text(encoding="utf-8")):
+    for kind, source, tags in parse_percent_cells(src.read_text(encoding="utf-8")):
         cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
         cell.pop("id", None)
+        if tags:
+            cell.metadata["tags"] = tags
         nb.cells.append(cell)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -60,6 +61,11 @@ def build_notebook(src: Path) -> nbformat.NotebookNode:
     }
     nb.nbformat, nb.nbformat_minor = 4, 4
     return nb
+
+
+def tags_of(nb: nbformat.NotebookNode) -> list[list[str]]:
+    """Each non-empty cell's tags, in order (compare with ``parse_percent_cells``)."""
+    return [list(c.metadata.get("tags", [])) for c in nb.cells if c.source.strip()]
 
 
 def cells_of(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
@@ -88,3 +94,22 @@ def execute(nb: nbformat.NotebookNode, cwd: Path, timeout: int = 900) -> nbforma
 def write(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(path))
+
+
+def resync(src: Path, stored: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The notebook of ``src`` with the stored outputs carried over, for prose-only edits.
+
+    Markdown cells and cell tags come from the source; every code cell must be unchanged (same
+    source, same position), and keeps its stored outputs. Raises ``ValueError`` naming the first
+    code cell that differs: then the notebook must be re-executed (``course.py regen NN``).
+    """
+    new = build_notebook(src)
+    old_code = [c for c in stored.cells if c.cell_type == "code" and c.source.strip()]
+    new_code = [c for c in new.cells if c.cell_type == "code"]
+    if len(old_code) != len(new_code):
+        raise ValueError(f"{src.name}: {len(new_code)} code cells, stored notebook has {len(old_code)}")
+    for i, (a, b) in enumerate(zip(old_code, new_code)):
+        if a.source.strip("\n") != b.source.strip("\n"):
+            raise ValueError(f"{src.name}: code cell {i} changed; re-execute the notebook")
+        b.outputs, b.execution_count = a.outputs, a.execution_count
+    return new

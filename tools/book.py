@@ -67,7 +67,7 @@ def stage(src: Path) -> None:
              "with tests and measurements, and ends with a claims ledger and graded exercises. Read them in "
              "order; the pages show the outputs that CI re-executed.", "",
              "| # | chapter | files |", "|---|---|---|", *rows, "", "```{toctree}", ":hidden:", ":maxdepth: 1", "",
-             *[p.stem for _, p, _ in chs], "exercises", "```", ""]
+             *[p.stem for _, p, _ in chs], "exercises", "instructors", "```", ""]
     (src / "index.md").write_text("\n".join(index), encoding="utf-8")
     ex_lines = ["# Exercises and grading", "",
                 "Each chapter has a file `exercises/chNN_topic.py` whose functions raise `NotImplementedError` "
@@ -79,6 +79,47 @@ def stage(src: Path) -> None:
                      *[f"- {ln}" for ln in lines], "",
                      f"Grade: `python3 course.py grade ch{num}` · {{download}}`the stub file <sources/{s.name}>`", ""]
     (src / "exercises.md").write_text("\n".join(ex_lines), encoding="utf-8")
+    (src / "instructors.md").write_text(INSTRUCTORS, encoding="utf-8")
+
+
+INSTRUCTORS = """# For instructors: lecturing and grading
+
+## Lecturing
+Every chapter is a notebook in `notebooks/`, stored with the outputs CI re-executed (nbval), so what
+you show is what a learner's laptop reproduces. `python3 course.py lab` opens JupyterLab on the
+course; the sources in `notebooks/src/` are jupytext percent files and open as notebooks too.
+
+## Grading one checkout
+`python3 course.py grade` (or `tinyattn grade` inside the environment) runs every chapter's graded
+tests against `exercises/` and prints a per-exercise table ending in `SCORE: earned/total`; the exit
+status is 0 only at full marks. `python3 course.py grade ch06` grades one chapter. Each chapter runs
+in its own process with a per-test timeout (`--timeout`, 60 s by default): code that raises, returns
+the wrong shape, loops forever or kills its process loses that test's points and never stops the grader.
+
+## Grading a class
+Put one folder per student in a directory, each a copy of `exercises/` or a checkout of the course,
+then
+
+```bash
+python3 course.py grade --submissions class/ --csv scores.csv --json scores.json
+```
+
+Every submission is copied into a private temporary folder and graded there, chapter by chapter, so a
+crash, an endless loop or stray files in one submission cannot touch another. The terminal shows a
+student-by-chapter table; `scores.csv` has one row per student (earned, total and the points of every
+graded test, as `chNN::test_name` columns) and `scores.json` every test's outcome and message.
+
+## GitHub Classroom
+`.github/workflows/classroom.yml` (written by `python tools/classroom.py`) grades a student repository
+on every push: one autograding step per chapter, worth that chapter's graded points. GitHub's command
+grader scores a step all or nothing, so a chapter counts when all its tests pass; the step's log shows
+the per-test table.
+
+## Changing an exercise
+`solutions/chNN_topic.py` is the single source; `python3 course.py exercises` regenerates the stubs in
+`exercises/`. CI checks that the solutions score full marks, that untouched stubs score zero and that a
+collection of plausible wrong answers each loses points.
+"""
 
 
 def build(out: Path, quiet: bool = True) -> Path:

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impl-dir", type=Path, default=None, help="grade modules from this folder instead")
     p.add_argument("--tests", type=Path, default=None, help="graded tests folder (default tests/graded)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds allowed per graded test")
+    p.add_argument("--submissions", type=Path, default=None,
+                   help="grade a class: one folder per student (a copy of exercises/ or a course checkout)")
+    p.add_argument("--csv", type=Path, default=None, help="with --submissions: write per-student scores here")
+    p.add_argument("--json", type=Path, default=None, help="with --submissions: write every test's result here")
     p.add_argument("--build-exercises", action="store_true", help="regenerate exercises/ from solutions/")
     p.add_argument("--check-exercises", action="store_true", help="fail if exercises/ drifted from solutions/")
     args = p.parse_args(argv)
@@ -50,6 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"tinyattn grade: no graded tests found in {tests_dir}", file=sys.stderr)
         return 2
+    if args.submissions is not None:
+        from .classroom import format_class_table, grade_class, write_reports
+        try:
+            scores = grade_class(args.submissions.resolve(), files, repo, args.timeout, _progress)
+        except ValueError as exc:
+            print(f"tinyattn grade: {exc}", file=sys.stderr)
+            return 2
+        print(format_class_table(scores))
+        write_reports(scores, args.csv, args.json)
+        return 0
+    if args.csv or args.json:
+        print("tinyattn grade: --csv/--json need --submissions DIR", file=sys.stderr)
+        return 2
     results = []
     for f in _progress(files):
         results += run_file(f, args.impl, impl_dir, args.timeout, repo)
@@ -58,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if total > 0 and earned == total else 1
 
 
-def _progress(files):
+def _progress(items):
     if sys.stderr.isatty():
         from tqdm import tqdm
-        return tqdm(files, desc="grading", unit="chapter", file=sys.stderr)
-    return files
+        return tqdm(items, desc="grading", file=sys.stderr)
+    return items
 
 
 if __name__ == "__main__":

@@ -2,22 +2,27 @@
 """tinyattn course runner: one file, standard library only until the environment exists.
 
     python3 course.py            set up .venv/ if needed, execute every notebook into build/notebooks/,
-                                 then (interactive and CI != true) open JupyterLab on notebooks/
+                                 then (interactive and CI != true) open JupyterLab as `lab` does
     python3 course.py test       set up if needed, run every test (unit, property, graded, nbval, lint)
     python3 course.py setup      only create / update .venv/
     python3 course.py regen [NN] rebuild notebooks/NN_*.ipynb from notebooks/src/ and execute in place
     python3 course.py exercises  rebuild exercises/ from solutions/
     python3 course.py grade ...  the grader (python -m tinyattn.grading --help)
-    python3 course.py lab        open JupyterLab on notebooks/
+    python3 course.py lab        open JupyterLab on the course folder (notebooks/ first; exercises/ beside it)
+    python3 course.py help       this text (also -h, --help)
+
+Running as root (a container), JupyterLab gets --allow-root. Ctrl-C stops any command (exit 130).
 
 The environment is a virtualenv in .venv/ with `pip install -e .[dev]`, refreshed whenever
-pyproject.toml changes. Conda users: `conda env create -f environment.yml`, activate it, and set
-TINYATTN_NO_VENV=1 to use the active interpreter instead.
+pyproject.toml changes, and recreated when its python is broken or older than requires-python.
+Conda users: `conda env create -f environment.yml`, activate it, and set TINYATTN_NO_VENV=1 to use
+the active interpreter instead.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -36,14 +41,48 @@ def in_project_env() -> bool:
     return os.environ.get("TINYATTN_NO_VENV") == "1" or Path(sys.prefix).resolve() == VENV.resolve()
 
 
+def required_python() -> tuple[int, int]:
+    """The minimum (major, minor) from pyproject.toml's requires-python = ">=X.Y" (3.10 if unreadable)."""
+    m = re.search(r'requires-python\s*=\s*">=\s*(\d+)\.(\d+)', (ROOT / "pyproject.toml").read_text())
+    return (int(m.group(1)), int(m.group(2))) if m else (3, 10)
+
+
+def venv_problem(py: Path, need: tuple[int, int]) -> str | None:
+    """Why the interpreter `py` of an existing .venv/ cannot be used (None if it can): it does not run
+    (a moved or deleted base Python leaves a dangling link) or it is older than `need`."""
+    try:
+        res = subprocess.run([str(py), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"its python does not start ({type(exc).__name__}: {exc})"
+    found = res.stdout.strip()
+    if res.returncode != 0 or not re.fullmatch(r"\d+\.\d+", found):
+        return f"its python does not start (exit {res.returncode}: {(res.stderr or res.stdout).strip()[:200]})"
+    if tuple(int(x) for x in found.split(".")) < need:
+        return f"it was made by Python {found}, older than the required {need[0]}.{need[1]}"
+    return None
+
+
 def ensure_env() -> Path:
-    """Create .venv/ and install the package with its dev extra when missing or stale; return its python."""
+    """Create .venv/ and install the package with its dev extra when missing or stale; return its python.
+
+    A .venv/ whose python is broken or too old is recreated (with a message) instead of reused."""
+    need = required_python()
+    if sys.version_info[:2] < need:
+        raise SystemExit(f"course.py: this is Python {sys.version_info[0]}.{sys.version_info[1]}; tinyattn needs "
+                         f"{need[0]}.{need[1]} or newer. Run course.py with a newer interpreter "
+                         f"(see `python3 --version`; e.g. `python3.12 course.py`).")
     py = venv_python()
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = VENV / ".tinyattn-stamp"
-    if not py.exists():
-        print(f"course.py: creating the virtual environment {VENV.name}/ with {sys.executable}", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    problem = venv_problem(py, need) if VENV.exists() else None
+    if problem or not py.exists():
+        if problem:
+            print(f"course.py: {VENV.name}/ is unusable: {problem}; recreating it with {sys.executable} "
+                  f"(Python {sys.version_info[0]}.{sys.version_info[1]})", flush=True)
+        else:
+            print(f"course.py: creating the virtual environment {VENV.name}/ with {sys.executable}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
     if not stamp.exists() or stamp.read_text().strip() != want:
         print("course.py: installing tinyattn and its dependencies into .venv/ (a few minutes the first time)",
               flush=True)
@@ -65,8 +104,24 @@ def single_threaded_blas() -> None:
 
 
 def run(cmd: list[str]) -> int:
+    """Run cmd in the checkout and return its exit status.
+
+    On Ctrl-C the terminal has sent the same SIGINT to cmd: give it a moment to stop by itself (pytest
+    prints its summary, Jupyter shuts down), then terminate it, and re-raise for entry() to report."""
     print("+", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=ROOT).returncode
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=10)
+        except (KeyboardInterrupt, subprocess.TimeoutExpired):
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
 
 
 def cmd_test(extra: list[str]) -> int:
@@ -92,7 +147,8 @@ def cmd_run(extra: list[str]) -> int:
 
     books = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     failed = []
-    for path in (bar := tqdm(books, desc="running the course", unit="notebook")):
+    bar = tqdm(books, desc="running the course", unit="notebook")
+    for path in bar:
         bar.set_postfix_str(path.name)
         nb = nbformat.read(str(path), as_version=4)
         try:
@@ -110,8 +166,20 @@ def cmd_run(extra: list[str]) -> int:
     return 0
 
 
+def running_as_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def lab_command() -> list[str]:
+    """JupyterLab serving the whole checkout (notebooks/, exercises/, solutions/ all visible), its file
+    browser opening in notebooks/. Jupyter refuses to run as root without --allow-root (containers)."""
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
+           f"--ContentsManager.preferred_dir={NOTEBOOKS.relative_to(ROOT).as_posix()}"]
+    return cmd + ["--allow-root"] if running_as_root() else cmd
+
+
 def cmd_lab() -> int:
-    return run([sys.executable, "-m", "jupyterlab", f"--notebook-dir={NOTEBOOKS}"])
+    return run(lab_command())
 
 
 def cmd_regen(names: list[str]) -> int:
@@ -132,7 +200,13 @@ def cmd_regen(names: list[str]) -> int:
     return 0
 
 
+HELP_WORDS = ("help", "-h", "--help")
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] in HELP_WORDS:     # before anything else: help never builds the environment
+        print(__doc__.strip())
+        return 0
     if not in_project_env():
         py = ensure_env()
         os.execv(str(py), [str(py), str(Path(__file__).resolve()), *argv])
@@ -154,5 +228,14 @@ def main(argv: list[str]) -> int:
     return commands[command]()
 
 
+def entry(argv: list[str]) -> int:
+    """main() with Ctrl-C turned into a one-line message and the shell's exit status 130 (128 + SIGINT)."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("\ncourse.py: interrupted (Ctrl-C); run the same command again to continue.", file=sys.stderr)
+        return 130
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(entry(sys.argv[1:]))

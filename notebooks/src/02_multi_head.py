@@ -109,18 +109,39 @@ print("source example: d_model=512, h=8 -> d_k =", 512 // 8)
 # %% [markdown]
 # ### Fewer key/value heads: GQA and MQA
 # `MultiHeadAttention(d_model, n_heads, n_kv_heads)` lets several query heads **share** one key/value
-# head (chapter 08 explains why: the KV cache). Query heads are grouped **contiguously**: with
-# $h$ query heads and $h_{kv}$ KV heads, query head $i$ reads KV head $\lfloor i / (h/h_{kv})\rfloor$.
-# The source text (section 2.4) writes $\lfloor i/g\rfloor$ with $g$ the *number of groups*; that
-# index runs past the last KV head as soon as a group holds fewer than $g$ heads:
+# head (why: the KV cache, coming in chapter 08). Query heads are grouped **contiguously**: with
+# $h$ query heads and $g$ KV heads (so $g$ groups of $h/g$ query heads each), query head $i$ reads KV
+# head $\lfloor i / (h/g)\rfloor = \lfloor i\,g/h\rfloor$: divide by the **group size**, not by the number
+# of groups. The source text (section 2.4) defines $g$ as the *number of groups* and writes
+# $\lfloor i/g\rfloor$, which divides by the wrong one of the two. Compare the two rules for three shapes,
+# one per case:
+#
+# * $h > g^2$ (a group holds more than $g$ heads): $\lfloor i/g\rfloor$ runs past the last KV head;
+# * $h < g^2$ (a group holds fewer than $g$ heads): it stays in range but **silently** sends query
+#   heads to the wrong KV heads and leaves some KV heads unused;
+# * $h = g^2$: the two rules coincide, which is why the source's own Llama-2-70B example
+#   ($h = 64$, $g = 8$) does not expose the error.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-n_heads, n_kv = 8, 2
-print("query head      :", list(range(n_heads)))
-print("KV head (ours)  :", [kv_head_for_query_head(i, n_heads, n_kv) for i in range(n_heads)])
-print("floor(i / g), g=2:", [i // n_kv for i in range(n_heads)], " <- indices 2 and 3 do not exist")
+for n_heads, n_kv in [(8, 2), (8, 4), (64, 8)]:
+    ours = [kv_head_for_query_head(i, n_heads, n_kv) for i in range(n_heads)]   # floor(i / (h/g))
+    source = [i // n_kv for i in range(n_heads)]                                   # floor(i / g)
+    closed = [i * n_kv // n_heads for i in range(n_heads)]                         # floor(i g / h)
+    assert ours == closed
+    wrong = sum(a != b for a, b in zip(ours, source))
+    print(f"h={n_heads:2d}, g={n_kv}, h vs g^2 = {n_heads} vs {n_kv ** 2}: "
+          f"{wrong:2d} of {n_heads} query heads differ, largest source index {max(source)} "
+          f"(valid 0..{n_kv - 1}), valid KV heads it reaches {sorted(set(source) & set(range(n_kv)))}")
+    if n_heads <= 8:
+        print("   floor(i/(h/g)):", ours, "\n   floor(i/g)    :", source)
 
+# %% [markdown]
+# The module follows the contiguous rule; sharing needs no copies, SDPA broadcasts each KV head over
+# its group, and gives the same numbers as explicitly repeating K and V:
+
+# %%
+# NBVAL_CHECK_OUTPUT
 gqa = MultiHeadAttention(d_model=16, n_heads=8, n_kv_heads=2, rng=np.random.default_rng(2), dtype=np.float64)
 xg = rng.standard_normal((1, 4, 16))
 q_, k_, v_ = gqa.qkv(ta.Tensor(xg))
@@ -167,7 +188,7 @@ print("MHA(Pi X) vs Pi MHA(X), causal  :", f"{causal:.2f}")
 # ($W^Q = 0$) shows it: the output at position $i$ is the mean of $i+1$ random vectors, so its
 # length shrinks like $1/\sqrt{i+1}$, and a later layer can read the position off it.
 # Haviv et al. (2022, "Transformer Language Models without Positional Encodings Still Learn
-# Positional Information") trained such NoPE decoders; chapter 03 returns to this.
+# Positional Information") trained such NoPE decoders; [chapter 03](03_positional_encodings.ipynb) returns to this.
 
 # %%
 n_seq, L_long, d_small = 400, 32, 16
@@ -247,7 +268,7 @@ for cfg in [(1, 16, 64, 1), (1, 16, 64, 8), (2, 64, 64, 8), (2, 128, 32, 4), (1,
 # * FLOPs: the $8BLd^2$ projection term dominates for short sequences, the $4BL^2d$ attention term
 #   for long ones; they are equal at $L = 2d$.
 # * Memory: the score matrices ($2BhL^2$) overtake the $BLd$-sized activations at
-#   $L \approx 2d/h$ and keep growing quadratically — the problem FlashAttention (chapter 06) solves.
+#   $L \approx 2d/h$ and keep growing quadratically — the problem FlashAttention ([chapter 06](06_flash_attention.ipynb)) solves.
 
 # %%
 d_plot, h_plot = 512, 8
@@ -288,7 +309,7 @@ print("GQA h=8, h_kv=2 and MQA h_kv=1:",
 # ## 4. What different heads look at
 #
 # Randomly initialised heads all look alike: nearly uniform rows. Trained heads specialise. To see
-# clean patterns without training, we **hand-build** four heads in one `MultiHeadAttention`
+# distinct patterns without training, we **hand-build** four heads in one `MultiHeadAttention`
 # (every weight set explicitly below). Each token is embedded as
 # $x_i = [\text{token one-hot} \,;\, \text{position one-hot}]$, so a head can match on content, on
 # position, or on neither:
@@ -297,6 +318,12 @@ print("GQA h=8, h_kv=2 and MQA h_kv=1:",
 # * head 1, **same word**: $q_i = \beta\, t_i$, $k_j = t_j$ (token identity);
 # * head 2, **first token** (an "attention sink"): $q_i = \beta\,c$ via the bias, $k_j = c$ only for $j = 0$;
 # * head 3, **average** of the past: $W^Q = 0$.
+#
+# How sharp is "sharp"? The matching key scores $\beta/\sqrt{d_k}$ and every other allowed key scores 0,
+# so in row $i$ (which sees $i + 1$ keys) the head puts
+# $w_i = e^{\beta/\sqrt{d_k}} / (e^{\beta/\sqrt{d_k}} + i)$ on its target: a fixed score margin is
+# shared out among more and more competitors, and the pattern **fades down the rows**. With $d_k = 16$
+# and $\beta = 8$ the margin is only 2. We measure the previous-token head for two values of $\beta$:
 
 # %%
 sentence = "the cat sat on the mat and the cat slept".split()
@@ -310,27 +337,51 @@ for i, w in enumerate(sentence):
     x_hand[0, i, 8 + i] = 1.0                          # position one-hot in features [8, 8 + n_pos)
 assert n_tok <= 8 and 8 + n_pos <= d_head + 8
 
-beta = 8.0
-hand = MultiHeadAttention(d_hand, 4, bias=True, rng=np.random.default_rng(4), dtype=np.float64)
-for lin in (hand.q_proj, hand.k_proj, hand.v_proj, hand.o_proj):
-    lin.weight.data[...] = 0.0
-    lin.bias.data[...] = 0.0
-Wq_, Wk_, bq_ = hand.q_proj.weight.data, hand.k_proj.weight.data, hand.q_proj.bias.data
-col = lambda head, j: head * d_head + j                # column j of head `head`
-for i in range(1, n_pos):                              # head 0: position i queries position i-1
-    Wq_[8 + i, col(0, i - 1)] = beta
-for i in range(n_pos):
-    Wk_[8 + i, col(0, i)] = 1.0
-for t in range(n_tok):                                 # head 1: token t queries token t
-    Wq_[t, col(1, t)] = beta
-    Wk_[t, col(1, t)] = 1.0
-bq_[col(2, 0)] = beta                                  # head 2: every query = beta * c ...
-Wk_[8 + 0, col(2, 0)] = 1.0                            # ... and only position 0 has key c
-hand.v_proj.weight.data[...] = np.eye(d_hand)          # values = the inputs
-_, w_hand = hand(x_hand, is_causal=True, need_weights=True)
-fig = plot_heads(w_hand[0], ncols=4, titles=["0: previous token", "1: same word", "2: first token",
+
+def hand_built_heads(beta):
+    """The four hand-built causal heads above; returns their weights (4, n_pos, n_pos)."""
+    hand = MultiHeadAttention(d_hand, 4, bias=True, rng=np.random.default_rng(4), dtype=np.float64)
+    for lin in (hand.q_proj, hand.k_proj, hand.v_proj, hand.o_proj):
+        lin.weight.data[...] = 0.0
+        lin.bias.data[...] = 0.0
+    Wq_, Wk_, bq_ = hand.q_proj.weight.data, hand.k_proj.weight.data, hand.q_proj.bias.data
+    col = lambda head, j: head * d_head + j            # column j of head `head`
+    for i in range(1, n_pos):                          # head 0: position i queries position i-1
+        Wq_[8 + i, col(0, i - 1)] = beta
+    for i in range(n_pos):
+        Wk_[8 + i, col(0, i)] = 1.0
+    for t in range(n_tok):                             # head 1: token t queries token t
+        Wq_[t, col(1, t)] = beta
+        Wk_[t, col(1, t)] = 1.0
+    bq_[col(2, 0)] = beta                              # head 2: every query = beta * c ...
+    Wk_[8 + 0, col(2, 0)] = 1.0                        # ... and only position 0 has key c
+    hand.v_proj.weight.data[...] = np.eye(d_hand)      # values = the inputs
+    _, w = hand(x_hand, is_causal=True, need_weights=True)
+    return w[0]
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rows = np.arange(1, n_pos)
+for beta in (8.0, 32.0):
+    w_prev = hand_built_heads(beta)[0, rows, rows - 1]              # head 0, weight on key i-1
+    margin = beta / np.sqrt(d_head)
+    closed = np.exp(margin) / (np.exp(margin) + rows)               # e^m / (e^m + i)
+    print(f"beta = {beta:4.0f}, margin {margin:.0f}: weight on the previous token in rows 1..9 =",
+          " ".join(f"{v:.2f}" for v in w_prev))
+    print(f"   lowest {w_prev.min():.3f} (row {rows[w_prev.argmin()]}); max |closed form - module| "
+          f"{below(np.abs(w_prev - closed).max())}")
+
+# %% [markdown]
+# At $\beta = 8$ the previous-token head puts 0.88 of its weight on the right key in row 1 but only
+# 0.45 by row 9: more than half of that row is spread over the other keys, so the "pattern" fades
+# down the rows. At $\beta = 32$ (margin 8) the weight never drops below 0.997 in this 10-token
+# sentence, so we draw the heads with $\beta = 32$. (A trained head gets the same effect by growing its $W^Q$, $W^K$ norms.)
+
+# %%
+w_hand = hand_built_heads(32.0)
+fig = plot_heads(w_hand, ncols=4, titles=["0: previous token", "1: same word", "2: first token",
                  "3: average of past"], xlabels=sentence, ylabels=sentence, size=2.8,
-                 suptitle="four hand-built causal heads")
+                 suptitle="four hand-built causal heads, beta = 32")
 plt.show()
 
 # %% [markdown]
@@ -457,5 +508,19 @@ print("even the best head alone loses more than any removal     :", max(only_one
 # | $\text{Attention}(\Pi Q, \Pi K, \Pi V) = \Pi\,\text{Attention}(Q,K,V)$, with the proof via $\text{softmax}(\Pi A\Pi^\top) = \Pi\,\text{softmax}(A)\Pi^\top$ (1.2, 公理4) | §2: identity and MHA equivariance hold to float64 rounding | reproduced |
 # | hence position encoding is **necessary** to model order (1.2) | §2: a causal mask alone breaks the symmetry and leaks position (output norm ∝ 1/√(i+1)) | **corrected** for causal decoders (true for unmasked attention) |
 # | capacity scales linearly by increasing layers $L$, width $d$, heads $h$ (1.3) | §3: parameters $4d^2$ per layer, independent of $h$; FLOPs and memory formulas match measured arrays | **corrected** |
-# | GQA head $i$ uses KV head $\lfloor i/g\rfloor$, $g$ = number of groups (2.4, used here) | §1: that index exceeds the number of KV heads; correct is $\lfloor i/(h/h_{kv})\rfloor$ | **corrected** |
+# | GQA head $i$ uses KV head $\lfloor i/g\rfloor$, $g$ = number of groups (2.4, used here) | §1 GQA: divides by the number of groups instead of the group size $h/g$; correct is $\lfloor i/(h/g)\rfloor = \lfloor ig/h\rfloor$. Out of range for $h > g^2$ (h=8, g=2), wrong KV heads with no error for $h < g^2$ (h=8, g=4), equal only for $h = g^2$ (the source's h=64, g=8) | **corrected** |
 # | meeting analogy: own view 70%, allies 20%, opponents 10% (3.2) | illustrative weights, no model behind them | illustrative |
+
+# %% [markdown]
+# ## Exercises
+#
+# `exercises/ch02_multi_head.py` asks you to write the pieces this chapter used: `split_heads` and
+# `merge_heads` (02.1, 02.2), `kv_head_for_query_head`, the GQA rule derived above (02.3), and the
+# whole grouped-query forward pass `mha_forward` (02.4). Edit the file, then grade it:
+#
+# ```bash
+# python3 course.py grade ch02
+# ```
+#
+# The table shows the points per exercise; `python3 course.py grade --impl solutions ch02` grades the
+# reference solutions (full marks) for comparison.

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Chapter 03: Position encodings (位置编码)
 #
-# Chapter 02 proved that self-attention without positions is **permutation-equivariant**: shuffle
+# [Chapter 02](02_multi_head.ipynb) proved that self-attention without positions is **permutation-equivariant**: shuffle
 # the tokens and the outputs are shuffled the same way. "dog bites man" and "man bites dog" look
 # identical. This chapter derives, implements and checks every way modern Transformers put order
 # back in (source text sections 2.1, 2.2, 3.3, 3.7, 4.1-4.3):
@@ -16,7 +16,7 @@
 # Every formula is checked numerically against an independent computation. Every number the
 # source text states is either reproduced here, corrected, or labelled unsourced in the
 # **claims ledger** at the end. Length extrapolation (training at L, testing at 2L...8L) and the RoPE
-# scaling methods (PI, NTK, YaRN) are chapter 05.
+# scaling methods (PI, NTK, YaRN) are coming in chapter 05.
 
 # %%
 %config InlineBackend.figure_formats = ['png']
@@ -279,6 +279,59 @@ vp.plot_matrix(S, title="RoPE scores <R_m q, R_n k>: constant on diagonals", sym
 plt.show()
 
 # %% [markdown]
+# ### "Exactly relative" vs "approximately linear" (the source's wording, 2.2)
+#
+# The source lists as RoPE's first advantage that its relative position is "completely exact, vs the
+# sinusoidal encoding's approximately linear" one (相对位置表达完全准确 vs Sinusoidal的近似线性). The
+# **wording** is wrong: the sinusoidal shift $\mathrm{PE}(p+k) = T_k\,\mathrm{PE}(p)$ is exactly linear (§1,
+# error below 1e-9). The **substance** is right, once it is said about the attention **score**. With
+# sinusoidal encodings the model adds $\mathrm{PE}$ to the token vector and then projects, so the score
+# between positions m and n is
+#
+# $$(x_m + \mathrm{PE}_m)\,W_Q W_K^\top (x_n + \mathrm{PE}_n)^\top
+#   = x_m M x_n^\top + x_m M\,\mathrm{PE}_n^\top + \mathrm{PE}_m M x_n^\top + \mathrm{PE}_m M\,\mathrm{PE}_n^\top,
+#   \qquad M = W_Q W_K^\top .$$
+#
+# The two cross terms depend on n alone and on m alone, and even the position-position term
+# $\mathrm{PE}_0\, T_m^\top M\, T_n\, \mathrm{PE}_0^\top$ is a function of $m - n$ only when $M$ commutes
+# with the rotations (as $M = I$ does), not for a learned $M$. RoPE rotates **after** the projection,
+# $\langle R_m q, R_n k\rangle = q^\top R_{n-m} k$, so the score is a function of $m - n$ for every
+# $W_Q, W_K$. Measured with one token vector x at every position, the same random $W_Q, W_K$ for
+# both encodings, and the Toeplitz test above (relative to the largest score):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+d, L = 64, 96
+rng_w = np.random.default_rng(3)                       # own generator: later cells keep their draws
+x = rng_w.standard_normal(d)
+Wq, Wk = rng_w.standard_normal((2, d, d)) / np.sqrt(d)
+pe = P.sinusoidal(L, d, dtype=np.float64)              # (L, d), row p = PE(p)
+pos = np.arange(L)
+
+def off_toeplitz(S):
+    """max |S[m, n] - S[m+1, n+1]| / max |S|: 0 iff S depends on m - n only."""
+    return np.abs(S[1:, 1:] - S[:-1, :-1]).max() / np.abs(S).max()
+
+S_pe_dot = pe @ pe.T                                   # PE_m . PE_n (M = I)
+S_sin = ((x + pe) @ Wq) @ ((x + pe) @ Wk).T            # sinusoidal added, then projected
+S_sin_pos = (pe @ Wq) @ (pe @ Wk).T                    # its position-position term alone
+S_rope = P.apply_rope(np.tile(x @ Wq, (L, 1)), pos, P.rope_inv_freq(d)) @ \
+    P.apply_rope(np.tile(x @ Wk, (L, 1)), pos, P.rope_inv_freq(d)).T
+for name, S_ in [("sinusoidal, PE_m . PE_n (no projection)", S_pe_dot),
+                 ("sinusoidal added, then W_Q, W_K", S_sin),
+                 ("  its term PE_m W_Q W_K^T PE_n alone", S_sin_pos),
+                 ("RoPE after W_Q, W_K", S_rope)]:
+    dev = off_toeplitz(S_)
+    print(f"{name:40s}: relative deviation from a function of m - n = "
+          f"{small(dev) if dev < 1e-9 else f'{dev:.2f}'}")
+
+# %% [markdown]
+# Along a diagonal ($m+1, n+1$ against $m, n$) the score of the sinusoidal model moves by about a
+# quarter of its largest value (0.27), and its position-position term alone by 0.43; RoPE's does not
+# move beyond rounding. That is the correct sense of "exactly relative": RoPE is the only one of the
+# two whose **score** depends on $m - n$ alone, whatever the projections learn.
+
+# %% [markdown]
 # ### Two memory layouts, one rotation
 #
 # Which coordinates form a pair is a convention:
@@ -394,7 +447,7 @@ print("same vector at distance 0/10/100/1000, score / |q|^2:", [f"{a:.3f}" for a
 # round. A pair whose wavelength is shorter than the training length has turned through every angle
 # many times during training; nothing is new at position 4L. A pair whose wavelength exceeds
 # $L_{train}$ has only ever seen an arc of its circle; longer inputs show it angles it never saw. Those
-# slow pairs are what PI, NTK and YaRN rescale (chapter 05).
+# slow pairs are what PI, NTK and YaRN rescale (coming in chapter 05).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -441,17 +494,35 @@ ax.legend(fontsize=7, ncol=2)
 plt.show()
 
 # %% [markdown]
-# The bias for 8 heads on 16 positions. Entries above the diagonal are 0 in `alibi_bias`: those
-# future keys are removed by the causal mask, so the bias never touches them. With a KV cache
-# ($L_q < L_k$) the queries are the *last* $L_q$ positions (bottom-right alignment, like the mask).
+# The bias for 8 heads on 32 positions, all heads on **one** colour scale, so that the slope visibly
+# sets how far each head can look. One way to put a number on a head's reach: the distance $1/m_h$ at
+# which its penalty reaches $-1$, i.e. a key's weight has dropped by a factor $e$ against an equally
+# scored key on the diagonal. Entries above the diagonal are 0 in `alibi_bias`: those future keys are
+# removed by the causal mask, so the bias never touches them. With a KV cache ($L_q < L_k$) the
+# queries are the *last* $L_q$ positions (bottom-right alignment, like the mask).
 
 # %%
-vp.plot_heads(P.alibi_bias(8, 16, 16), titles=[f"m = 2^{np.log2(s):.0f}" for s in P.alibi_slopes(8)],
-              suptitle="ALiBi bias -m_h (i - j), 8 heads (each head on its own colour scale)",
-              shared_scale=False)
+# NBVAL_CHECK_OUTPUT
+slopes8 = P.alibi_slopes(8)
+print("reach 1/m_h (positions) for heads 1..8:", " ".join(f"{1 / s:.0f}" for s in slopes8))
+b32 = P.alibi_bias(8, 32, 32)
+far = b32[:, -1, 0]                                    # query 31, key 0: distance 31
+print("bias at distance 31 per head           :", " ".join(f"{v:.2f}" for v in far))
+print("weight factor e^bias at distance 31    :", " ".join(f"{v:.1e}" for v in np.exp(far)))
+
+# %%
+vp.plot_heads(b32, titles=[f"m = 2^{np.log2(s):.0f}" for s in slopes8],
+              suptitle="ALiBi bias -m_h (i - j), 8 heads on one shared colour scale")
 plt.show()
 
 # %% [markdown]
+# On the shared scale the heads form a ladder from local to almost global. The steepest head
+# ($m = 1/2$, reach 2) reaches $-15.5$ at distance 31, a factor $e^{-15.5} \approx 1.9\times10^{-7}$:
+# content would need a score margin of 15.5 to make it look that far back. The gentlest ($m = 1/256$,
+# reach 256) is only at $-0.12$ there (a factor 0.89), so over 32 tokens it hardly prefers near keys
+# at all. Giving each head its own colour scale would draw all eight as the same triangle and hide
+# exactly this.
+#
 # Two checks. (1) Hugging Face's BLOOM adds the row-constant form $m_h\,j$ instead of
 # $-m_h(i - j)$; the two differ by $m_h i$, a constant per row, which softmax ignores, so under a
 # causal mask the attention weights are identical. (2) Decoding one query against 12 cached keys gives
@@ -473,7 +544,7 @@ print("decode row == last row of full bias:",
 # %% [markdown]
 # The source's "extrapolates 10x+" is unsourced. The ALiBi paper's headline is that a model trained
 # on 1024 tokens and evaluated on 2048 matches the perplexity of a sinusoidal model trained on 2048.
-# Chapter 05 measures extrapolation on our own tiny models.
+# Measuring extrapolation on our own tiny models is coming in chapter 05.
 #
 # ## 5. T5 relative bias (source 4.2, "hybrid absolute + relative")
 #
@@ -559,7 +630,7 @@ print("no mask readout:", np.round(F.scaled_dot_product_attention(qz[None], kz[N
 # %% [markdown]
 # The source's table credits NoPE with "unlimited extrapolation": no source. NoPE has no position
 # table to run out of, but the counting signal above gets finer as i grows ($1/i - 1/(i+1) \approx 1/i^2$), so
-# nothing guarantees it generalises to unseen lengths. Chapter 05 measures it.
+# nothing guarantees it generalises to unseen lengths. Measuring it is coming in chapter 05.
 #
 # ## 7. CAPE: continuous augmented positions (correcting 4.2)
 #
@@ -595,7 +666,7 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 #
 # | method | formula | strengths | weaknesses (source, corrected) |
 # |---|---|---|---|
-# | Sinusoidal | $\sin(p\,\omega_i)$, $\cos(p\,\omega_i)$ interleaved | no parameters; shift = rotation $T_k$ (checked above) | extrapolates poorly in practice (chapter 05 measures); "additive encoding disturbs gradients": **unsourced** |
+# | Sinusoidal | $\sin(p\,\omega_i)$, $\cos(p\,\omega_i)$ interleaved | no parameters; shift = rotation $T_k$ (checked above) | extrapolates poorly in practice (measured: coming in chapter 05); "additive encoding disturbs gradients": **unsourced** |
 # | Learned | $E \in \mathbb{R}^{L_{max}\times d}$ | fully data-driven | no rows past $L_{max}$ (raises); $O(L_{max} d)$ parameters, e.g. 0.63% of GPT-2 small; "best in-distribution": **unsourced** |
 # | RoPE | rotate q, k by $m\theta_i$ | scores depend on $m - n$ only (checked); no parameters | long-range decay is **intended**, not a defect; under extrapolation the **slow (low-frequency)** pairs go out of distribution, not the fast ones; "+25% time" **unsourced** (cos/sin tables are precomputed) |
 # | ALiBi | $-m_h (i - j)$, $j \le i$, after $1/\sqrt d$ | no parameters; cheap | slopes are **fixed** by a rule for any head count (not tuned); "10x+ extrapolation" **unsourced** (paper: train 1024, test 2048) |
@@ -611,12 +682,12 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | i = 0 is the lowest frequency, $\lambda_0 \approx 62832$ (2.1) | §1 wavelengths: $\lambda_0 = 2\pi$, slowest just under $2\pi\cdot 10^4$ | corrected |
 # | codes unique if $\lvert\Delta pos\rvert < 31416$ "because high frequencies differ" (2.1) | §1 uniqueness: every offset up to 200,000 stays >= 1.47 away from PE(0) (the fast pair alone never repeats) | corrected |
 # | fp16 precision hurts at large pos (2.1, 4.2) | §1: fp16 stores only 4097 of the positions 0..8191 | reproduced (made precise) |
-# | extrapolation PPL tables for sinusoidal, RoPE vs sinusoidal on LLaMA (2.1, 2.2, 4.2) | no source; chapter 05 trains tiny models | unsourced |
+# | extrapolation PPL tables for sinusoidal, RoPE vs sinusoidal on LLaMA (2.1, 2.2, 4.2) | no source; tiny models trained per encoding: coming in chapter 05 | unsourced |
 # | RoPE score depends only on m - n (2.2) | §3: Toeplitz check and complex closed form, error below 1e-9 | reproduced |
 # | $\ldots - \langle q^\perp, k\rangle\sin$ (2.2) | §3: holds with $q^\perp$ = q turned by -90° | corrected (convention stated) |
 # | the source's `apply_rotary_pos_emb` (2.2) | §3: crashes for seq_len ≠ heads, silently wrong when equal | corrected |
 # | "multiplicative RoPE keeps gradients stable; additive encodings disturb them" (2.2, 4.1, 4.2) | no source, no measurement offered | unsourced |
-# | "relative position exact for RoPE vs approximately linear for sinusoidal" (2.2) | §1: the sinusoidal shift is exactly linear ($T_k$) | corrected |
+# | "relative position exact for RoPE vs approximately linear for sinusoidal" (2.2) | §1: the sinusoidal shift is exactly linear ($T_k$, error below 1e-9); §3 "exactly relative": after $W_Q, W_K$ only RoPE's score is a function of m - n alone (deviation below 1e-9), sinusoidal's is not (relative deviation printed) | wording wrong, substance right |
 # | clock gears: all gears turn 1° per position; 53 vs 50 differ by 3° (3.3) | §3 gears: gear i turns $\theta_i$ rad; differences $3\theta_i$ | corrected |
 # | slowest frequency $10000^{-1}$, period 62832 (3.7) | §3 spectrum: $10000^{-(d-2)/d}$ | corrected |
 # | high-frequency dims go out of distribution when extrapolating (3.7, 4.3) | §3 spectrum: at d = 128, L = 512 the 31 fast pairs completed full turns; only the 33 slow pairs meet new angles | corrected |
@@ -629,4 +700,18 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | T5 BLEU 27.2 → 28.4 (4.2) | no source | unsourced |
 # | CAPE is a content MLP (4.2) | §7: CAPE = augmented positions for sinusoidal | corrected |
 # | NoPE: unlimited extrapolation (4.1) | §6: order only through the causal mask; no guarantee | unsourced |
-# | YaRN / NTK / grouped RoPE details (4.2, 4.3) | see chapter 05 | chapter 05 |
+# | YaRN / NTK / grouped RoPE details (4.2, 4.3) | coming in chapter 05 | not checked here |
+
+# %% [markdown]
+# ## Exercises
+#
+# `exercises/ch03_positional.py` asks you to build this chapter's encodings yourself: the interleaved
+# sinusoidal table (03.1), RoPE in both layouts, `rope_interleaved` and `rope_half` (03.2, 03.3),
+# and ALiBi's slopes for any number of heads (03.4). Edit the file, then grade it:
+#
+# ```bash
+# python3 course.py grade ch03
+# ```
+#
+# The table shows the points per exercise; `python3 course.py grade --impl solutions ch03` grades the
+# reference solutions (full marks) for comparison.

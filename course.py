@@ -9,6 +9,7 @@
     python3 course.py exercises  rebuild exercises/ from solutions/
     python3 course.py grade ...  the grader (python -m tinyattn.grading --help)
     python3 course.py lab        open JupyterLab on the course folder (notebooks/ first; exercises/ beside it)
+    python3 course.py book       build the static HTML edition into build/book/ (open build/book/index.html)
     python3 course.py help       this text (also -h, --help)
 
 Running as root (a container), JupyterLab gets --allow-root. Ctrl-C stops any command (exit 130).
@@ -124,9 +125,28 @@ def run(cmd: list[str]) -> int:
         raise
 
 
+def ensure_browser() -> None:
+    """The book's browser test needs a Chromium; as root with apt (CI, containers) install Debian's.
+
+    Elsewhere nothing is installed: the test then skips with a hint (and fails when CI=true).
+    """
+    import shutil
+
+    if any(shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return
+    print("course.py: installing Debian's chromium (and CJK fonts) for the book's browser test", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    quiet = {"stdout": subprocess.DEVNULL, "env": env}
+    if subprocess.run(["apt-get", "update", "-qq"], **quiet).returncode == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], **quiet)
+
+
 def cmd_test(extra: list[str]) -> int:
     """Unit, property and graded-suite tests plus nbval on every stored notebook, in one pytest run."""
     os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")  # GPU kernels run in the CUDA simulator
+    ensure_browser()
     single_threaded_blas()
     cmd = [sys.executable, "-m", "pytest", "tests", "notebooks", "-n", "2", "--dist", "loadfile",
            "--nbval-lax", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "600",
@@ -221,6 +241,7 @@ def main(argv: list[str]) -> int:
         "exercises": lambda: run([sys.executable, "-m", "tinyattn.grading", "--build-exercises"]),
         "grade": lambda: run([sys.executable, "-m", "tinyattn.grading", *extra]),
         "lab": cmd_lab,
+        "book": lambda: run([sys.executable, str(ROOT / "tools" / "book.py"), *extra]),
     }
     if command not in commands:
         print(f"course.py: unknown command {command!r}; one of {', '.join(commands)}\n{__doc__}", file=sys.stderr)

@@ -28,7 +28,7 @@ def _library_grads(q, k, v, dout, mask=None, scale=None):
     return tq.grad, tk.grad, tv.grad
 
 
-def _compare(got, want, seed, what):
+def _assert_grads_match(got, want, seed, what):
     assert isinstance(got, tuple) and len(got) == 3, f"return (dq, dk, dv), got {type(got).__name__}"
     for name, g, w in zip(("dq", "dk", "dv"), got, want):
         g = np.asarray(g)
@@ -42,7 +42,7 @@ def _compare(got, want, seed, what):
 def test_backward_no_mask_default_scale(impl, seed):
     ex = impl(MOD)
     _, q, k, v, dout = _inputs(seed)
-    _compare(ex.attention_backward(q, k, v, dout), _library_grads(q, k, v, dout), seed,
+    _assert_grads_match(ex.attention_backward(q, k, v, dout), _library_grads(q, k, v, dout), seed,
              "no mask, scale 1/sqrt(d)")
 
 
@@ -55,7 +55,7 @@ def test_backward_random_mask_and_scale(impl, seed):
     mask[..., 0, :] = True                       # one full row, and at least one key elsewhere
     mask[..., 1:, 1] = True
     scale = 0.37
-    _compare(ex.attention_backward(q, k, v, dout, mask=mask, scale=scale),
+    _assert_grads_match(ex.attention_backward(q, k, v, dout, mask=mask, scale=scale),
              _library_grads(q, k, v, dout, mask, scale), seed, "random (B, H, Lq, Lk) mask, scale 0.37")
 
 
@@ -65,7 +65,7 @@ def test_backward_bottom_right_causal(impl):
     seed = 121
     _, q, k, v, dout = _inputs(seed, lq=3, lk=8, d=6, dv=5)
     mask = lib_causal_mask(3, 8)                 # (Lq, Lk), broadcast over B and H
-    _compare(ex.attention_backward(q, k, v, dout, mask=mask),
+    _assert_grads_match(ex.attention_backward(q, k, v, dout, mask=mask),
              _library_grads(q, k, v, dout, mask), seed, "causal mask (3, 8) broadcast over B, H")
 
 
@@ -83,7 +83,7 @@ def test_backward_fully_masked_rows_are_zero_and_finite(impl):
     assert all(np.isfinite(np.asarray(g)).all() for g in got), f"seed {seed}: NaN or inf in the gradients"
     np.testing.assert_array_equal(np.asarray(got[0])[..., 3, :], 0.0,
                                   err_msg=f"seed {seed}: dq of the fully masked query 3 must be 0")
-    _compare(got, _library_grads(q, k, v, dout, mask, 0.8), seed, "a fully masked query row")
+    _assert_grads_match(got, _library_grads(q, k, v, dout, mask, 0.8), seed, "a fully masked query row")
 
 
 @pytest.mark.points(1)

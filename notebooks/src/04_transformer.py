@@ -285,7 +285,7 @@ print(f"greedy answers on 500 fresh prompts: token accuracy >= 0.99: {tok_acc >=
 # uniform guess over $V$ symbols has perplexity $V$, a model that knows the answer has perplexity
 # 1. Between the two sits a plateau worth recognising: a model that has learned that answers are
 # one of the 9 content symbols (never `SEP = 0`) but not *which* one has loss $\ln 9 = 2.20$,
-# perplexity 9. The warm-up experiment below shows a run stuck exactly there.
+# perplexity 9. The warm-up experiment below shows a run stuck on that plateau.
 #
 # ### Why pre-norm? A warm-up experiment
 #

@@ -17,18 +17,19 @@ import numpy as np
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, same shape as x (float64).
 
-    Must stay finite for huge logits (entries around +-1e4): softmax(x) == softmax(x - c) for any
-    constant c along the axis, so subtract the maximum first.
+    Must stay finite, without overflow warnings, for huge logits (entries around +-1e4).
     """
+    # HINT: softmax(x) == softmax(x - c) for any constant c along the axis; pick c = the maximum
     # HINT: m = x.max(axis=axis, keepdims=True); the largest exponent is then exp(0) = 1
     raise NotImplementedError("Exercise 01.1: softmax")
 
 
 def causal_mask(lq: int, lk: int) -> np.ndarray:
     """Bool (lq, lk), True = may attend. The lq queries are the LAST lq positions of a sequence
-    of lk keys (decoding with a cache), so query i may see key j iff j <= i + lk - lq.
-    For lq == lk this is the lower triangle including the diagonal.
+    of lk keys (decoding with a cache); each query may see the key at its own position and every
+    earlier key, never a later one. When lq > lk the first queries see no key at all.
     """
+    # HINT: query i sits at absolute position i + (lk - lq)
     # HINT: compare a column of query indices with a row of key indices (broadcasting)
     raise NotImplementedError("Exercise 01.2: causal_mask")
 

@@ -3,6 +3,7 @@
 Exercise 01.1  softmax        a numerically stable softmax along any axis
 Exercise 01.2  causal_mask    the bottom-right aligned causal mask for Lq queries and Lk keys
 Exercise 01.3  attention      softmax(Q K^T / sqrt(d)) V with a boolean mask; empty rows give 0
+Exercise 01.4  attention_backward   the gradients dQ, dK, dV of exercise 01.3 (the bridge to chapter 06)
 
 Use NumPy only (no tinyattn): the graded tests compare your functions with the library.
 """
@@ -14,11 +15,11 @@ import numpy as np
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """exp(x) / sum(exp(x)) along ``axis``, same shape as x (float64).
 
-    Must stay finite for huge logits (entries around +-1e4): softmax(x) == softmax(x - c) for any
-    constant c along the axis, so subtract the maximum first.
+    Must stay finite, without overflow warnings, for huge logits (entries around +-1e4).
     """
     # BEGIN SOLUTION
     x = np.asarray(x, dtype=np.float64)
+    # HINT: softmax(x) == softmax(x - c) for any constant c along the axis; pick c = the maximum
     # HINT: m = x.max(axis=axis, keepdims=True); the largest exponent is then exp(0) = 1
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -27,10 +28,11 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 
 def causal_mask(lq: int, lk: int) -> np.ndarray:
     """Bool (lq, lk), True = may attend. The lq queries are the LAST lq positions of a sequence
-    of lk keys (decoding with a cache), so query i may see key j iff j <= i + lk - lq.
-    For lq == lk this is the lower triangle including the diagonal.
+    of lk keys (decoding with a cache); each query may see the key at its own position and every
+    earlier key, never a later one. When lq > lk the first queries see no key at all.
     """
     # BEGIN SOLUTION
+    # HINT: query i sits at absolute position i + (lk - lq)
     # HINT: compare a column of query indices with a row of key indices (broadcasting)
     i = np.arange(lq)[:, None]
     j = np.arange(lk)[None, :]
@@ -62,4 +64,40 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | No
     # HINT: divide only where the row has an allowed key; elsewhere the weights stay 0
     p = e / np.where(total > 0, total, 1.0)
     return p @ v
+    # END SOLUTION
+
+
+def attention_backward(q: np.ndarray, k: np.ndarray, v: np.ndarray, dout: np.ndarray,
+                       mask: np.ndarray | None = None,
+                       scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of ``out = attention(q, k, v, mask, scale)`` (exercise 01.3) for one head, any
+    leading batch axes, given ``dout = dL/dout``.
+
+    q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv), dout: (..., Lq, dv); mask and scale as in
+    ``attention`` (scale defaults to 1/sqrt(d)); q, k, v, dout share their leading axes.
+    Returns (dq (..., Lq, d), dk (..., Lk, d), dv (..., Lk, dv)), float64. A fully masked query row contributes nothing to any gradient
+    (and nothing is NaN). The softmax step must cost O(Lq * Lk): no (Lk, Lk) Jacobian per row.
+    """
+    # BEGIN SOLUTION
+    q, k, v, dout = (np.asarray(a, dtype=np.float64) for a in (q, k, v, dout))
+    scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+    # HINT: recompute the forward's probabilities P (..., Lq, Lk) first, as in exercise 01.3
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    if mask is not None:
+        s = np.where(np.broadcast_to(mask, s.shape), s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    e = np.exp(s - np.where(np.isfinite(m), m, 0.0))
+    total = e.sum(axis=-1, keepdims=True)
+    p = e / np.where(total > 0, total, 1.0)                       # empty rows: P = 0
+    out = p @ v
+    # HINT: out = P V is a matmul: exercise 00.3 gives dV and dP from dout
+    dv = np.swapaxes(p, -1, -2) @ dout                            # dV = P^T dO
+    dp = dout @ np.swapaxes(v, -1, -2)                            # dP = dO V^T
+    # HINT: the softmax VJP's row sum, sum_j dP_ij P_ij, equals a row sum of dout * out
+    dsum = (dout * out).sum(axis=-1, keepdims=True)               # D_i = dO_i . O_i
+    ds = p * (dp - dsum)                                          # dS = P o (dP - D)
+    # HINT: S = scale * Q K^T: one more matmul backward, and do not forget the scale
+    dq = scale * ds @ k                                           # dQ = scale dS K
+    dk = scale * np.swapaxes(ds, -1, -2) @ q                      # dK = scale dS^T Q
+    return dq, dk, dv
     # END SOLUTION

@@ -3,6 +3,8 @@
 Exercise 04.1  prenorm_block_forward   one pre-norm decoder block (causal attention + MLP)
 Exercise 04.2  causal_lm_loss          next-token cross-entropy with the shift and ignored positions
 Exercise 04.3  lm_parameter_count      how many parameters a decoder-only LM has
+Exercise 04.4  sampling_distribution   temperature, top-k and top-p (nucleus) applied to logits
+Exercise 04.5  sample_token            one draw per row from that distribution, given uniforms u
 
 Helpers ``layer_norm``, ``gelu`` and ``softmax`` are given (they are not exercises).
 Conventions: a weight matrix W maps row vectors, ``y = x @ W + b``; W has shape (d_in, d_out).
@@ -104,4 +106,57 @@ def lm_parameter_count(vocab_size: int, d_model: int, n_layers: int, d_ff: int |
     # HINT: the embedding is always there; the head only when the weights are not tied
     head = 0 if tie_weights else d * vocab_size
     return int(vocab_size * d + n_layers * per_block + 2 * d + head)
+    # END SOLUTION
+
+
+def sampling_distribution(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                          top_p: float | None = None) -> np.ndarray:
+    """The next-token distribution a sampler draws from. logits: (B, V) floats (may hold -inf for
+    banned tokens) -> probabilities (B, V), each row summing to 1.
+
+    Applied in this order: temperature (T > 0 divides the logits; T == 0 returns the one-hot of
+    each row's argmax); top_k (None = off): keep the k largest logits of each row, ties at the
+    k-th value all kept; top_p (None = off, else 0 < p <= 1): of what is left, keep the most
+    probable tokens (ranked by probability, descending, ties by lower index) up to and including
+    the first one at which their total probability reaches p. Dropped tokens get probability 0.
+    """
+    # BEGIN SOLUTION
+    z = np.asarray(logits, dtype=np.float64)
+    if temperature == 0:
+        return np.eye(z.shape[-1])[np.argmax(z, axis=-1)]
+    z = z / temperature
+    if top_k is not None:
+        # HINT: np.sort(z, axis=-1)[:, -k] is the k-th largest value of each row
+        kth = np.sort(z, axis=-1)[:, -top_k][:, None]
+        z = np.where(z >= kth, z, -np.inf)
+    probs = softmax(z)
+    if top_p is not None:
+        # HINT: sort each row descending (np.argsort(-probs, kind="stable")), then compare the mass
+        # HINT: ranked BEFORE each token with p; undo the sort with np.put_along_axis
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_p = np.take_along_axis(probs, order, axis=-1)
+        keep_sorted = np.cumsum(sorted_p, axis=-1) - sorted_p < top_p
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        probs = np.where(keep, probs, 0.0)
+        probs = probs / probs.sum(axis=-1, keepdims=True)
+    return probs
+    # END SOLUTION
+
+
+def sample_token(logits: np.ndarray, u: np.ndarray, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None) -> np.ndarray:
+    """Draw one token per row: logits (B, V), u (B,) uniform numbers in [0, 1) -> int64 (B,).
+
+    Row b returns the smallest index i whose cumulative probability (under
+    ``sampling_distribution(logits, temperature, top_k, top_p)``) is strictly greater than u[b].
+    A token of probability 0 is never returned, whatever u is. temperature == 0 is greedy argmax.
+    """
+    # BEGIN SOLUTION
+    probs = sampling_distribution(logits, temperature, top_k, top_p)
+    cdf = np.cumsum(probs, axis=-1)
+    u = np.asarray(u, dtype=np.float64).reshape(-1, 1) * cdf[:, -1:]   # rows may sum to 1 - 1e-16
+    # HINT: counting the entries with cdf <= u gives the first index with cdf > u
+    idx = (cdf <= u).sum(axis=-1)
+    return np.minimum(idx, probs.shape[-1] - 1).astype(np.int64)
     # END SOLUTION

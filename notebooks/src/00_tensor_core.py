@@ -14,9 +14,14 @@
 # Plan:
 # 1. arrays and **broadcasting** (广播), and what broadcasting means for gradients;
 # 2. the **chain rule on a computation graph** (计算图), drawn;
-# 3. building backward for a few ops (`*`, `@`, softmax) with `ta.autograd.custom_op`;
+# 3. building backward for new ops with `ta.autograd.custom_op`;
 # 4. **gradcheck**: finite differences catch a wrong backward;
 # 5. a tiny MLP trained end to end, with its loss curve and decision boundary.
+#
+# The exercises (`exercises/ch00_tensor_core.py`) then ask you to write the pieces yourself: the
+# unbroadcast step, the backward of `*`, `@` and softmax, finite differences, a custom op, and
+# the engine's core (its walk order and its gradient accumulation). This notebook explains each
+# idea on *other* examples, so the exercises are still yours to solve.
 
 # %%
 %config InlineBackend.figure_formats = ['png']
@@ -60,22 +65,25 @@ print(np.broadcast_shapes((2, 4, 5, 5), (5, 5)), np.broadcast_shapes((8, 1, 6), 
 # %% [markdown]
 # **What broadcasting means for gradients.** If `a` of shape `(3, 1)` is stretched to `(3, 4)`,
 # each `a[i]` is *used four times*. The multivariate chain rule adds up the contributions of
-# every use, so the gradient of `a` is the output gradient **summed over the stretched axes**:
+# every use. For the sum $c = a + b$ each use contributes $\partial L/\partial c_{ij}$ (the
+# local derivative of a sum is 1), so the gradient of `a` is the output gradient **summed over
+# the stretched axis**, and that of `b` summed over the axis *it* was stretched along:
 #
-# $$\frac{\partial L}{\partial a_{i}} = \sum_{j} \frac{\partial L}{\partial (a+b)_{ij}} .$$
+# $$\frac{\partial L}{\partial a_{i}} = \sum_{j} \frac{\partial L}{\partial c_{ij}},\qquad
+# \frac{\partial L}{\partial b_{j}} = \sum_{i} \frac{\partial L}{\partial c_{ij}},\qquad c = a + b .$$
 #
 # Every backward in `tinyattn` ends with this "unbroadcast" step: sum over leading axes that were
-# added, and over axes where the input had size 1.
+# added, and over axes where the input had size 1 (exercise 00.1 writes it for any shapes).
 
 # %%
 # NBVAL_CHECK_OUTPUT
 at = ta.Tensor(a, requires_grad=True)
 bt = ta.Tensor(b, requires_grad=True)
-out = at * bt                               # (3, 4)
-g_out = np.ones((3, 4))
-out.backward(g_out)
-print("a.grad", at.grad.ravel(), "= rows of g * b summed:", (g_out * b).sum(axis=1))
-print("b.grad", bt.grad.ravel(), "= columns of g * a summed:", (g_out * a).sum(axis=0))
+c = at + bt                                 # (3, 1) + (1, 4) -> (3, 4)
+g_out = np.arange(12.0).reshape(3, 4)       # an upstream gradient dL/dc
+c.backward(g_out)
+print("a.grad", at.grad.ravel(), "= rows of dL/dc summed:   ", g_out.sum(axis=1))
+print("b.grad", bt.grad.ravel(), "= columns of dL/dc summed:", g_out.sum(axis=0))
 
 # %% [markdown]
 # ## 2. The chain rule on a computation graph (计算图与链式法则)
@@ -131,12 +139,30 @@ draw_graph(L, title="after L.backward(): every box shows its gradient dL/d(box)"
 plt.show()
 
 # %% [markdown]
-# Two details of the engine (`tinyattn/autograd.py`) matter later:
+# That right-to-left walk is the whole engine (`tinyattn/autograd.py`). It rests on two rules,
+# and exercises 00.7 and 00.8 ask you to write both for a ten-line `Node` class:
 #
-# * **Topological order** is computed iteratively, so a 20 000-node graph (a long training
-#   sequence unrolled, a deep residual stack) needs no recursion.
-# * **Accumulation**: a node used twice (here `e` in `e * e`; in attention, `x` feeds Q, K and V)
-#   receives the *sum* of the gradients of its uses, written into one buffer.
+# * **Order.** A node may pass its gradient on only once that gradient is complete, i.e. after
+#   *every* node that uses it has been visited. Listing the nodes so that each comes after all
+#   of its inputs (a **topological order**, 拓扑排序) and walking that list backwards guarantees
+#   it. Distance from the loss is not enough: in $r = a + \tanh(a)$, `a` is one step from `r`
+#   directly and two steps through `tanh`, and it must wait for both.
+# * **Accumulation.** A node used twice (here `e` in `e * e`; in attention, `x` feeds Q, K and V;
+#   every residual connection) receives the *sum* of the gradients of its uses.
+#
+# The order the library computes for the neuron's graph (leaves first, the loss last):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+order = ta.autograd.topological_order(L, only_requiring_grad=False)
+print(" -> ".join(n.name or n._op for n in order))
+
+# %% [markdown]
+# Graphs get deep: a long sequence unrolled, or a deep residual stack. The natural recursive
+# depth-first walk (visit the inputs, then append the node) makes one nested Python call per
+# level and stops at Python's recursion limit (`sys.getrecursionlimit()`, 1000 by default); the
+# library walks with an explicit stack instead.
+# Here both walks meet a chain of 20 000 multiplications:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -144,61 +170,69 @@ deep = ta.Tensor(np.ones(3), requires_grad=True)
 s = deep
 for _ in range(20_000):
     s = s * 1.0001
+
+
+def recursive_order(node, seen, out):
+    """The textbook recursive walk: fine on small graphs."""
+    if id(node) not in seen:
+        seen.add(id(node))
+        for p in node._parents:
+            recursive_order(p, seen, out)
+        out.append(node)
+
+
+try:
+    recursive_order(s, set(), [])
+except RecursionError:
+    print("recursive walk: RecursionError")
+
 s.sum().backward()
-print(f"nodes: {len(graph_nodes(s)[0])}, gradient {deep.grad[0]:.6f} = 1.0001^20000 = {1.0001 ** 20000:.6f}")
+print(f"library: nodes: {len(graph_nodes(s)[0])}, gradient {deep.grad[0]:.6f} = 1.0001^20000 = {1.0001 ** 20000:.6f}")
 
 # %% [markdown]
-# ## 3. Building backward for a few ops
+# ## 3. Building backward for new ops
 #
 # An op needs two things: the forward value and a **vector-Jacobian product** (VJP): given
 # $\bar y = \partial L/\partial y$, return $\bar x = \partial L / \partial x = J^\top \bar y$ without ever
 # forming the Jacobian $J$. `ta.autograd.custom_op(out, inputs, backward)` wraps any such pair as a
-# graph node. We rebuild three ops this way (the graded exercises ask for the same three):
+# graph node. Exercises 00.2-00.4 ask you for the VJPs of `*`, `@` and softmax; here the same
+# pattern is shown on two other ops:
 #
-# * **multiply**: $y = a \odot b$ gives $\bar a = \text{unbroadcast}(\bar y \odot b)$, $\bar b = \text{unbroadcast}(\bar y \odot a)$;
-# * **matmul**: $Y = AB$ gives $\bar A = \bar Y B^\top$ and $\bar B = A^\top \bar Y$, batched over leading axes and summed over broadcast ones;
-# * **softmax**: with $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$ (source text, 1.2, step 2),
-#   $\bar s_j = \sum_i \bar p_i\, p_i(\delta_{ij} - p_j) = p_j(\bar p_j - \sum_i \bar p_i p_i)$: an
-#   $O(N)$ formula instead of an $N\times N$ Jacobian.
+# * **tanh**, elementwise: $y = \tanh x$ gives $\bar x = \bar y \odot (1 - y^2)$ (the table of section 2);
+# * **mean over an axis**, a reduction: $y_i = \frac1n\sum_j x_{ij}$ gives $\bar x_{ij} = \bar y_i / n$.
+#   A reduction's backward *broadcasts* the gradient back; broadcasting's backward *reduces*
+#   (section 1). The two are mirror images.
+#
+# Two checks help with the exercises. **Shapes**: $\bar x$ always has the shape of $x$, which
+# for `@` leaves little choice in how $\bar Y$, $A$ and $B$ can be combined. **Cost**: the
+# softmax Jacobian below is $N\times N$ per row, but its VJP can be had in $O(N)$ (write
+# $J^\top \bar p$ entry by entry and look for a sum that is the same for every entry).
 
 # %%
-def unbroadcast(g, shape):
-    """Sum g over the axes along which an array of `shape` was broadcast."""
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return g.sum(axis=axes, keepdims=True).reshape(shape)
+def my_tanh(x):
+    y = np.tanh(x.data)
+    return custom_op(y, [x], lambda g: (g * (1 - y * y),), "my_tanh")
 
 
-def my_mul(a, b):
-    return custom_op(a.data * b.data, [a, b],
-                     lambda g: (unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)), "my_mul")
-
-
-def my_matmul(a, b):
-    A, B = a.data, b.data
-    return custom_op(A @ B, [a, b],
-                     lambda g: (unbroadcast(g @ np.swapaxes(B, -1, -2), A.shape),
-                                unbroadcast(np.swapaxes(A, -1, -2) @ g, B.shape)), "my_matmul")
-
-
-def my_softmax(s, axis=-1):
-    e = np.exp(s.data - s.data.max(axis=axis, keepdims=True))
-    p = e / e.sum(axis=axis, keepdims=True)
-    return custom_op(p, [s], lambda g: (p * (g - (g * p).sum(axis=axis, keepdims=True)),), "my_softmax")
+def my_mean(x, axis=-1):
+    n = x.shape[axis]
+    return custom_op(x.data.mean(axis=axis), [x],
+                     lambda g: (np.broadcast_to(np.expand_dims(g, axis) / n, x.shape).copy(),), "my_mean")
 
 
 # %% [markdown]
-# A Jacobian check for softmax: build $J$ column by column with finite differences and compare
-# it with the formula $\text{diag}(p) - pp^\top$.
+# **The softmax Jacobian.** For $p = \text{softmax}(s)$, $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$
+# (source text, 1.2, step 2), i.e. $J = \text{diag}(p) - pp^\top$. A check: build $J$ column by
+# column with finite differences of the library's `F.softmax` and compare.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 s0 = np.array([1.0, -0.5, 2.0, 0.3])
-p0 = my_softmax(ta.Tensor(s0)).data
+p0 = F.softmax(s0).data
 J_formula = np.diag(p0) - np.outer(p0, p0)
 eps = 1e-6
-J_fd = np.stack([(my_softmax(ta.Tensor(s0 + eps * np.eye(4)[j])).data
-                  - my_softmax(ta.Tensor(s0 - eps * np.eye(4)[j])).data) / (2 * eps) for j in range(4)], axis=1)
+J_fd = np.stack([(F.softmax(s0 + eps * np.eye(4)[j]).data
+                  - F.softmax(s0 - eps * np.eye(4)[j]).data) / (2 * eps) for j in range(4)], axis=1)
 print(np.round(J_formula, 4))
 print("formula == finite differences (to 1e-8):", np.abs(J_formula - J_fd).max() < 1e-8)
 print("rows of J sum to 0 (softmax ignores an added constant):", np.abs(J_formula.sum(axis=1)).max() < 1e-15)
@@ -213,7 +247,7 @@ print("rows of J sum to 0 (softmax ignores an added constant):", np.abs(J_formul
 # NBVAL_CHECK_OUTPUT
 s_base = np.random.default_rng(1).standard_normal(16)
 for c in [1, 4, 16, 64, 256]:
-    p_c = my_softmax(ta.Tensor(c * s_base)).data
+    p_c = F.softmax(c * s_base).data
     J_c = np.diag(p_c) - np.outer(p_c, p_c)
     print(f"scale {c:3d}: max p = {p_c.max():.4f}   ||J||_F = {np.linalg.norm(J_c):.2e}")
 
@@ -253,16 +287,26 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Left of each minimum rounding dominates (slope −1), right of it truncation (slope 2 for central,
-# 1 for forward differences). The best errors and where they occur:
+# Right of each minimum truncation dominates: slope 2 for central differences, 1 for forward ones.
+# Left of it rounding dominates, and the two precisions differ. In float64 the error grows like
+# $u/\epsilon$ (slope −1) all the way down. In float32 it does so only down to about
+# $\epsilon \approx 10^{-7}$, and from $\epsilon = 10^{-8}$ down (last line printed below) the float32
+# curves are **flat**: $\epsilon$ is smaller than
+# half the spacing of float32 numbers near $v$, so $v \pm \epsilon$ rounds back to $v$, the
+# difference quotient is exactly 0, and the error is the size of the derivative itself. The
+# numbers behind the figure:
 
 # %%
+exact_median = np.median(np.abs(df(v_points)))
 for dtype in (np.float64, np.float32):
     for central in (True, False):
         errs = fd_error(dtype, central)
         k = int(np.argmin(errs))
         name = "central" if central else "forward"
         print(f"{dtype.__name__} {name}: best median error {errs[k]:.0e} at eps = {eps_grid[k]:.0e}")
+flat = fd_error(np.float32, True) >= 0.999 * exact_median      # numerical derivative == 0
+print(f"float32: error = median |f'(v)| = {exact_median:.2f} (a zero quotient) for every eps <= "
+      f"{eps_grid[flat].max():.0e}; float32 spacing near v = 1: {np.spacing(np.float32(1.0)):.0e}")
 
 # %% [markdown]
 # Float32 central differences are several orders of magnitude less accurate than float64 ones at
@@ -271,16 +315,18 @@ for dtype in (np.float64, np.float32):
 # float64 (it copies its inputs to float64) and uses `eps=1e-6, atol=1e-5, rtol=1e-3`.
 
 # %% [markdown]
-# Our three ops pass, on broadcast and batched shapes:
+# The two ops of section 3 pass, and so do the library's own `*` (broadcast), `@` (batched) and
+# softmax, the operations of exercises 00.2-00.4; the grader runs this kind of check on yours:
 
 # %%
 # NBVAL_CHECK_OUTPUT
 A = ta.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
 Bm = ta.Tensor(rng.standard_normal((4, 5)), requires_grad=True)
 row = ta.Tensor(rng.standard_normal((1, 4)), requires_grad=True)
-print("my_mul    :", ta.gradcheck(my_mul, A, row))
-print("my_matmul :", ta.gradcheck(my_matmul, A, Bm))
-print("my_softmax:", ta.gradcheck(lambda s: my_softmax(s, axis=1), A))
+print("my_tanh            :", ta.gradcheck(my_tanh, A))
+print("my_mean (axis 1)   :", ta.gradcheck(lambda t: my_mean(t, axis=1), A))
+print("library *, @       :", ta.gradcheck(lambda a, r, b: (a * r) @ b, A, row, Bm))
+print("library F.softmax  :", ta.gradcheck(lambda t: F.softmax(t, axis=1), A))
 
 # %% [markdown]
 # And a deliberately wrong backward is caught. A classic slip: treating softmax like an
@@ -289,7 +335,7 @@ print("my_softmax:", ta.gradcheck(lambda s: my_softmax(s, axis=1), A))
 # %%
 # NBVAL_CHECK_OUTPUT
 def wrong_softmax(s):
-    p = my_softmax(ta.Tensor(s.data)).data
+    p = F.softmax(s.data).data
     return custom_op(p, [s], lambda g: (g * p * (1 - p),), "wrong_softmax")   # diagonal only!
 
 
@@ -390,7 +436,26 @@ plt.show()
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
 # |---|---|---|
-# | Softmax Jacobian $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$ (1.2, step 2) | §3: formula equals the finite-difference Jacobian to 1e-8; `my_softmax` passes gradcheck | reproduced |
+# | Softmax Jacobian $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$ (1.2, step 2) | §3: formula equals the finite-difference Jacobian to 1e-8; `F.softmax` passes gradcheck (§4) | reproduced |
 # | When scores spread, softmax becomes argmax and its gradient vanishes (1.2, step 2) | §3: scaling 16 scores by 1 … 256: max p → 1 and ‖J‖_F collapses at large scale; for moderate scales ‖J‖_F first *grows* (printed table) | reproduced, with the nuance that the decay is not monotone |
 # | Gradient computation rests on the chain rule and the Jacobian (5.1.3, listed as a prerequisite) | §2: chain rule by hand equals autograd; §3: VJPs without forming J | reproduced (taught here) |
 # | (ours, not the source's) central differences beat forward differences; float32 checks are far less accurate | §4: error-vs-ε figure and the printed best errors | measured here |
+
+# %% [markdown]
+# ## Your turn: the exercises
+#
+# Open `exercises/ch00_tensor_core.py` and replace each `raise NotImplementedError(...)`:
+#
+# | exercise | function | what it trains |
+# |---|---|---|
+# | 00.1 | `unbroadcast` | the gradient of a broadcast operand (section 1) |
+# | 00.2-00.4 | `mul_backward`, `matmul_backward`, `softmax_backward` | VJPs without forming a Jacobian (section 3) |
+# | 00.5 | `numerical_gradient` | central differences (section 4) |
+# | 00.6 | `logsumexp_op` | a stable forward and its backward as one `custom_op` node |
+# | 00.7-00.8 | `topological_order`, `backward` | the engine: its walk order and its gradient accumulation (section 2) |
+#
+# Then grade them (the score table names each test that failed and what differed):
+#
+# ```
+# python3 course.py grade ch00
+# ```

@@ -155,11 +155,31 @@ print("output shape", lib.shape, "| max |library - formula|", below(np.abs(lib.d
 # $$dV = P^\top dO,\quad dP = dO\,V^\top,\quad dS_{ij} = P_{ij}\Big(dP_{ij} - \sum_l dP_{il}P_{il}\Big),
 # \quad dQ = dS\,K/\sqrt d,\quad dK = dS^\top Q/\sqrt d .$$
 #
-# The $dS$ line is the softmax Jacobian $\partial p_i/\partial s_j = p_i(\delta_{ij}-p_j)$
-# applied to a vector. The row sum needs no $(L_q, L_k)$ product: $\sum_l dP_{il}P_{il} =
-# \sum_l P_{il}\,(dO_i\cdot v_l) = dO_i\cdot O_i$, which is how the library (and FlashAttention,
-# chapter 06) computes it. `ta.gradcheck` compares the whole backward with central finite
-# differences in float64:
+# Each line is one step of chapter 00's engine run by hand: $O = PV$ and $S = QK^\top/\sqrt d$ are
+# matmuls (their VJPs give $dV$, $dP$, $dQ$, $dK$), and the $dS$ line is the softmax Jacobian
+# $\partial p_i/\partial s_j = p_i(\delta_{ij}-p_j)$ applied to a vector, one row at a time.
+#
+# **The bridge to chapter 06.** The row sum $D_i = \sum_l dP_{il}P_{il}$ seems to need the whole
+# row of $P$ and of $dP$. It does not: $\sum_l P_{il}\,(dO_i\cdot v_l) = dO_i\cdot\big(\sum_l P_{il} v_l\big)
+# = dO_i\cdot O_i$, one dot product of two vectors the backward has anyway. With $D$ in hand, every
+# entry $dS_{ij} = P_{ij}(dP_{ij} - D_i)$ depends only on query $i$ and key $j$, so the backward
+# can run over **tiles** of the $(L_q, L_k)$ matrix, recomputing $P$ in each tile instead of
+# storing it. That is exactly FlashAttention's backward (chapter 06). A numerical check of the
+# identity, on the batch above with a random upstream gradient:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+P = softmax_rows(q @ k.swapaxes(-1, -2) / np.sqrt(d))          # (B, H, Lq, Lk)
+dO = np.random.default_rng(7).standard_normal(by_formula.shape)   # (B, H, Lq, dv)
+dP = dO @ v.swapaxes(-1, -2)                                   # (B, H, Lq, Lk)
+D_full = (dP * P).sum(-1)                                      # needs the (Lq, Lk) rows
+D_cheap = (dO * by_formula).sum(-1)                            # needs only O and dO
+print("D shape", D_full.shape, "| max |sum_l dP P - dO . O|", below(np.abs(D_full - D_cheap).max()))
+
+# %% [markdown]
+# Exercise 01.4 asks you to write this backward yourself (with masks and any $L_q \ne L_k$); the
+# grader compares it with the library's gradient. The library's own backward is checked here by
+# `ta.gradcheck`, which compares it with central finite differences in float64:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -413,7 +433,7 @@ print("every row sums to 1:", np.allclose(w_both.sum(-1), 1.0))
 
 # %% [markdown]
 # ### Causal with $L_q \ne L_k$: bottom-right alignment
-# When a model decodes with a KV cache (chapter 08), the $L_q$ new queries are the **last** $L_q$
+# When a model decodes with a KV cache (coming in chapter 08), the $L_q$ new queries are the **last** $L_q$
 # positions of a sequence of length $L_k$. Query $i$ therefore sits at absolute position
 # $i + L_k - L_q$ and may see keys $j \le i + L_k - L_q$: the triangle is aligned to the
 # **bottom-right** corner. (PyTorch's `is_causal` aligns top-left instead; the two agree only when
@@ -463,3 +483,21 @@ print("SDPA                      :", o_empty.data[0])
 # | scaled entropy 2.5–2.8 is "information-theoretically optimal"; lower entropy = overfitting (1.2) | §3.2: scaled entropy is set by N (≈ ln N − 0.5), and useful heads can have entropy ≈ 0 | **corrected** (no such optimum) |
 # | library example weights 70% / 25% / 5% (3.1) | §1: scores with gaps ln(0.70/0.25), ln(0.70/0.05) give exactly these; no vectors are given in the source | illustrative (reproduced by construction) |
 # | attention is a soft lookup; all relevant values contribute by weight (3.1) | §1: toy library, output = weighted mix; hard lookup as the limit of large scores | reproduced |
+
+# %% [markdown]
+# ## Your turn: the exercises
+#
+# Open `exercises/ch01_attention.py` and replace each `raise NotImplementedError(...)`:
+#
+# | exercise | function | section |
+# |---|---|---|
+# | 01.1 | `softmax`, stable for logits of ±1e4 | §4 |
+# | 01.2 | `causal_mask`, bottom-right aligned for $L_q \ne L_k$ | §5 |
+# | 01.3 | `attention` with a boolean mask; fully masked rows give 0 | §2, §5 |
+# | 01.4 | `attention_backward`: $dQ$, $dK$, $dV$, using the row-sum identity above | §2 |
+#
+# Then grade them:
+#
+# ```
+# python3 course.py grade ch01
+# ```

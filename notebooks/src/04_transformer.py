@@ -11,7 +11,8 @@
 # 3. **data**: toy tasks (copy, reverse, sort, associative recall) and a character corpus that is
 #    the Python standard library's own source text, read from your installation (nothing downloaded);
 # 4. the **training loop** with a progress bar, evaluation, and exact checkpoints;
-# 5. **attention maps of trained heads** (section 5.3, "可视化Attention"), and **sampled text**.
+# 5. **attention maps of trained heads** (section 5.3, "可视化Attention"), one **cross-attention**
+#    model (encoder-decoder), and **sampled text** (temperature, top-k, top-p).
 #
 # Library: `tinyattn.models` (`TransformerBlock`, `TransformerLM`), `tinyattn.data`,
 # `tinyattn.train`. The chapter ends with a claims ledger for the source text's statements about
@@ -27,8 +28,11 @@ import numpy as np
 import matplotlib.pyplot as plt
 import tinyattn as ta
 from tinyattn import functional as F
+from tinyattn import nn
+from tinyattn.attention import MultiHeadAttention
 from tinyattn.data import CharCorpus, copy_task, sequence_accuracy, task_batch_fn
 from tinyattn.models import TransformerBlock, TransformerLM
+from tinyattn.models.sampling import sampling_probs
 from tinyattn.train import evaluate_lm, load_checkpoint, lm_loss, save_checkpoint, train
 from tinyattn.viz import setup_notebook
 from tinyattn.viz import attention as va
@@ -102,6 +106,40 @@ for heads in (1, 2, 4, 8):
     print(f"  n_heads = {heads}: {TransformerBlock(d, heads).num_parameters()} parameters")
 
 # %% [markdown]
+# ### Dropout: where it goes (and when)
+#
+# Dropout (Srivastava et al. 2014) zeroes each entry with probability $p$ during training and
+# scales the survivors by $1/(1-p)$ ("inverted" dropout), so the expected value is unchanged and
+# evaluation simply switches it off. In a Transformer it sits at two kinds of place (Vaswani et
+# al. 2017, section 5.4):
+#
+# * on each **sublayer's output, before it is added** to the residual stream:
+#   $h = x + \mathrm{Drop}(\mathrm{Attn}(\mathrm{LN}_1(x)))$, $y = h + \mathrm{Drop}(\mathrm{MLP}(\mathrm{LN}_2(h)))$
+#   (and on the embeddings). The residual path itself is never dropped: that would cut the
+#   identity path pre-norm is designed to keep;
+# * on the **attention probabilities**, after the softmax and before $PV$: each query loses a
+#   random subset of its links to keys for that step.
+#
+# `model.train()` turns dropout on, `model.eval()` off (generation and `attention_maps` switch to
+# eval mode themselves). `TransformerBlock(..., dropout=p)` applies the residual dropout; the
+# attention-probability site is shown by hand on one head. The toy runs of this chapter use no
+# dropout: they are too short to overfit.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+drop_block = TransformerBlock(d, H, rng=np.random.default_rng(1), dropout=0.1,
+                              dropout_rng=np.random.default_rng(5))
+y_a, y_b = drop_block(x).data, drop_block(x).data                 # training mode (the default)
+print("train mode, two calls differ:", not np.allclose(y_a, y_b))
+print("eval mode equals the block without dropout:",
+      np.array_equal(drop_block.eval()(x).data, block.eval()(x).data))
+drng = np.random.default_rng(4)
+P = ta.functional.attention.attention_weights(drng.standard_normal((64, 16, 8)), drng.standard_normal((64, 16, 8)))
+P_drop = F.dropout(P, 0.1, np.random.default_rng(6)).data      # (64, 16, 16): 64 heads' worth of rows
+print(f"attention dropout p = 0.1: fraction of weights zeroed {np.mean(P_drop == 0):.2f}, "
+      f"mean row sum {P_drop.sum(-1).mean():.2f} (1 in expectation, not per row)")
+
+# %% [markdown]
 # ## 3. The decoder-only language model
 #
 # A GPT-style LM stacks the blocks between an embedding table and an output head:
@@ -167,9 +205,34 @@ print("targets:", targets[0])
 #
 # `train(model, opt, batch_fn, steps, ...)` draws a fresh batch from `batch_fn(rng)` at each step,
 # computes the masked next-token loss, backpropagates, clips the global gradient norm to 1 and
-# takes an AdamW step, with a linear warm-up and cosine decay of the learning rate. All randomness
-# comes from one seeded generator, so the run below is reproducible. A two-layer model with two
-# heads of size 16 is enough.
+# takes an AdamW step, with a linear warm-up and cosine decay of the learning rate.
+#
+# **AdamW** (Loshchilov & Hutter 2019) keeps two running averages per parameter, of the gradient
+# $m \leftarrow \beta_1 m + (1-\beta_1) g$ and of its square $v \leftarrow \beta_2 v + (1-\beta_2) g^2$,
+# and steps by $\text{lr}\cdot\hat m/(\sqrt{\hat v}+\epsilon)$ with the bias-corrected
+# $\hat m = m/(1-\beta_1^t)$, $\hat v = v/(1-\beta_2^t)$: each parameter gets its own step size,
+# about lr whatever the gradient's scale. The "W": weight decay is applied to the weights
+# directly, $\theta \leftarrow \theta(1 - \text{lr}\,\lambda)$, not added to $g$ (where Adam's
+# division would rescale it). **Gradient clipping** rescales *all* gradients by
+# $\min(1, c/\lVert g\rVert)$ with $\lVert g\rVert$ the norm over every parameter at once, so one
+# bad batch cannot throw the weights far; the direction is kept. Both on numbers we can check by hand:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+w_demo = ta.nn.Parameter(np.array([1.0, -2.0]))
+w_demo.grad = np.array([0.5, 3.0])
+ta.optim.AdamW([w_demo], lr=0.1, weight_decay=0.5).step()
+# first step: m_hat = g, v_hat = g^2, so the Adam step is lr * sign(g); decay first: 1 - 0.1 * 0.5
+print("after one AdamW step:", w_demo.data, "by hand:", np.array([1.0, -2.0]) * 0.95 - 0.1 * np.sign([0.5, 3.0]))
+g1, g2 = ta.nn.Parameter(np.zeros(2)), ta.nn.Parameter(np.zeros(1))
+g1.grad, g2.grad = np.array([3.0, 0.0]), np.array([4.0])          # global norm 5
+print("norm before clipping:", ta.optim.clip_grad_norm([g1, g2], 1.0),
+      "| after:", np.round(np.sqrt((g1.grad ** 2).sum() + (g2.grad ** 2).sum()), 6),
+      "| direction kept:", np.round(g1.grad, 6), np.round(g2.grad, 6))
+
+# %% [markdown]
+# All randomness in `train` comes from one seeded generator, so the run below is reproducible. A
+# two-layer model with two heads of size 16 is enough.
 
 # %%
 N_COPY, V_COPY, STEPS = 8, 10, 200
@@ -192,15 +255,37 @@ with ta.no_grad():
     pred = copy_lm.eval()(x_test).data.argmax(-1)
 tok_acc, seq_acc = sequence_accuracy(pred, y_test)
 final_val = copy_hist["eval"][-1]["val loss"]
-print(f"initial loss near ln(9) = {np.log(9):.2f}: {abs(np.mean(copy_hist['loss'][:5]) - np.log(9)) < 0.5}")
-print(f"final validation loss below 0.05 nats: {final_val < 0.05}")
+loss0 = copy_hist["loss"][0]
+untrained = TransformerLM(V_COPY, 32, 2, 2, 2 * N_COPY, positional="rope", rng=np.random.default_rng(0))
+x0, y0 = copy_batches(np.random.default_rng(0))
+with ta.no_grad():
+    sigma2 = untrained(x0).data.var(axis=-1)[y0 != -100].mean()   # variance of initial logits
+print(f"first-step loss {loss0:.2f}; ln V = ln {V_COPY} = {np.log(V_COPY):.2f}; ln 9 = {np.log(9):.2f}")
+print(f"untrained logits: variance {sigma2:.2f}, so ln V + variance / 2 = {np.log(V_COPY) + sigma2 / 2:.2f}")
+print(f"first-step loss within 0.05 of ln V + variance / 2: {abs(loss0 - np.log(V_COPY) - sigma2 / 2) < 0.05}")
+print(f"final validation loss below 0.05 nats: {final_val < 0.05} (perplexity below "
+      f"e^0.05 = {np.exp(0.05):.2f}: {np.exp(final_val) < np.exp(0.05)})")
 print(f"greedy answers on 500 fresh prompts: token accuracy >= 0.99: {tok_acc >= 0.99}, "
       f"whole answers >= 0.95: {seq_acc >= 0.95}")
 
 # %% [markdown]
-# The loss starts near $\ln 9$ (a uniform guess over the 9 content symbols) and ends near zero
-# (the progress bar and the curve show this run's values; the checked cell tests thresholds, since
-# the last digits of a training run vary with the BLAS library).
+# **The $\ln V$ check.** An untrained model's logits are small, so its prediction is close to
+# uniform over the $V$ symbols and the first loss should be close to $\ln V$, here $\ln 10 = 2.30$.
+# It is slightly above: for logits that vary with variance $\sigma^2$ independently of the target,
+# $\mathbb{E}[\text{loss}] = \mathbb{E}[\ln\sum_j e^{z_j}] - \mathbb{E}[z_y] \approx \ln V + \sigma^2/2$, and
+# the untrained model's $\sigma^2 \approx 0.29$ predicts the first-step loss of 2.46 to within 0.05
+# (all printed above). A first loss far above $\ln V$ means logits that are confidently wrong at
+# initialisation (a bad init scale, a missing $1/\sqrt d$); far below means the targets leak into
+# the inputs. It is the cheapest test of a new training setup. (It is also why the loss does *not*
+# start at $\ln 9$: the untrained model does not yet know that answers are never `SEP`.) The loss then ends near zero (the
+# progress bar and the curve show this run's values; the checked cell tests thresholds, since the
+# last digits of a training run vary with the BLAS library).
+#
+# **Perplexity** (困惑度) is $e^{\text{loss}}$, the loss in units of "equally likely choices": a
+# uniform guess over $V$ symbols has perplexity $V$, a model that knows the answer has perplexity
+# 1. Between the two sits a plateau worth recognising: a model that has learned that answers are
+# one of the 9 content symbols (never `SEP = 0`) but not *which* one has loss $\ln 9 = 2.20$,
+# perplexity 9. The warm-up experiment below shows a run stuck on that plateau.
 #
 # ### Why pre-norm? A warm-up experiment
 #
@@ -241,7 +326,8 @@ plt.show()
 #
 # What did the heads learn? For one test prompt we draw every head's attention (rows: queries,
 # columns: keys). Then we measure, over 500 prompts, how much of each answer query's attention
-# lands exactly $n = 8$ positions back (where the token to copy sits) and $n - 1$ back.
+# lands exactly $n = 8$ positions back (where the token to copy sits), $n - 1$ back (the token
+# *after* it), and 1 back (the previous token).
 
 # %%
 maps = copy_lm.attention_maps(x_test[:1])
@@ -256,19 +342,126 @@ all_maps = copy_lm.attention_maps(x_test)
 print("every map is exactly zero above the diagonal (causal):",
       all(np.all(np.triu(mp, k=1) == 0) for mp in all_maps))
 queries = np.arange(N_COPY, 2 * N_COPY)
-print(f"{'layer':>5} {'head':>4} {'mass at q-n':>11} {'mass at q-n+1':>13}")
+print(f"{'layer':>5} {'head':>4} {'mass at q-n':>11} {'mass at q-n+1':>13} {'mass at q-1':>11}")
 for layer, mp in enumerate(all_maps):
     for head in range(mp.shape[1]):
         back_n = mp[:, head, queries, queries - N_COPY].mean()
         back_n1 = mp[:, head, queries, queries - N_COPY + 1].mean()
-        print(f"{layer:>5} {head:>4} {back_n:>11.2f} {back_n1:>13.2f}")
+        back_1 = mp[:, head, queries, queries - 1].mean()
+        print(f"{layer:>5} {head:>4} {back_n:>11.2f} {back_n1:>13.2f} {back_1:>11.2f}")
 
 # %% [markdown]
 # The answer half of the maps shows the copy pattern: a diagonal offset from the main one by the
 # prompt length (the heads trace "the token I must write next sits $n$ positions back"). Which head
-# carries it, and how sharply, depends on the run; the table above gives this run's numbers. A head
-# that looks $n - 1$ back reads the token *before* the one to copy, and the next layer can combine it
-# with a previous-token head, the two-layer "induction head" mechanism (Olsson et al. 2022).
+# carries it, and how sharply, depends on the run; the table above gives this run's numbers: both
+# layer-1 heads put most of their weight exactly $n$ back, almost none $n - 1$ back.
+#
+# Attending $n$ back is also what the two-layer **induction head** of Olsson et al. (2022) does,
+# without any position arithmetic. In the first layer a *previous-token head* at each position
+# $t$ attends to $t - 1$ and writes the token $x_{t-1}$ into position $t$'s residual stream. In the
+# second layer the induction head at the current token $A$ builds its query from $A$ and matches
+# the keys of the positions whose **previous** token was $A$ (what the first layer wrote there):
+# the position right *after* the earlier $A$. Its value there carries the token that followed $A$
+# last time, which the head copies as its prediction. In the copy task the input at answer
+# position $q = n + t$ is the prompt token $t - 1$; its earlier occurrence sits at $t - 1$, the
+# position right after it is $t = q - n$, and that holds the prompt token $t$: exactly the token to
+# write. The key $n - 1$ back holds the token *after* that one.
+#
+# Did our model build that circuit? The last column says no: neither first-layer head attends to
+# the previous token (0.06 and 0.08 of their weight, less than they put $n$ back), so there is no
+# previous-token head to feed an induction head. With RoPE the second layer's heads can reach
+# $n$ back from relative position alone, and in this run that is what they do: a positional copy,
+# not an induction head. (A task whose offset changes from sequence to sequence would force the
+# content-based circuit.)
+#
+# ### Cross-attention: an encoder-decoder in a few lines
+#
+# Everything so far was **self**-attention: queries, keys and values come from the same sequence.
+# In the 2017 encoder-decoder (translation), each decoder block has a second attention sublayer
+# whose **queries come from the decoder** (the $L_q$ target positions) and whose **keys and values
+# come from the encoder's output** (the $L_k$ source positions), with no causal mask (the whole
+# source is known). `MultiHeadAttention(..., kv_input=memory)` is exactly that. A minimal
+# encoder-decoder, one block each plus one cross-attention sublayer, learns to write the last
+# $L_q = 5$ symbols of an $L_k = 8$ symbol source in reverse order; the decoder reads a start
+# symbol then its own previous outputs (teacher forcing). The training loop is written out, with
+# the AdamW step and the clipping of section 5.
+
+# %%
+LS, LT, V_S2S = 8, 5, 10          # source length (keys Lk), target length (queries Lq), vocabulary
+BOS = V_S2S                        # the decoder's start symbol (an extra input-only token)
+
+
+class EncoderDecoder(nn.Module):
+    """src int (B, Ls), tgt_in int (B, Lt) -> logits (B, Lt, V); need_weights also returns the
+    cross-attention probabilities (B, H, Lt, Ls)."""
+
+    def __init__(self, d, n_heads, rng):
+        self.src_emb = nn.Embedding(V_S2S, d, rng=rng)
+        self.tgt_emb = nn.Embedding(V_S2S + 1, d, rng=rng)
+        self.pe = ta.positional.sinusoidal(max(LS, LT), d).astype(np.float32)
+        self.encoder = TransformerBlock(d, n_heads, rng=rng)
+        self.decoder = TransformerBlock(d, n_heads, rng=rng)
+        self.ln_cross = nn.LayerNorm(d)
+        self.cross = MultiHeadAttention(d, n_heads, rng=rng)
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, V_S2S, rng=rng)
+
+    def forward(self, src, tgt_in, need_weights=False):
+        memory = self.encoder(self.src_emb(src) + self.pe[:src.shape[1]], is_causal=False)   # (B, Ls, d)
+        y = self.decoder(self.tgt_emb(tgt_in) + self.pe[:tgt_in.shape[1]], is_causal=True)  # (B, Lt, d)
+        c = self.cross(self.ln_cross(y), kv_input=memory, need_weights=need_weights)        # Q from y, K V from memory
+        c, w = c if need_weights else (c, None)
+        logits = self.head(self.ln_f(y + c))                                                # residual, then head
+        return (logits, w) if need_weights else logits
+
+
+def reverse_batch(rng, B):
+    src = rng.integers(0, V_S2S, size=(B, LS))
+    tgt = src[:, ::-1][:, :LT]                                   # last LT source symbols, reversed
+    tgt_in = np.concatenate([np.full((B, 1), BOS), tgt[:, :-1]], axis=1)
+    return src, tgt_in, tgt
+
+
+s2s = EncoderDecoder(32, 2, np.random.default_rng(0))
+s2s_opt = ta.optim.AdamW(s2s.parameters(), lr=3e-3, weight_decay=0.01)
+s2s_rng = np.random.default_rng(0)
+s2s_loss, s2s_norm = [], []
+for step in range(300):
+    src, tgt_in, tgt = reverse_batch(s2s_rng, 32)
+    loss = F.cross_entropy(s2s(src, tgt_in).reshape(-1, V_S2S), tgt.reshape(-1))
+    s2s_opt.zero_grad()
+    loss.backward()
+    s2s_norm.append(ta.optim.clip_grad_norm(s2s.parameters(), 1.0))   # norm before clipping
+    s2s_opt.step()
+    s2s_loss.append(loss.item())
+src_t, tgt_in_t, tgt_t = reverse_batch(np.random.default_rng(1), 200)
+with ta.no_grad():
+    s2s_logits, cross_w = s2s.eval()(src_t, tgt_in_t, need_weights=True)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("cross-attention weights (B, H, Lq, Lk):", cross_w.shape)
+print(f"first-step loss {s2s_loss[0]:.2f} vs ln V = {np.log(V_S2S):.2f}: within 0.1: {abs(s2s_loss[0] - np.log(V_S2S)) < 0.1}")
+print(f"token accuracy on 200 fresh sources >= 0.99: {(s2s_logits.data.argmax(-1) == tgt_t).mean() >= 0.99}")
+hits = cross_w[:, :, np.arange(LT), LS - 1 - np.arange(LT)]         # query t -> key Ls-1-t
+print(f"cross-attention mass on the source symbol being written, per head >= 0.8: "
+      f"{bool(np.all(hits.mean(axis=(0, 2)) >= 0.8))}")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+for h_, ax in enumerate(axes):
+    va.plot_attention(cross_w[:, h_].mean(0), ax=ax, title=f"cross-attention head {h_} (mean of 200)",
+                      xlabels=[f"s{j}" for j in range(LS)], ylabels=[f"out {t}" for t in range(LT)],
+                      colorbar=False)
+    ax.set_xlabel("source position (key)")
+fig.tight_layout()
+plt.show()
+print(f"clipped steps (grad norm > 1): {np.mean(np.array(s2s_norm) > 1):.0%} of 300")
+
+# %% [markdown]
+# The map is $L_q \times L_k = 5 \times 8$, not square: output $t$ reads source position
+# $L_k - 1 - t$, the anti-diagonal, which is the symbol it writes. Nothing in the decoder's own
+# causal self-attention could provide it: the source exists only on the encoder side.
 #
 # ## 7. A character-level LM on Python's own source code
 #
@@ -304,22 +497,63 @@ ax.axhline(unigram, color="gray", ls="--", lw=1, label="unigram entropy")
 ax.legend()
 ax.set_title("character LM on Python stdlib source")
 plt.show()
-print(f"final validation loss {char_hist['eval'][-1]['val loss']:.3f} nats/char "
-      f"vs unigram {unigram:.3f}")
+char_val = char_hist['eval'][-1]['val loss']
+print(f"first-step loss {char_hist['loss'][0]:.2f} vs ln V = ln {corpus.vocab_size} = {np.log(corpus.vocab_size):.2f}")
+print(f"final validation loss {char_val:.3f} nats/char vs unigram {unigram:.3f}")
+print(f"perplexity: model {np.exp(char_val):.1f}, unigram {np.exp(unigram):.1f}, uniform {corpus.vocab_size}")
 
 # %% [markdown]
-# Below the unigram line, the model uses context. Sampling shows what it has picked up: indentation,
-# `self.`, keywords, balanced-looking brackets, made-up identifiers. `generate` feeds back its own
-# samples; temperature $T$ divides the logits (lower = more conservative) and `top_k` keeps only the
-# $k$ most likely characters. Without a KV cache each new character recomputes the whole context
-# (chapter 08 fixes that).
+# Below the unigram line, the model uses context. In perplexity terms (printed above, for the
+# stored run): at each step the model hesitates between about 10 characters, the context-free
+# unigram model between about 23, a uniform guess between all 96. The first-step loss sits a little
+# above $\ln 96$ again, as the $\ln V + \sigma^2/2$ rule of section 5 expects.
+#
+# ### Sampling: temperature, top-k, top-p
+#
+# `generate` feeds back its own samples. Three knobs shape the distribution each character is
+# drawn from, applied in this order:
+#
+# * **temperature** $T$ divides the logits: $T < 1$ sharpens the distribution (more conservative),
+#   $T > 1$ flattens it, $T = 0$ is greedy argmax;
+# * **top-k** keeps the $k$ most likely tokens;
+# * **top-p** (nucleus sampling, Holtzman et al. 2020) keeps the most likely tokens up to and
+#   including the first one at which their total probability reaches $p$: a set that is small when
+#   the model is sure and large when it is not.
+#
+# Everything outside the kept set gets probability 0 and the rest is renormalised. On one
+# made-up next-character distribution:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+demo_logits = np.log(np.array([[0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02]]))
+for label, kw in [("T = 1", {}), ("T = 0.5", {"temperature": 0.5}), ("T = 2", {"temperature": 2.0}),
+                  ("top-k 3", {"top_k": 3}), ("top-p 0.7", {"top_p": 0.7}),
+                  ("top-p 0.85", {"top_p": 0.85})]:
+    print(f"{label:>9}: {np.round(sampling_probs(demo_logits, **kw)[0], 3)}")
+
+# %% [markdown]
+# With top-p 0.7 the set is the first three tokens (0.40 + 0.25 = 0.65 < 0.7, the third brings
+# the total to 0.80); with 0.85, four (0.80 < 0.85, the fourth brings it to 0.90). Exercises 04.4 and 04.5 ask you to write this distribution and the draw.
+# Now samples from the character model, prompted with `"    def "` (without a KV cache each
+# new character recomputes the whole context; coming in chapter 08):
 
 # %%
 prompt = corpus.encode("    def ")
 for temperature in (0.5, 1.0):
     out = char_lm.generate(prompt, 120, temperature=temperature, top_k=10, rng=np.random.default_rng(0))
-    print(f"--- temperature {temperature} ---")
+    print(f"--- temperature {temperature}, top-k 10 ---")
     print(corpus.decode(out))
+
+# %% [markdown]
+# What 200 steps have learned, in the stored run (the corpus comes from your Python's standard
+# library, so your text may differ): at $T = 0.5$ the sample is a single line of short
+# English-looking words separated by single spaces ("the", "that", "are", "its", "is" recur), with
+# two `=` and an `==`. The corpus is largely docstrings and comments, and the most frequent words
+# win at low temperature. At $T = 1.0$ it is more varied and less word-like: a run of `=` signs,
+# line breaks followed by indentation, a `##`, a quote character and invented words. Neither
+# sample contains `self.` or a bracket, and none of it is Python code (the "is" above is the English
+# word): at a perplexity near 10 the model has learned spelling-level statistics and the layout of
+# lines, not Python's syntax. More steps and a longer context are what it would take (the same loop, a larger budget).
 
 # %% [markdown]
 # The trained character heads, on a stretch of real code: the weight sits in bands just left of the
@@ -367,8 +601,8 @@ with tempfile.TemporaryDirectory() as tmp:
 #
 # `generate` crops the context to the last `max_len` tokens. For a learned table this is forced:
 # position `max_len` has no row. For the other encodings the forward pass runs at any length, but
-# cropping keeps every position inside the range seen in training; chapter 05 measures what happens
-# beyond it.
+# cropping keeps every position inside the range seen in training; what happens beyond it is
+# coming in chapter 05.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -411,12 +645,33 @@ else:
 # | global receptive field: every token attends directly to all others (1.3) | §3: in a decoder, changing later tokens leaves earlier logits bit-identical; §6 maps are zero above the diagonal | corrected: true for encoders, decoders see only earlier tokens |
 # | capacity grows linearly with layers L, width d and heads h (1.3) | §3 parameter table: linear in layers, about quadratic in d, unchanged by the head count | corrected |
 # | encoder-only = BERT, decoder-only = GPT (1.3) | §3: our LM is the decoder-only (GPT) form | consistent (definition) |
+# | modular: encoder and decoder decoupled and freely combined (1.3, "Encoder-Decoder解耦,灵活组合") | §6: an encoder block, a decoder block and one cross-attention sublayer ($L_q = 5$ queries, $L_k = 8$ keys) learn source reversal; the cross-attention map is the anti-diagonal | reproduced (toy scale) |
 # | 2017 Transformer: WMT En-De BLEU 28.4 (1.1) | Vaswani et al. 2017, Table 2 (Transformer big); not reproduced here | quoted with source |
 # | Transformer trains 10x faster than LSTM (1.1) | no source; not measured | unsourced |
 # | meeting analogy: own idea 70% / agreeing 20% / opponents 10% (3.2) | §7: self-attention weights of trained character heads (printed) differ by head | illustrative only (unsourced numbers) |
 # | "可视化Attention": heatmaps show what the model looks at (5.3) | §6: copy heads put their weight $n$ positions back (table) | reproduced |
 #
 # Beyond the source text: post-norm needs a learning-rate warm-up where pre-norm does not (§5, 8
-# layers at lr $10^{-2}$, one seed: reproduces Xiong et al. 2020 at toy scale); a NumPy training step
+# layers at lr $10^{-2}$, one seed: reproduces Xiong et al. 2020 at toy scale); the first-step loss
+# is $\ln V + \sigma^2/2$ for initial logits of variance $\sigma^2$ (§5, to within 0.05); a NumPy training step
 # of the reference model runs within the ratio printed in §10 of PyTorch eager on the same threads
 # (target: at most 2x).
+
+# %% [markdown]
+# ## Your turn: the exercises
+#
+# Open `exercises/ch04_transformer.py` and replace each `raise NotImplementedError(...)`:
+#
+# | exercise | function | section |
+# |---|---|---|
+# | 04.1 | `prenorm_block_forward`: one pre-norm block in NumPy | §1-2 |
+# | 04.2 | `causal_lm_loss`: the shift, ignored targets, a stable log-softmax | §4-5 |
+# | 04.3 | `lm_parameter_count` | §2-3 |
+# | 04.4 | `sampling_distribution`: temperature, then top-k, then top-p | §7 |
+# | 04.5 | `sample_token`: one draw per row by inverting the CDF | §7 |
+#
+# Then grade them:
+#
+# ```
+# python3 course.py grade ch04
+# ```

@@ -7,7 +7,7 @@ each layer's attention probabilities for figures.
 from .block import MLP, TransformerBlock
 from .lm import TransformerLM
 from .positions import POSITIONAL, PositionalScheme
-from .sampling import sample_next, top_k_filter
+from .sampling import sample_next, sampling_probs, top_k_filter, top_p_filter
 
 __all__ = ["MLP", "TransformerBlock", "TransformerLM", "POSITIONAL", "PositionalScheme",
-           "sample_next", "top_k_filter"]
+           "sample_next", "sampling_probs", "top_k_filter", "top_p_filter"]

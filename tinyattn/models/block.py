@@ -9,6 +9,11 @@ identity path from the embeddings to the output, so gradients reach early layers
 the original post-norm layout (Vaswani et al. 2017), kept here as ``norm="post"`` for comparison,
 normalises after each residual sum, ``h = LN_1(x + Attn(x))``, ``y = LN_2(h + MLP(h))``, and
 needs learning-rate warm-up to train (Xiong et al. 2020).
+
+Residual dropout (``dropout > 0``, Vaswani et al. 2017, section 5.4) zeroes entries of each
+sublayer's OUTPUT before it is added to the stream, ``h = x + Drop(Attn(LN_1(x)))``, while
+training only; the residual path itself is never dropped. (Dropout on the attention
+probabilities is the other common site; chapter 04 shows it on one head.)
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ import numpy as np
 
 from .. import functional as F
 from ..attention import MultiHeadAttention
-from ..nn import LayerNorm, Linear, Module
+from ..nn import Dropout, LayerNorm, Linear, Module
 from ..tensor import Tensor
 
 __all__ = ["MLP", "TransformerBlock"]
@@ -45,10 +50,13 @@ class TransformerBlock(Module):
     ``forward`` passes ``is_causal``, ``attn_bias``, ``scale``, ``qk_transform`` and ``backend``
     straight to :class:`tinyattn.attention.MultiHeadAttention` (that is where RoPE, ALiBi and T5
     biases enter); with ``need_weights=True`` it returns ``(y, weights (B, H, L, L) ndarray)``.
+    dropout: residual dropout probability in [0, 1) (0 = none), active in ``train()`` mode only;
+    dropout_rng: the generator its masks come from (default seed 0), owned by the block.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
-                 rng: np.random.Generator | None = None, norm: str = "pre"):
+                 rng: np.random.Generator | None = None, norm: str = "pre", dropout: float = 0.0,
+                 dropout_rng: np.random.Generator | None = None):
         super().__init__()
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
@@ -58,6 +66,12 @@ class TransformerBlock(Module):
         self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
         self.ln2 = LayerNorm(d_model)
         self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, rng=rng)
+        # created only when used, so blocks without dropout own no extra generator (checkpoints)
+        self.drop = Dropout(dropout, rng=np.random.default_rng(0) if dropout_rng is None else dropout_rng) \
+            if dropout > 0 else None
+
+    def _drop(self, t: Tensor) -> Tensor:
+        return t if self.drop is None else self.drop(t)
 
     def forward(self, x: Tensor, *, is_causal: bool = True, attn_bias=None, scale: float | None = None,
                 qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense"):
@@ -67,10 +81,11 @@ class TransformerBlock(Module):
         weights = None
         if need_weights:
             a, weights = a
+        a = self._drop(a)                                # residual dropout on the sublayer output
         if pre:
-            h = x + a                                    # h = x + Attn(LN_1(x))
-            y = h + self.mlp(self.ln2(h))                # y = h + MLP(LN_2(h))
+            h = x + a                                    # h = x + Drop(Attn(LN_1(x)))
+            y = h + self._drop(self.mlp(self.ln2(h)))    # y = h + Drop(MLP(LN_2(h)))
         else:
             h = self.ln1(x + a)                          # post-norm: h = LN_1(x + Attn(x))
-            y = self.ln2(h + self.mlp(h))                #            y = LN_2(h + MLP(h))
+            y = self.ln2(h + self._drop(self.mlp(h)))    #            y = LN_2(h + MLP(h))
         return (y, weights) if need_weights else y

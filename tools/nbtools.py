@@ -112,4 +112,5 @@ def resync(src: Path, stored: nbformat.NotebookNode) -> nbformat.NotebookNode:
         if a.source.strip("\n") != b.source.strip("\n"):
             raise ValueError(f"{src.name}: code cell {i} changed; re-execute the notebook")
         b.outputs, b.execution_count = a.outputs, a.execution_count
+    new.metadata = stored.metadata            # kernel and language info as the last execution wrote them
     return new

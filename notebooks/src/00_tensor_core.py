@@ -439,7 +439,9 @@ plt.show()
 # | Softmax Jacobian $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$ (1.2, step 2) | §3: formula equals the finite-difference Jacobian to 1e-8; `F.softmax` passes gradcheck (§4) | reproduced |
 # | When scores spread, softmax becomes argmax and its gradient vanishes (1.2, step 2) | §3: scaling 16 scores by 1 … 256: max p → 1 and ‖J‖_F collapses at large scale; for moderate scales ‖J‖_F first *grows* (printed table) | reproduced, with the nuance that the decay is not monotone |
 # | Gradient computation rests on the chain rule and the Jacobian (5.1.3, listed as a prerequisite) | §2: chain rule by hand equals autograd; §3: VJPs without forming J | reproduced (taught here) |
-# | (ours, not the source's) central differences beat forward differences; float32 checks are far less accurate | §4: error-vs-ε figure and the printed best errors | measured here |
+#
+# Beyond the source text (our own measurement, not one of its claims): central differences beat forward
+# differences, and float32 checks are far less accurate (§4: the error-vs-ε figure and the printed best errors).
 
 # %% [markdown]
 # ## Your turn: the exercises

@@ -504,12 +504,12 @@ print("even the best head alone loses more than any removal     :", max(only_one
 # | $\text{MultiHead} = \text{Concat}(\text{head}_i)W^O$, $\text{head}_i = \text{Attention}(QW_i^Q, KW_i^K, VW_i^V)$ (1.2, 公理3) | §1: module = step-by-step = per-head formula, max error printed | reproduced |
 # | $d_{model} = 512$, $h = 8 \Rightarrow d_k = 64$ (1.2) | §1, printed | reproduced |
 # | removing any head costs 0.5–1.0 BLEU (1.2) | §5: literature (Michel et al. 2019; Voita et al. 2019: 38 of 48 encoder heads pruned for −0.15 BLEU) and our ablation: single-head removal barely matters | **corrected** (misreads the literature; no source given) |
-# | $h$ heads express at least the union of $h$ single heads, $\mathcal{F}_h \supseteq \mathcal{F}_1^{\times h}$ (1.2) | §1: the sum-of-heads form shows each head adds its own term; no number to test | qualitative, not tested |
+# | $h$ heads express at least the union of $h$ single heads, $\mathcal{F}_h \supseteq \mathcal{F}_1^{\times h}$ (1.2) | §1: the sum-of-heads form shows each head adds its own term, so zeroing the other heads' output projections recovers any single head; true by construction, no number to test | reproduced (by construction) |
 # | $\text{Attention}(\Pi Q, \Pi K, \Pi V) = \Pi\,\text{Attention}(Q,K,V)$, with the proof via $\text{softmax}(\Pi A\Pi^\top) = \Pi\,\text{softmax}(A)\Pi^\top$ (1.2, 公理4) | §2: identity and MHA equivariance hold to float64 rounding | reproduced |
 # | hence position encoding is **necessary** to model order (1.2) | §2: a causal mask alone breaks the symmetry and leaks position (output norm ∝ 1/√(i+1)) | **corrected** for causal decoders (true for unmasked attention) |
 # | capacity scales linearly by increasing layers $L$, width $d$, heads $h$ (1.3) | §3: parameters $4d^2$ per layer, independent of $h$; FLOPs and memory formulas match measured arrays | **corrected** |
 # | GQA head $i$ uses KV head $\lfloor i/g\rfloor$, $g$ = number of groups (2.4, used here) | §1 GQA: divides by the number of groups instead of the group size $h/g$; correct is $\lfloor i/(h/g)\rfloor = \lfloor ig/h\rfloor$. Out of range for $h > g^2$ (h=8, g=2), wrong KV heads with no error for $h < g^2$ (h=8, g=4), equal only for $h = g^2$ (the source's h=64, g=8) | **corrected** |
-# | meeting analogy: own view 70%, allies 20%, opponents 10% (3.2) | illustrative weights, no model behind them | illustrative |
+# | meeting analogy: own view 70%, allies 20%, opponents 10% (3.2) | illustrative weights, no model behind them | unsourced (illustrative) |
 
 # %% [markdown]
 # ## Exercises

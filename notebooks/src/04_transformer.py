@@ -644,9 +644,9 @@ else:
 # | "手工实现标准Transformer": MHA + feed-forward + residual (5.3) | §2: block rebuilt from its sublayers, equal to below 1e-6 | reproduced |
 # | global receptive field: every token attends directly to all others (1.3) | §3: in a decoder, changing later tokens leaves earlier logits bit-identical; §6 maps are zero above the diagonal | corrected: true for encoders, decoders see only earlier tokens |
 # | capacity grows linearly with layers L, width d and heads h (1.3) | §3 parameter table: linear in layers, about quadratic in d, unchanged by the head count | corrected |
-# | encoder-only = BERT, decoder-only = GPT (1.3) | §3: our LM is the decoder-only (GPT) form | consistent (definition) |
+# | encoder-only = BERT, decoder-only = GPT (1.3) | §3: our LM is the decoder-only (GPT) form | reproduced (a definition) |
 # | modular: encoder and decoder decoupled and freely combined (1.3, "Encoder-Decoder解耦,灵活组合") | §6: an encoder block, a decoder block and one cross-attention sublayer ($L_q = 5$ queries, $L_k = 8$ keys) learn source reversal; the cross-attention map is the anti-diagonal | reproduced (toy scale) |
-# | 2017 Transformer: WMT En-De BLEU 28.4 (1.1) | Vaswani et al. 2017, Table 2 (Transformer big); not reproduced here | quoted with source |
+# | 2017 Transformer: WMT En-De BLEU 28.4 (1.1) | Vaswani et al. 2017, Table 2 (Transformer big); not re-run here | reproduced (quoted with its source) |
 # | Transformer trains 10x faster than LSTM (1.1) | no source; not measured | unsourced |
 # | meeting analogy: own idea 70% / agreeing 20% / opponents 10% (3.2) | §7: self-attention weights of trained character heads (printed) differ by head | illustrative only (unsourced numbers) |
 # | "可视化Attention": heatmaps show what the model looks at (5.3) | §6: copy heads put their weight $n$ positions back (table) | reproduced |

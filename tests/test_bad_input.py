@@ -293,3 +293,22 @@ def test_embedding_rejects_negative_indices():
     with pytest.raises(ValueError, match=r"\[0, 4\)"):
         F.embedding(W, np.array([4]))
     np.testing.assert_array_equal(F.embedding(W, np.array([[3, 0]])).data, W[[[3, 0]]])
+
+
+def test_module_load_of_garbage_is_a_clear_error(tmp_path):
+    import tinyattn.nn as nn
+    lin = nn.Linear(3, 2, rng=np.random.default_rng(0))
+    for name, data in (("random.npz", bytes(range(256)) * 4), ("empty.npz", b"")):
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(ValueError, match="not a saved tinyattn module") as e:
+            lin.load(str(p))
+        assert "allow_pickle" not in str(e.value)
+    good = tmp_path / "good.npz"
+    lin.save(str(good))
+    raw = good.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        lin.load(str(tmp_path / "cut.npz"))
+    lin2 = nn.Linear(3, 2, rng=np.random.default_rng(1)).load(str(good))
+    np.testing.assert_array_equal(lin2.weight.data, lin.weight.data)

@@ -124,8 +124,24 @@ class Module:
         np.savez(path, **self.state_dict())
 
     def load(self, path: str) -> "Module":
-        with np.load(path) as f:
-            self.load_state_dict({k: f[k] for k in f.files})
+        """Read a state dict written by :meth:`save`; a file that is not one raises ``ValueError``."""
+        import zipfile
+        import zlib
+        bad = f"{path} is not a saved tinyattn module (.npz of parameters), or it is truncated or corrupt"
+        try:
+            f = np.load(path, allow_pickle=False)
+        except ValueError:                  # no .npy/.npz magic bytes: NumPy would suggest allow_pickle
+            raise ValueError(f"{bad} (not an .npz archive)") from None
+        except (EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{bad} ({type(exc).__name__}: {exc})") from None
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise ValueError(f"{bad} (a single .npy array, not an .npz archive)")
+        try:
+            with f:
+                state = {k: f[k] for k in f.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ValueError(f"{bad} ({type(exc).__name__}: {exc})") from None
+        self.load_state_dict(state)
         return self
 
     def __repr__(self) -> str:

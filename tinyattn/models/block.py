@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .. import functional as F
-from ..attention import MultiHeadAttention
+from ..attention import MultiHeadAttention, MultiHeadLatentAttention
 from ..nn import LayerNorm, Linear, Module
 from ..tensor import Tensor
 
@@ -45,25 +45,40 @@ class TransformerBlock(Module):
     ``forward`` passes ``is_causal``, ``attn_bias``, ``scale``, ``qk_transform`` and ``backend``
     straight to :class:`tinyattn.attention.MultiHeadAttention` (that is where RoPE, ALiBi and T5
     biases enter); with ``need_weights=True`` it returns ``(y, weights (B, H, L, L) ndarray)``.
+    ``mla``: a dict of :class:`tinyattn.attention.MultiHeadLatentAttention` keyword arguments
+    (kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim, q_lora_rank, rope_base) to use
+    MLA instead of MHA; it applies RoPE itself at ``positions``. ``cache``: a KV cache layer handle.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
-                 rng: np.random.Generator | None = None, norm: str = "pre"):
+                 rng: np.random.Generator | None = None, norm: str = "pre", mla: dict | None = None):
         super().__init__()
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
         self.norm = norm
         rng = np.random.default_rng(0) if rng is None else rng
         self.ln1 = LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
+        if mla is None:
+            self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
+        else:
+            self.attn = MultiHeadLatentAttention(d_model, n_heads, rng=rng, **mla)
         self.ln2 = LayerNorm(d_model)
         self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, rng=rng)
 
     def forward(self, x: Tensor, *, is_causal: bool = True, attn_bias=None, scale: float | None = None,
-                qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense"):
+                qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense",
+                cache=None, positions=None, absorbed: bool = False):
         pre = self.norm == "pre"
-        a = self.attn(self.ln1(x) if pre else x, attn_bias=attn_bias, is_causal=is_causal, scale=scale,
-                      qk_transform=qk_transform, need_weights=need_weights, backend=backend)
+        z = self.ln1(x) if pre else x
+        if isinstance(self.attn, MultiHeadLatentAttention):
+            if need_weights or attn_bias is not None or qk_transform is not None:
+                raise ValueError("MLA applies its own RoPE: need_weights, attn_bias and qk_transform "
+                                 "are not supported")
+            a = self.attn(z, positions=positions, is_causal=is_causal, cache=cache, absorbed=absorbed,
+                          backend=backend)
+        else:
+            a = self.attn(z, attn_bias=attn_bias, is_causal=is_causal, scale=scale, qk_transform=qk_transform,
+                          need_weights=need_weights, backend=backend, cache=cache)
         weights = None
         if need_weights:
             a, weights = a

@@ -143,3 +143,24 @@ def test_learned_positions_past_table_raise_with_cache():
     with pytest.raises(ValueError, match="exceeds max_len"):
         model(np.zeros((1, 1), dtype=np.int64), cache=cache)
     assert cache.length == MAXLEN
+
+
+def test_mla_generate_absorbed_equals_naive_and_uncached():
+    model = _model("mla", "rope", seed=11)
+    prompt = np.random.default_rng(12).integers(0, V, (2, 3))
+    outs = [model.generate(prompt, 8, temperature=0, use_cache=u, absorbed=a)
+            for u, a in ((True, True), (True, False), (False, False))]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+
+
+def test_attention_maps_with_cache_are_the_last_rows_of_the_full_maps():
+    model = _model("gqa", "alibi")
+    tokens = np.random.default_rng(13).integers(0, V, (1, 9))
+    _, full_maps = model(tokens, need_weights=True)
+    cache = model.new_cache(1, 9)
+    model(tokens[:, :6], cache=cache)
+    _, maps = model(tokens[:, 6:], cache=cache, need_weights=True)
+    for full, part in zip(full_maps, maps):
+        assert part.shape == (1, H, 3, 9)
+        np.testing.assert_allclose(part, full[:, :, 6:], atol=1e-12)

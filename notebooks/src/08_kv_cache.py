@@ -150,8 +150,8 @@ ax.set_title("decode speed of one next-token step"), ax.legend()
 plt.show()
 
 # %% [markdown]
-# At a one-token context the two steps do the same work and take the same time (speedup 1.00 in
-# the table). From the length printed above on the cached step wins at every measured length, and
+# At a one-token context the two steps do almost the same work (a forward over 2 tokens vs 1 token
+# plus a 1-token cache) and take the same time (speedup 1.00 in the table). From the length printed above on the cached step wins at every measured length, and
 # the gap widens with the context: about 10x at a few hundred tokens and over 100x at 2048 in this
 # run, because the uncached step's cost grows with the context while the cached step's grows only
 # through the $O(t\,d)$ attention read.
@@ -395,7 +395,7 @@ print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128,
 # | DeepSeek-V2 236B parameters (2.5) | arXiv:2405.04434 (236B total, 21B activated per token) | quoted with source |
 # | Llama-2-70B vs DeepSeek-V2: PPL 8.2 vs 7.9, MMLU 69.7 vs 78.5, HumanEval 29.9 vs 45.1, cache 9.2 GB vs 144 MB (2.5) | PPL rows have no source; REFERENCE.md: Llama-2-70B MMLU 68.9, DeepSeek-V2 base HumanEval 48.8; §5: caches 1.25 GiB vs 270 MiB | corrected / unsourced |
 # | "MLA compresses 64x and performs better" because of regularisation, redundancy, gradient sharing (2.5) | not measured; the quality comparison mixes different models | unsourced |
-# | shared taxi: 100 / 10 / 1 cars, cost 100% / 10% / 1%, satisfaction 100% / 98% / 92% (3.5) | analogy; §4 cache fractions are $H_{kv}/H$ | illustrative (numbers unsourced) |
+# | shared taxi: 100 / 10 / 1 cars, cost 100% / 10% / 1%, satisfaction 100% / 98% / 92%, GQA keeps 90% flexibility (3.5) | analogy; §4 cache fractions are $H_{kv}/H$ | illustrative (numbers unsourced) |
 # | video compression: 1 GB -> 50 MB, 20x, key frames at 5 fps (3.6) | analogy; §5: MLA's real factor is 56.9x vs MHA of the same shape | illustrative (numbers unsourced) |
 # | $d_{model}$ = 5120 -> $d_{latent}$ = 512 down-projection (3.6) | §5 | reproduced |
 #

@@ -164,3 +164,10 @@ def test_attention_maps_with_cache_are_the_last_rows_of_the_full_maps():
     for full, part in zip(full_maps, maps):
         assert part.shape == (1, H, 3, 9)
         np.testing.assert_allclose(part, full[:, :, 6:], atol=1e-12)
+
+
+def test_flash_backend_with_cache_equals_dense_full_forward():
+    model = _model("gqa", "rope")
+    model.backend = "flash"                                    # bottom-right causal tiles with Lq < Lk
+    tokens = np.random.default_rng(14).integers(0, V, (2, 10))
+    np.testing.assert_allclose(_decode(model, tokens, 4), model(tokens, backend="dense").data, rtol=0, atol=1e-9)

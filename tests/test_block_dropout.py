@@ -5,7 +5,7 @@ import pytest
 
 import tinyattn as ta
 from tinyattn.models import TransformerBlock
-from tinyattn.train import _named_generators
+from tinyattn.checkpoint import _named_generators
 
 
 def _x(seed=0):

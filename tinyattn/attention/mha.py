@@ -98,10 +98,14 @@ class MultiHeadAttention(Module):
 
     def forward(self, x, *, kv_input=None, mask=None, attn_bias=None, is_causal: bool = False,
                 scale: float | None = None, qk_transform: QKTransform | None = None,
-                need_weights: bool = False, backend: str = "dense"):
+                need_weights: bool = False, backend: str = "dense", cache=None):
         """x: (B, L, d_model) -> out (B, L, d_model), or (out, weights (B, H, L, Lk) ndarray)
         when need_weights. mask (bool, True = attend) and attn_bias broadcast to (B, H, L, Lk);
-        qk_transform(q, k) -> (q, k) runs after the head split (RoPE goes here)."""
+        qk_transform(q, k) -> (q, k) runs after the head split (RoPE goes here).
+        cache: a layer handle of :class:`tinyattn.cache.KVCache` (``cache.layer(l)``) with fields
+        k, v of shape (Hkv, d_head): the new (already rotated) keys and values are appended and
+        attention runs over every cached token, Lk = cached + L (inference only, no gradient to
+        the cached part)."""
         x = as_tensor(x)
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"x must be (B, L, d_model={self.d_model}), got shape {x.shape}")
@@ -113,6 +117,9 @@ class MultiHeadAttention(Module):
         q, k, v = self.qkv(x, kv_input)
         if qk_transform is not None:
             q, k = qk_transform(q, k)
+        if cache is not None:                                          # K, V of all tokens so far
+            kv = cache(k=k.data.transpose(0, 2, 1, 3), v=v.data.transpose(0, 2, 1, 3))
+            k, v = (Tensor(kv[n].transpose(0, 2, 1, 3)) for n in ("k", "v"))   # (B, Hkv, Lk, d)
         o = scaled_dot_product_attention(q, k, v, mask, bias=attn_bias, is_causal=is_causal,
                                          scale=scale, backend=backend)  # (B, H, L, d_head)
         out = self.o_proj(merge_heads(o))                              # Concat(heads) W^O

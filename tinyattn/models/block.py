@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .. import functional as F
-from ..attention import MultiHeadAttention
+from ..attention import MultiHeadAttention, MultiHeadLatentAttention
 from ..nn import Dropout, LayerNorm, Linear, Module
 from ..tensor import Tensor
 
@@ -52,18 +52,24 @@ class TransformerBlock(Module):
     biases enter); with ``need_weights=True`` it returns ``(y, weights (B, H, L, L) ndarray)``.
     dropout: residual dropout probability in [0, 1) (0 = none), active in ``train()`` mode only;
     dropout_rng: the generator its masks come from (default seed 0), owned by the block.
+    ``mla``: a dict of :class:`tinyattn.attention.MultiHeadLatentAttention` keyword arguments
+    (kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, v_head_dim, q_lora_rank, rope_base) to use
+    MLA instead of MHA; it applies RoPE itself at ``positions``. ``cache``: a KV cache layer handle.
     """
 
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int | None = None, d_ff: int | None = None,
                  rng: np.random.Generator | None = None, norm: str = "pre", dropout: float = 0.0,
-                 dropout_rng: np.random.Generator | None = None):
+                 dropout_rng: np.random.Generator | None = None, mla: dict | None = None):
         super().__init__()
         if norm not in ("pre", "post"):
             raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
         self.norm = norm
         rng = np.random.default_rng(0) if rng is None else rng
         self.ln1 = LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
+        if mla is None:
+            self.attn = MultiHeadAttention(d_model, n_heads, n_kv_heads=n_kv_heads, rng=rng)
+        else:
+            self.attn = MultiHeadLatentAttention(d_model, n_heads, rng=rng, **mla)
         self.ln2 = LayerNorm(d_model)
         self.mlp = MLP(d_model, 4 * d_model if d_ff is None else d_ff, rng=rng)
         # created only when used, so blocks without dropout own no extra generator (checkpoints)
@@ -74,10 +80,19 @@ class TransformerBlock(Module):
         return t if self.drop is None else self.drop(t)
 
     def forward(self, x: Tensor, *, is_causal: bool = True, attn_bias=None, scale: float | None = None,
-                qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense"):
+                qk_transform: Callable | None = None, need_weights: bool = False, backend: str = "dense",
+                cache=None, positions=None, absorbed: bool = False):
         pre = self.norm == "pre"
-        a = self.attn(self.ln1(x) if pre else x, attn_bias=attn_bias, is_causal=is_causal, scale=scale,
-                      qk_transform=qk_transform, need_weights=need_weights, backend=backend)
+        z = self.ln1(x) if pre else x
+        if isinstance(self.attn, MultiHeadLatentAttention):
+            if need_weights or attn_bias is not None or qk_transform is not None:
+                raise ValueError("MLA applies its own RoPE: need_weights, attn_bias and qk_transform "
+                                 "are not supported")
+            a = self.attn(z, positions=positions, is_causal=is_causal, cache=cache, absorbed=absorbed,
+                          backend=backend)
+        else:
+            a = self.attn(z, attn_bias=attn_bias, is_causal=is_causal, scale=scale, qk_transform=qk_transform,
+                          need_weights=need_weights, backend=backend, cache=cache)
         weights = None
         if need_weights:
             a, weights = a

@@ -54,18 +54,20 @@ class PositionalScheme(Module):
         # CAPE draws fresh augmented positions every training forward pass from its own stream
         self._cape_rng = np.random.default_rng(rng.integers(2**63)) if kind == "cape" else None
 
-    def check_length(self, L: int) -> None:
-        if self.kind == "learned" and L > self.max_len:
-            raise ValueError(f"sequence length {L} exceeds max_len={self.max_len}: a learned position "
+    def check_length(self, L: int, start: int = 0) -> None:
+        """Raise if positions start..start+L-1 do not exist (only a learned table has an end)."""
+        if self.kind == "learned" and start + L > self.max_len:
+            raise ValueError(f"sequence length {start + L} exceeds max_len={self.max_len}: a learned position "
                              "table has no rows beyond it (crop the context or use a relative encoding)")
 
-    def embed(self, x: Tensor) -> Tensor:
-        """x: (B, L, d_model) -> x + PE (absolute encodings) or x unchanged (relative/none)."""
+    def embed(self, x: Tensor, start: int = 0) -> Tensor:
+        """x: (B, L, d_model) at positions start..start+L-1 -> x + PE (absolute encodings) or x
+        unchanged (relative/none). start > 0 when decoding after a KV cache of that length."""
         b, L, d = x.shape
-        if self.kind == "sinusoidal":
-            return x + sinusoidal(L, d).astype(x.dtype)                # PE[p] fixed, (L, d)
+        if self.kind == "sinusoidal" or (self.kind == "cape" and not self.training):
+            return x + sinusoidal(start + L, d)[start:].astype(x.dtype)  # PE[p] fixed, (L, d)
         if self.kind == "learned":
-            return x + self.learned(np.arange(L))                       # trainable row per position
+            return x + self.learned(np.arange(start, start + L))        # trainable row per position
         if self.kind == "cape":
             if self.training:                                           # one augmentation per sequence
                 pe = np.stack([sinusoidal_at(cape_positions(L, self._cape_rng), d) for _ in range(b)])
@@ -74,17 +76,19 @@ class PositionalScheme(Module):
             return x + pe.astype(x.dtype)
         return x
 
-    def attention_kwargs(self, L: int) -> dict:
-        """attn_bias / scale / qk_transform for a causal sequence of length L."""
+    def attention_kwargs(self, L: int, start: int = 0) -> dict:
+        """attn_bias / scale / qk_transform for L causal queries at positions start..start+L-1
+        attending to keys 0..start+L-1 (start = tokens already in the KV cache)."""
+        Lk = start + L
         if self.kind == "rope":
-            pos, inv, factor = np.arange(L), self.inv_freq, self.attention_factor
+            pos, inv, factor = np.arange(start, Lk), self.inv_freq, self.attention_factor
 
             def rope(q: Tensor, k: Tensor):                             # q (B,H,L,d), k (B,Hkv,L,d)
                 return (apply_rope(q, pos, inv, attention_factor=factor),
                         apply_rope(k, pos, inv, attention_factor=factor))
             return {"qk_transform": rope}
         if self.kind == "alibi":
-            return {"attn_bias": alibi_bias(self.n_heads, L, L)}        # added after 1/sqrt(d)
+            return {"attn_bias": alibi_bias(self.n_heads, L, Lk)}       # added after 1/sqrt(d)
         if self.kind == "t5":
-            return {"attn_bias": self.t5(L, L), "scale": 1.0}           # T5: unscaled logits
+            return {"attn_bias": self.t5(L, Lk), "scale": 1.0}          # T5: unscaled logits
         return {}

@@ -102,7 +102,7 @@ def _collection_error(output: str) -> str:
     for key in ("error:", "Error:", "ERROR", "Error"):
         hits = [ln for ln in lines if key in ln]
         if hits:
-            return hits[-1][:300]
+            return hits[-1].lstrip("E ").strip()[:300]
     return lines[-1][:300] if lines else "pytest printed nothing"
 
 
@@ -115,8 +115,8 @@ def _results(records: list[dict], chapter: str, label: str, output: str) -> list
         out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", "")))
     if not collected:
         out.append(Result(chapter, f"{label} (collection)", 0.0, "error",
-                          "the graded tests themselves could not be collected (a grader or environment "
-                          f"problem, not your module): {_collection_error(output)}"))
+                          "graded tests not collected (not your code: the grader or its environment): "
+                          f"{_collection_error(output)}"))
     return out
 
 

@@ -270,3 +270,5 @@ def test_failure_messages_say_what_differed():
         assert_equal("ids", [1, 5, 3], [1, 2, 4], seed=3)
     with pytest.raises(AssertionError, match=r"^g \(seed 4\): left x changed$"):
         check(False, "g", "left x changed", seed=4)
+    with pytest.raises(AssertionError, match=r"^loss \(seed 9\): expected 1.5, got 2 \(allowed"):
+        assert_close("loss", 2.0, 1.5, seed=9)

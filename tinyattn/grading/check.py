@@ -71,6 +71,9 @@ def assert_close(name: str, got: Any, want: Any, *, seed: int | None = None, ato
     if not bad.any():
         return
     idx = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.ndim else ()
+    if excess.ndim == 0:
+        raise AssertionError(f"{_where(name, seed)}: expected {_fmt(w[()])}, got {_fmt(g[()])} "
+                             f"(allowed |got - want| <= {atol:g} + {rtol:g}*|want|)")
     raise AssertionError(
         f"{_where(name, seed)}: {int(bad.sum())} of {bad.size} element(s) differ "
         f"(allowed |got - want| <= {atol:g} + {rtol:g}*|want|); worst at index {tuple(int(i) for i in idx)}: "

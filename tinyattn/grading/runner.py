@@ -136,7 +136,8 @@ def run_many(test_files: list[Path], impl_dirs: list[Path], timeout: float, repo
     names = [Path(d).name for d in impl_dirs]
     if len(set(names)) != len(names):
         raise ValueError(f"run_many: folder names must be distinct, got {names}")
-    records, output = _run_pytest(test_files, [f"--impl-dirs={os.pathsep.join(map(str, impl_dirs))}"],
+    records, output = _run_pytest(test_files, ["--impl=solutions",        # collect graded tests (conftest)
+                                               f"--impl-dirs={os.pathsep.join(map(str, impl_dirs))}"],
                                   timeout, repo, n_runs=len(impl_dirs))
     chapter = chapter_of(test_files[0])
     by_dir: dict[str, list[dict]] = {str(d): [] for d in impl_dirs}

@@ -230,15 +230,30 @@ def test_run_many_grades_several_folders_in_one_process(tmp_path):
     """The regression suite's fast path gives each folder the score run_file would give it."""
     from tinyattn.grading.runner import run_file, run_many
 
-    tests, good = _fake_course(tmp_path)
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "ch98_fake.py").write_text(STUDENT.replace("return 2 * x", "return 3 * x"))
-    many = run_many([tests / "test_ch98_fake.py"], [good, bad], timeout=3, repo=REPO)
-    single = run_file(tests / "test_ch98_fake.py", "exercises", good, timeout=3, repo=REPO)
+    tests = tmp_path / "graded"
+    tests.mkdir()
+    (tests / "test_ch96_fake.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.points(2)
+        def test_good(impl):
+            assert impl("ch96_fake").good(3) == 6
+
+        @pytest.mark.points(3)
+        def test_raises(impl):
+            assert impl("ch96_fake").raises(1) == 2
+        '''))
+    folders = {}
+    for name, body in {"right": STUDENT.replace("raise RuntimeError(\"student bug\")", "return 2 * x"),
+                       "wrong": STUDENT.replace("return 2 * x", "return 3 * x")}.items():
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "ch96_fake.py").write_text(body)
+    many = run_many([tests / "test_ch96_fake.py"], list(folders.values()), timeout=10, repo=REPO)
+    single = run_file(tests / "test_ch96_fake.py", "exercises", folders["right"], timeout=10, repo=REPO)
     score = {name: sum(r.earned for r in res) for name, res in many.items()}
-    assert score == {"student": sum(r.earned for r in single), "bad": 0} and score["student"] == 1
-    assert [r.test for r in many["bad"]] == [r.test + "[bad]" for r in single]
+    assert score == {"right": 5, "wrong": 0} and sum(r.earned for r in single) == 5
+    assert [r.test for r in many["wrong"]] == [r.test + "[wrong]" for r in single]
 
 
 def test_failure_messages_say_what_differed():

@@ -189,3 +189,101 @@ def test_untouched_exercise_stubs_score_zero():
     res = _grade("--impl", "exercises")
     earned, total = _score(res.stdout)
     assert total > 0 and earned == 0 and res.returncode == 1, res.stdout[-3000:]
+
+
+def test_missing_grader_packages_are_named_not_blamed_on_the_student(monkeypatch, capsys):
+    """Item 12 of issue 9: without pytest-timeout the grader says so (and how to install it)."""
+    from tinyattn.grading import __main__ as cli
+    from tinyattn.grading import runner
+
+    monkeypatch.setattr(runner, "missing_requirements", lambda: ["pytest-timeout>=2.3"])
+    assert cli.main(["--impl", "solutions", "ch01"]) == 2
+    err = capsys.readouterr().err
+    assert "pytest-timeout" in err and "pip install 'pytest-timeout>=2.3'" in err
+    assert "not a problem with your exercises" in err and "does the module import" not in err
+
+
+@pytest.mark.parametrize("blocked", ["pytest_timeout", "pytest"])
+def test_grader_in_a_python_without_pytest_timeout_or_pytest(blocked):
+    """The real thing: a Python where the import fails (the module is blocked in sys.modules)."""
+    code = (f"import sys; sys.modules[{blocked!r}] = None\n"
+            "from tinyattn.grading.__main__ import main\n"
+            "sys.exit(main(['--impl', 'solutions', 'ch01']))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stdout + res.stderr
+    package = blocked.replace("_", "-")
+    assert f"needs {package}," in res.stderr and "pip install" in res.stderr, res.stderr
+    assert "SCORE" not in res.stdout
+
+
+def test_uncollectable_graded_file_names_its_error_not_the_students_module(tmp_path):
+    tests, impl_dir = tmp_path / "graded", tmp_path / "student"
+    tests.mkdir(), impl_dir.mkdir()
+    (tests / "test_ch97_broken.py").write_text("import not_a_real_package_xyz\n\ndef test_x(impl):\n    assert 1\n")
+    res = _grade("--tests", str(tests), "--impl-dir", str(impl_dir), "--timeout", "3")
+    row = next(line for line in res.stdout.splitlines() if line.startswith("ch97"))
+    assert "ERROR" in row and "not your code" in row, res.stdout
+    assert "not_a_real_package_xyz" in res.stdout and "does the module import" not in res.stdout
+
+
+def test_run_many_grades_several_folders_in_one_process(tmp_path):
+    """The regression suite's fast path gives each folder the score run_file would give it."""
+    from tinyattn.grading.runner import run_file, run_many
+
+    tests = tmp_path / "graded"
+    tests.mkdir()
+    (tests / "test_ch96_fake.py").write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.points(2)
+        def test_good(impl):
+            assert impl("ch96_fake").good(3) == 6
+
+        @pytest.mark.points(3)
+        def test_raises(impl):
+            assert impl("ch96_fake").raises(1) == 2
+        '''))
+    folders = {}
+    for name, body in {"right": STUDENT.replace("raise RuntimeError(\"student bug\")", "return 2 * x"),
+                       "wrong": STUDENT.replace("return 2 * x", "return 3 * x")}.items():
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "ch96_fake.py").write_text(body)
+    many = run_many([tests / "test_ch96_fake.py"], list(folders.values()), timeout=10, repo=REPO)
+    single = run_file(tests / "test_ch96_fake.py", "exercises", folders["right"], timeout=10, repo=REPO)
+    score = {name: sum(r.earned for r in res) for name, res in many.items()}
+    assert score == {"right": 5, "wrong": 0} and sum(r.earned for r in single) == 5
+    assert [r.test for r in many["wrong"]] == [r.test + "[wrong]" for r in single]
+
+
+def test_failure_messages_say_what_differed():
+    import numpy as np
+
+    from tinyattn.grading.check import assert_close, assert_equal, check
+
+    want = np.zeros((2, 3, 4))
+    got = want.copy()
+    got[1, 2, 0], got[0, 0, 1] = 0.5, 1e-3
+    with pytest.raises(AssertionError) as e:
+        assert_close("f(x)", got, want, seed=7, atol=1e-6)
+    msg = str(e.value)
+    assert msg.startswith("f(x) (seed 7): 2 of 24 element(s) differ") and "worst at index (1, 2, 0)" in msg
+    assert "expected 0, got 0.5" in msg
+    for bad, text in [(None, "returned None"), (np.zeros((3, 2, 4)), "shape (3, 2, 4), expected (2, 3, 4)")]:
+        with pytest.raises(AssertionError, match=re.escape(text)):
+            assert_close("f(x)", bad, want)
+    with pytest.raises(AssertionError, match="dtype <U4"):
+        assert_close("f(x)", "text", 1.0)
+    nan = want.copy()
+    nan[0, 1, 2] = np.nan
+    with pytest.raises(AssertionError, match=r"index \(0, 1, 2\): expected 0, got nan"):
+        assert_close("f(x)", nan, want, atol=1.0)
+    assert_close("same infinities", [np.inf, -np.inf, 1.0], [np.inf, -np.inf, 1.0])
+    with pytest.raises(AssertionError, match="expected inf, got -inf"):
+        assert_close("opposite infinities", [-np.inf], [np.inf])
+    with pytest.raises(AssertionError, match=r"first at index \(1,\): expected 2, got 5"):
+        assert_equal("ids", [1, 5, 3], [1, 2, 4], seed=3)
+    with pytest.raises(AssertionError, match=r"^g \(seed 4\): left x changed$"):
+        check(False, "g", "left x changed", seed=4)
+    with pytest.raises(AssertionError, match=r"^loss \(seed 9\): expected 1.5, got 2 \(allowed"):
+        assert_close("loss", 2.0, 1.5, seed=9)

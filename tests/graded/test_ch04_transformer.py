@@ -1,49 +1,57 @@
-"""Graded tests for chapter 04 (the Transformer block, the LM loss, parameter counting): compare
-with tinyattn's modules on fresh random inputs, plus the properties that define each one."""
+"""Graded tests for chapter 04 (the Transformer block, the LM loss, parameter counting): compare with
+tinyattn's modules (run in float64), plus the properties that define each one.
+
+Inputs are deterministic (``np.random.default_rng(SEED)``, the seed is printed on failure). The block is
+always multi-head (H >= 2, so scaling by sqrt(d_model) or ignoring n_heads cannot pass), L != d, and
+``ignore_index``, ``d_ff`` and ``tie_weights`` are varied from their defaults.
+"""
 import numpy as np
 import pytest
 
 import tinyattn as ta
 from tinyattn import functional as F
+from tinyattn.grading.check import assert_close, assert_shape, check
 from tinyattn.models import TransformerBlock, TransformerLM
 
 MOD = "ch04_transformer"
 
 
-def _rng():
-    return np.random.default_rng()                  # fresh inputs each run
-
-
 def _block_and_params(rng, d, H):
-    """A tinyattn block with random (not default) weights, and the same weights as the exercise's dict."""
+    """A float64 tinyattn block with random (not default) weights, and the same weights as the exercise's dict."""
     block = TransformerBlock(d, H, rng=rng)
     for p in block.parameters():
-        p.data[...] = (rng.standard_normal(p.shape) * 0.3 + (1.0 if p.ndim == 1 else 0.0)).astype(p.dtype)
+        p.data = rng.standard_normal(p.shape) * 0.3 + (1.0 if p.ndim == 1 else 0.0)
     a, m = block.attn, block.mlp
     p = {"ln1_g": block.ln1.weight, "ln1_b": block.ln1.bias, "ln2_g": block.ln2.weight,
          "ln2_b": block.ln2.bias, "Wq": a.q_proj.weight, "Wk": a.k_proj.weight, "Wv": a.v_proj.weight,
          "Wo": a.o_proj.weight, "W1": m.fc1.weight, "b1": m.fc1.bias, "W2": m.fc2.weight, "b2": m.fc2.bias}
-    return block, {k: v.data.astype(np.float64) for k, v in p.items()}
+    return block, {k: np.array(v.data, dtype=np.float64) for k, v in p.items()}
+
+
+# (n_heads, d_head, B, L): d_model = n_heads * d_head; H >= 2 and d_head != d_model always
+BLOCK_CONFIGS = [(2, 3, 2, 5), (4, 2, 1, 7), (3, 4, 2, 9)]
 
 
 @pytest.mark.points(4)
 def test_prenorm_block_matches_library(impl):
     ex = impl(MOD)
-    rng = _rng()
-    H = int(rng.choice([1, 2, 4]))
-    d, B, L = H * int(rng.integers(2, 9)), int(rng.integers(1, 4)), int(rng.integers(1, 12))
-    block, params = _block_and_params(rng, d, H)
-    x = rng.standard_normal((B, L, d))
-    got = np.asarray(ex.prenorm_block_forward(x, params, H))
-    assert got.shape == (B, L, d)
-    want = block(ta.Tensor(x.astype(np.float32)), is_causal=True).data
-    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+    SEED = 1401
+    rng = np.random.default_rng(SEED)
+    for H, dh, B, L in BLOCK_CONFIGS:
+        d = H * dh
+        block, params = _block_and_params(rng, d, H)
+        x = rng.standard_normal((B, L, d))
+        name = f"prenorm_block_forward(x ({B}, {L}, {d}), params, n_heads={H})"
+        got = assert_shape(name, ex.prenorm_block_forward(x, params, H), (B, L, d), seed=SEED)
+        want = block(ta.Tensor(x), is_causal=True).data
+        assert_close(name, got, want, seed=SEED, atol=1e-9, rtol=1e-9)
 
 
 @pytest.mark.points(2)
 def test_prenorm_block_is_causal_and_residual(impl):
     ex = impl(MOD)
-    rng = _rng()
+    SEED = 1402
+    rng = np.random.default_rng(SEED)
     d, H, L = 8, 2, 6
     _, params = _block_and_params(rng, d, H)
     x = rng.standard_normal((1, L, d))
@@ -51,26 +59,52 @@ def test_prenorm_block_is_causal_and_residual(impl):
     x2 = x.copy()
     x2[0, 3:] += rng.standard_normal((L - 3, d))        # change the future only
     y2 = np.asarray(ex.prenorm_block_forward(x2, params, H))
-    np.testing.assert_allclose(y[0, :3], y2[0, :3], atol=1e-10)
-    assert np.abs(y[0, 3:] - y2[0, 3:]).max() > 1e-6
+    assert_close("outputs at positions 0..2 after changing the inputs at positions 3..5 (causality)",
+                 y2[0, :3], y[0, :3], seed=SEED, atol=1e-10)
+    check(np.abs(y[0, 3:] - y2[0, 3:]).max() > 1e-6, "prenorm_block_forward",
+          "changing inputs 3..5 must change outputs 3..5", seed=SEED)
     zero = {k: (np.zeros_like(v) if k in ("Wo", "W2", "b2") else v) for k, v in params.items()}
-    np.testing.assert_allclose(ex.prenorm_block_forward(x, zero, H), x, atol=1e-12)  # sublayers off: identity
+    assert_close("prenorm_block_forward with Wo, W2, b2 = 0 (sublayers off: the residual path is the identity)",
+                 ex.prenorm_block_forward(x, zero, H), x, seed=SEED, atol=1e-12)
+
+
+def _lib_loss(logits, tokens, ignore_index):
+    V = logits.shape[-1]
+    return float(F.cross_entropy(logits[:, :-1].reshape(-1, V), tokens[:, 1:].reshape(-1),
+                                 ignore_index=ignore_index).data)
 
 
 @pytest.mark.points(2)
 def test_causal_lm_loss_matches_library(impl):
     ex = impl(MOD)
-    rng = _rng()
-    B, L, V = int(rng.integers(1, 5)), int(rng.integers(2, 12)), int(rng.integers(2, 30))
+    SEED = 1403
+    rng = np.random.default_rng(SEED)
+    B, L, V = 3, 6, 11
     logits = rng.standard_normal((B, L, V)) * 3
     tokens = rng.integers(0, V, size=(B, L))
-    if B * (L - 1) > 1:
-        tokens[0, 1] = -100                              # one ignored target (others remain)
+    tokens[0, 1] = tokens[2, 4] = -100                 # two ignored targets (others remain)
+    name = f"causal_lm_loss(logits ({B}, {L}, {V}), tokens with two -100 targets)"
     got = ex.causal_lm_loss(logits, tokens)
-    keep = tokens[:, 1:].reshape(-1)
-    want = F.cross_entropy(logits[:, :-1].reshape(-1, V), keep, ignore_index=-100).data
-    assert isinstance(got, float)
-    assert got == pytest.approx(float(want), rel=1e-6, abs=1e-9)
+    check(isinstance(got, float), name, f"must return a Python float, got {type(got).__name__}", seed=SEED)
+    assert_close(name, got, _lib_loss(logits, tokens, -100), seed=SEED, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.points(1)
+def test_causal_lm_loss_uses_ignore_index(impl):
+    ex = impl(MOD)
+    SEED = 1404
+    rng = np.random.default_rng(SEED)
+    B, L, V = 2, 7, 9
+    logits = rng.standard_normal((B, L, V)) * 2
+    tokens = rng.integers(0, V, size=(B, L))
+    tokens[0, 2] = tokens[1, 5] = -1                   # padding id -1, not the default -100
+    assert_close("causal_lm_loss(logits, tokens with two -1 targets, ignore_index=-1)",
+                 ex.causal_lm_loss(logits, tokens, ignore_index=-1), _lib_loss(logits, tokens, -1),
+                 seed=SEED, rtol=1e-9, atol=1e-12)
+    tokens = rng.integers(0, V, size=(B, L))
+    tokens[:, 3] = 4                                    # a real token id used as the ignored one
+    assert_close("causal_lm_loss(logits, tokens, ignore_index=4)", ex.causal_lm_loss(logits, tokens, ignore_index=4),
+                 _lib_loss(logits, tokens, 4), seed=SEED, rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.points(1)
@@ -80,24 +114,27 @@ def test_causal_lm_loss_edge_cases(impl):
     tokens = np.array([[0, 3, 1]])
     sure = np.full((1, 3, V), -1e4)
     sure[0, 0, 3] = sure[0, 1, 1] = 1e4                  # certain and right: loss 0, finite
-    assert ex.causal_lm_loss(sure, tokens) == pytest.approx(0.0, abs=1e-9)
+    assert_close("causal_lm_loss, certain and right (logits +-1e4)", ex.causal_lm_loss(sure, tokens), 0.0, atol=1e-9)
     wrong = np.full((1, 3, V), -1e4)
     wrong[0, 0, 0] = wrong[0, 1, 0] = 1e4                # certain and wrong: loss 2e4, finite
-    assert ex.causal_lm_loss(wrong, tokens) == pytest.approx(2e4, rel=1e-9)
+    assert_close("causal_lm_loss, certain and wrong (logits +-1e4)", ex.causal_lm_loss(wrong, tokens), 2e4,
+                 rtol=1e-9)
     uniform = np.zeros((2, 4, V))
-    assert ex.causal_lm_loss(uniform, np.zeros((2, 4), dtype=int)) == pytest.approx(np.log(V))
+    assert_close(f"causal_lm_loss of uniform logits over V={V} (= ln V)",
+                 ex.causal_lm_loss(uniform, np.zeros((2, 4), dtype=int)), np.log(V), rtol=1e-9)
     with pytest.raises(ValueError):
         ex.causal_lm_loss(uniform, np.full((2, 4), -100))
+
+
+# (vocab, d_model, n_layers, n_heads, d_ff, tie_weights): every argument away from its default somewhere
+COUNT_CONFIGS = [(37, 12, 2, 3, None, False), (50, 8, 3, 2, 20, False), (23, 16, 1, 4, None, True),
+                 (41, 6, 2, 2, 9, True)]
 
 
 @pytest.mark.points(1)
 def test_lm_parameter_count_matches_model(impl):
     ex = impl(MOD)
-    rng = _rng()
-    for _ in range(3):
-        H = int(rng.choice([1, 2, 4]))
-        V, d, n = int(rng.integers(2, 60)), H * int(rng.integers(2, 9)), int(rng.integers(1, 4))  # RoPE: d_head >= 2
-        d_ff = None if rng.random() < 0.5 else int(rng.integers(1, 40))
-        tie = bool(rng.random() < 0.5)
+    for V, d, n, H, d_ff, tie in COUNT_CONFIGS:
         model = TransformerLM(V, d, n, H, 16, d_ff=d_ff, tie_weights=tie)
-        assert ex.lm_parameter_count(V, d, n, d_ff=d_ff, tie_weights=tie) == model.num_parameters()
+        assert_close(f"lm_parameter_count({V}, {d}, {n}, d_ff={d_ff}, tie_weights={tie})",
+                     ex.lm_parameter_count(V, d, n, d_ff=d_ff, tie_weights=tie), model.num_parameters(), rtol=0)

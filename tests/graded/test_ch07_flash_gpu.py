@@ -1,10 +1,23 @@
 """Graded tests for chapter 07 (FlashAttention in Numba-CUDA), run in the CUDA simulator
 (tests/conftest.py sets NUMBA_ENABLE_CUDASIM=1): the tile count against brute force over every
-(query, key) pair, the kernel against dense float64 attention on fresh random inputs."""
+(query, key) pair, the kernel against dense float64 attention, and the kernel's types as a real GPU
+compiler sees them (no float64 anywhere: the chapter's first rule).
+
+Inputs are deterministic (``np.random.default_rng(SEED)``, the seed is printed on failure); sizes are
+ragged (not multiples of BLOCK), with nq != nk in both directions.
+"""
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+import tinyattn
+from tinyattn.grading.check import assert_close, check
 
 MOD = "ch07_flash_gpu"
 
@@ -22,56 +35,115 @@ def _dense(q, k, v, causal):
 
 
 def _brute_tiles(q0, nq, nk, block, causal):
-    """Smallest n such that tiles [0, n) hold every key any row q0..q0+block-1 (< nq) may see."""
-    need = 0
-    for i in range(q0, min(q0 + block, nq)):
-        for j in range(nk):
-            if not causal or j <= i + nk - nq:
-                need = max(need, j // block + 1)
-    return need if causal else (nk + block - 1) // block
+    """Smallest n such that key tiles [0, n) hold every key that rows q0..min(q0+block, nq)-1 may see,
+    found from the (query, key) mask itself."""
+    if not causal:
+        return (nk + block - 1) // block
+    rows = np.arange(q0, min(q0 + block, nq))[:, None]
+    allowed = np.arange(nk)[None, :] <= rows + (nk - nq)
+    cols = np.nonzero(allowed.any(axis=0))[0]
+    return int(cols.max() // block + 1) if cols.size else 0
 
 
 @pytest.mark.points(2)
 def test_n_key_tiles_matches_brute_force(impl):
+    """Every query block of every size up to 24 x 24 (blocks 1..8): short last query AND key blocks,
+    nk a multiple of the block or not, nq < nk and nq > nk (early blocks that see no key)."""
     ex = impl(MOD)
-    rng = np.random.default_rng()
-    for _ in range(60):
-        nq, nk, block = int(rng.integers(1, 70)), int(rng.integers(1, 70)), int(rng.integers(1, 20))
-        q0 = block * int(rng.integers(0, (nq + block - 1) // block))
-        causal = bool(rng.integers(0, 2))
-        assert ex.n_key_tiles(q0, nq, nk, block, causal) == _brute_tiles(q0, nq, nk, block, causal), \
-            (q0, nq, nk, block, causal)
+    for nq in range(1, 25):
+        for nk in range(1, 25):
+            for block in range(1, 9):
+                for q0 in range(0, nq, block):
+                    for causal in (True, False):
+                        got = ex.n_key_tiles(q0, nq, nk, block, causal)
+                        want = _brute_tiles(q0, nq, nk, block, causal)
+                        check(got == want, f"n_key_tiles(q0={q0}, nq={nq}, nk={nk}, block={block}, causal={causal})",
+                              f"returned {got!r}, expected {want}")
 
 
 @pytest.mark.points(3)
 def test_kernel_matches_dense(impl):
     """Non-causal: needs only Exercise 07.2 (the launcher calls n_key_tiles only when causal)."""
     ex = impl(MOD)
-    rng = np.random.default_rng()
-    n, d = int(rng.integers(17, 40)), int(rng.choice([8, 16]))       # ragged: not a multiple of BLOCK
-    q, k, v = (rng.standard_normal((2, n, d)).astype(np.float32) for _ in range(3))
-    out = ex.flash_attention_rows(q, k, v)
-    np.testing.assert_allclose(out, _dense(q, k, v, False), atol=2e-5, rtol=1e-4)
+    SEED = 1701
+    rng = np.random.default_rng(SEED)
+    for n, d in [(37, 8), (19, 16)]:                                  # ragged: not a multiple of BLOCK
+        q, k, v = (rng.standard_normal((2, n, d)).astype(np.float32) for _ in range(3))
+        assert_close(f"flash_attention_rows(q, k, v (2, {n}, {d}))", ex.flash_attention_rows(q, k, v),
+                     _dense(q, k, v, False), seed=SEED, atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.points(3)
 def test_kernel_causal_and_empty_rows(impl):
     ex = impl(MOD)
-    rng = np.random.default_rng()
-    nq, nk, d = int(rng.integers(20, 36)), int(rng.integers(5, 18)), 8   # nq > nk: first rows see no key
-    q = rng.standard_normal((1, nq, d)).astype(np.float32)
-    k, v = (rng.standard_normal((1, nk, d)).astype(np.float32) for _ in range(2))
-    out = ex.flash_attention_rows(q, k, v, is_causal=True)
-    assert np.all(out[0, : nq - nk] == 0)
-    np.testing.assert_allclose(out, _dense(q, k, v, True), atol=2e-5, rtol=1e-4)
+    SEED = 1702
+    rng = np.random.default_rng(SEED)
+    for nq, nk, d in [(35, 13, 8), (13, 35, 8)]:     # nq > nk: the first rows see no key; nq < nk: decoding
+        q = rng.standard_normal((1, nq, d)).astype(np.float32)
+        k, v = (rng.standard_normal((1, nk, d)).astype(np.float32) for _ in range(2))
+        assert_close(f"flash_attention_rows(q (1, {nq}, {d}), k, v (1, {nk}, {d}), is_causal=True)",
+                     ex.flash_attention_rows(q, k, v, is_causal=True), _dense(q, k, v, True), seed=SEED,
+                     atol=2e-5, rtol=1e-4)
 
 
 @pytest.mark.points(2)
 def test_kernel_huge_logits_stay_finite(impl):
     ex = impl(MOD)
-    rng = np.random.default_rng()
+    SEED = 1703
+    rng = np.random.default_rng(SEED)
     q, k = (rng.standard_normal((1, 20, 8)).astype(np.float32) * 60 for _ in range(2))   # logits ~ 1e4
     v = rng.standard_normal((1, 20, 8)).astype(np.float32)
-    out = ex.flash_attention_rows(q, k, v, is_causal=True)
-    assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out, _dense(q, k, v, True), atol=1e-4, rtol=1e-3)
+    assert_close("flash_attention_rows with logits ~ 1e4, is_causal=True", ex.flash_attention_rows(q, k, v, is_causal=True),
+                 _dense(q, k, v, True), seed=SEED, atol=1e-4, rtol=1e-3)
+
+
+KERNEL_SIGNATURE = ("void(float32[:, :, ::1], float32[:, :, ::1], float32[:, :, ::1], float32[:, :, ::1], "
+                    "float32, int32, int32[::1])")
+
+# Runs with the simulator OFF: Numba's CUDA compiler types the kernel exactly as for a real GPU (no GPU
+# needed); the PTX is made too when NVVM is installed (pip cuda-toolkit[nvvm], part of the dev extras).
+TYPES_SCRIPT = r"""
+import importlib.util, json, re, sys
+from numba.core import sigutils
+from numba.cuda import compiler
+spec = importlib.util.spec_from_file_location("student_ch07_types", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+py_func = mod.flash_rows_kernel.py_func
+args, ret = sigutils.normalize_signature(sys.argv[2])
+cres = compiler.compile_cuda(py_func, ret, args, fastmath=True, cc=(9, 0))
+f64 = sorted({name for name, ty in cres.type_annotation.typemap.items() if "float64" in str(ty)})
+report = {"f64_names": f64, "ptx_f64": None}
+try:
+    ptx, _ = compiler.compile_ptx(py_func, sys.argv[2], cc=(9, 0), fastmath=True)
+    report["ptx_f64"] = len(re.findall(r"\.f64", ptx))
+except Exception as exc:  # no NVVM here: the typing above already decides
+    report["ptx_error"] = f"{type(exc).__name__}: {exc}"[:200]
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.points(2)
+def test_kernel_is_float32_only(impl):
+    """A Python float literal (0.0, 1e-9) is float64; on a GPU fp64 runs at a fraction of fp32 speed."""
+    ex = impl(MOD)
+    SEED = 1704
+    rng = np.random.default_rng(SEED)
+    q, k, v = (rng.standard_normal((1, 18, 4)).astype(np.float32) for _ in range(3))
+    assert_close("flash_attention_rows(q, k, v (1, 18, 4))", ex.flash_attention_rows(q, k, v), _dense(q, k, v, False),
+                 seed=SEED, atol=2e-5, rtol=1e-4)                # the kernel must work before its types count
+    env = {key: val for key, val in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    root = str(Path(tinyattn.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    proc = subprocess.run([sys.executable, "-c", TYPES_SCRIPT, str(Path(ex.__file__).resolve()), KERNEL_SIGNATURE],
+                          env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stdout.strip().splitlines()
+    check(proc.returncode == 0 and lines, "flash_rows_kernel compiled for a real GPU (sm_90)",
+          "does not compile: " + (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300])
+    report = json.loads(lines[-1])
+    names = report["f64_names"]
+    user = sorted({n.split(".")[0] for n in names if not n.startswith("$")})    # s.1, s.2 are versions of s
+    check(not names, "flash_rows_kernel", f"float64 values in the kernel: variables {user} and "
+          f"{sum(n.startswith('$') for n in names)} temporaries (a Python float literal such as 0.0 is float64; use the "
+          "module's float32 constants ZERO, ONE, NEG_INF or np.float32(...))")
+    check(report["ptx_f64"] in (None, 0), "flash_rows_kernel", f"{report['ptx_f64']} .f64 instructions in the PTX")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .build import build, drift
-from .runner import find_test_files, format_table, run_file
+from .runner import environment_problem, find_test_files, format_details, format_table, run_file
 
 
 def repo_root() -> Path:
@@ -54,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"tinyattn grade: no graded tests found in {tests_dir}", file=sys.stderr)
         return 2
+    problem = environment_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     if args.submissions is not None:
         from .classroom import format_class_table, grade_class, write_reports
         try:
@@ -70,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for f in _progress(files):
         results += run_file(f, args.impl, impl_dir, args.timeout, repo)
+    details = format_details(results)
+    if details:
+        print(details)
     print(format_table(results, args.impl if impl_dir is None else str(impl_dir)))
     earned, total = sum(r.earned for r in results), sum(r.points for r in results)
     return 0 if total > 0 and earned == total else 1

@@ -2,6 +2,8 @@
 grader both pass it).
 
 - options ``--impl exercises|solutions`` and ``--impl-dir DIR``;
+- option ``--impl-dirs DIR1<os.pathsep>DIR2...`` (the grader's regression suite): every graded test runs once
+  per folder, parametrized with the folder's name as id, so one process grades many implementations;
 - the fixture ``impl``: ``impl("ch06_flash")`` imports the module under test from that folder;
 - when ``$TINYATTN_GRADE_LOG`` names a file, each graded test's points and outcome as JSON lines, flushed
   as they happen, so if student code kills the whole process the grader still knows what ran.
@@ -28,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "collected only with this option; the grader sets it)")
     group.addoption("--impl-dir", default=None,
                     help="load graded modules from this folder instead of exercises/ or solutions/")
+    group.addoption("--impl-dirs", default=None,
+                    help="run every graded test once per folder (folders joined by os.pathsep); "
+                         "used by the grader's regression suite")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,9 +58,23 @@ def load_module(folder: Path, name: str) -> ModuleType:
     return module
 
 
+def _impl_dirs(config: pytest.Config) -> list[str]:
+    value = config.getoption("--impl-dirs")
+    return [d for d in value.split(os.pathsep) if d] if value else []
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    dirs = _impl_dirs(metafunc.config)
+    if dirs and "impl" in metafunc.fixturenames:
+        metafunc.parametrize("impl", dirs, indirect=True, ids=[Path(d).name for d in dirs])
+
+
 @pytest.fixture
 def impl(request: pytest.FixtureRequest) -> Callable[[str], ModuleType]:
     """``impl("chNN_topic")`` -> the module under test (solutions/ unless --impl/--impl-dir say otherwise)."""
+    if hasattr(request, "param"):                       # --impl-dirs: this run's folder
+        folder = Path(request.param)
+        return lambda name: load_module(folder, name)
     folder = request.config.getoption("--impl-dir")
     folder = Path(folder) if folder else REPO / (request.config.getoption("--impl") or "solutions")
     return lambda name: load_module(folder, name)
@@ -75,7 +94,11 @@ def points_of(item: pytest.Item) -> float:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     for item in session.items:
-        _write({"event": "collected", "nodeid": item.nodeid, "points": points_of(item)})
+        callspec = getattr(item, "callspec", None)
+        record = {"event": "collected", "nodeid": item.nodeid, "points": points_of(item)}
+        if callspec is not None and "impl" in callspec.params:
+            record["impl_dir"] = callspec.params["impl"]
+        _write(record)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -88,12 +111,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         elif failed and report.when != "call":
             outcome = "error"
         _write({"event": "result", "nodeid": report.nodeid, "outcome": outcome,
-                "message": _last_line(text)})
+                "message": _message(report, text)})
 
 
-def _last_line(text: str) -> str:
+def _message(report: pytest.TestReport, text: str) -> str:
+    """The failure's own message (e.g. ``AssertionError: attention(...) (seed 1101): 3 of 24 elements
+    differ ...``), whole, so the student learns what differed; else the last ``E`` line of the report."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and getattr(crash, "message", ""):
+        return " ".join(crash.message.split())[:600]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     for ln in reversed(lines):
         if ln.startswith("E "):
-            return ln[1:].strip()[:90]
-    return lines[-1][:90] if lines else ""
+            return ln[1:].strip()[:600]
+    return lines[-1][:600] if lines else ""

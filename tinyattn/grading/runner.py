@@ -5,6 +5,7 @@ that raises, returns the wrong shape or loops forever costs that test's points a
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -43,24 +44,69 @@ def find_test_files(tests_dir: Path, chapters: list[str]) -> list[Path]:
     return files
 
 
-def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path) -> list[Result]:
-    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'."""
-    with tempfile.TemporaryDirectory() as tmp:
-        log = Path(tmp) / "grade.jsonl"
-        env = dict(os.environ, TINYATTN_GRADE_LOG=str(log), PYTHONDONTWRITEBYTECODE="1")
-        cmd = [sys.executable, "-m", "pytest", str(test_file), f"--impl={impl}", "-p", "tinyattn.grading.plugin",
-               "-q", "--no-header", "-p", "no:cacheprovider", f"--timeout={timeout}",
-               "--timeout-method=signal", "-o", "addopts="]
-        if impl_dir is not None:
-            cmd.append(f"--impl-dir={impl_dir}")
-        # the whole file gets a generous wall-clock cap too, in case a timeout cannot interrupt the code
+GRADER_NEEDS = {"pytest": "pytest>=8", "pytest_timeout": "pytest-timeout>=2.3"}
+
+
+def missing_requirements() -> list[str]:
+    """Packages the grader itself needs that this Python cannot import, as pip requirement strings.
+
+    The graded tests run in ``sys.executable -m pytest -p tinyattn.grading.plugin --timeout=...``, so
+    pytest and the pytest-timeout plugin must be importable here (they come with ``pip install -e '.[dev]'``).
+    """
+    missing = []
+    for module, requirement in GRADER_NEEDS.items():
         try:
-            subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           stdin=subprocess.DEVNULL, timeout=timeout * 20 + 120, check=False)
-        except subprocess.TimeoutExpired:
-            pass
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(requirement)
+    return missing
+
+
+def environment_problem() -> str | None:
+    """A message saying exactly what the grader lacks and how to install it, or None when all is there."""
+    missing = missing_requirements()
+    if not missing:
+        return None
+    quoted = " ".join(f"'{m}'" for m in missing)
+    return (f"tinyattn grade: the grader needs {', '.join(m.split('>')[0] for m in missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed in this Python ({sys.executable}). "
+            f"Install with:\n    {sys.executable} -m pip install {quoted}\n"
+            f"(or `pip install -e '.[dev]'`, or rerun `python3 course.py` to rebuild .venv). "
+            f"Nothing was graded: this is not a problem with your exercises.")
+
+
+def _run_pytest(test_files: list[Path], options: list[str], timeout: float, repo: Path,
+                n_runs: int = 1) -> tuple[list[dict], str]:
+    """Run pytest on ``test_files`` in a fresh process; return the plugin's JSON records and the output tail."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log, out = Path(tmp) / "grade.jsonl", Path(tmp) / "pytest.out"
+        env = dict(os.environ, TINYATTN_GRADE_LOG=str(log), PYTHONDONTWRITEBYTECODE="1")
+        cmd = [sys.executable, "-m", "pytest", *map(str, test_files), "-p", "tinyattn.grading.plugin",
+               "-q", "--no-header", "-p", "no:cacheprovider", f"--timeout={timeout}",
+               "--timeout-method=signal", "-o", "addopts=", *options]
+        # the whole run gets a generous wall-clock cap too, in case a timeout cannot interrupt the code
+        with open(out, "wb") as fh:
+            try:
+                subprocess.run(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, timeout=(timeout * 20 + 120) * n_runs, check=False)
+            except subprocess.TimeoutExpired:
+                pass
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    chapter = chapter_of(test_file)
+        tail = out.read_text(errors="replace")[-4000:] if out.exists() else ""
+    return records, tail
+
+
+def _collection_error(output: str) -> str:
+    """The most telling line of a pytest run that collected nothing (an ImportError, a usage error...)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for key in ("error:", "Error:", "ERROR", "Error"):
+        hits = [ln for ln in lines if key in ln]
+        if hits:
+            return hits[-1].lstrip("E ").strip()[:300]
+    return lines[-1][:300] if lines else "pytest printed nothing"
+
+
+def _results(records: list[dict], chapter: str, label: str, output: str) -> list[Result]:
     collected = {r["nodeid"]: r["points"] for r in records if r["event"] == "collected"}
     results = {r["nodeid"]: r for r in records if r["event"] == "result"}
     out = []
@@ -68,9 +114,40 @@ def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, 
         r = results.get(nodeid, {"outcome": "crashed", "message": "the test process died or hung"})
         out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", "")))
     if not collected:
-        out.append(Result(chapter, f"{test_file.name} (collection)", 0.0, "error",
-                          "no graded test could be collected: does the module import?"))
+        out.append(Result(chapter, f"{label} (collection)", 0.0, "error",
+                          "graded tests not collected (not your code: the grader or its environment): "
+                          f"{_collection_error(output)}"))
     return out
+
+
+def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path) -> list[Result]:
+    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'."""
+    options = [f"--impl={impl}"] + ([f"--impl-dir={impl_dir}"] if impl_dir is not None else [])
+    records, output = _run_pytest([test_file], options, timeout, repo)
+    return _results(records, chapter_of(test_file), test_file.name, output)
+
+
+def run_many(test_files: list[Path], impl_dirs: list[Path], timeout: float, repo: Path) -> dict[str, list[Result]]:
+    """Grade several implementation folders with ONE pytest process (``--impl-dirs``): folder name -> results.
+
+    For the grader's own regression suite (many wrong answers per chapter); every test runs once per
+    folder, so each folder's total is exactly what ``run_file`` would give it. Folder names must differ.
+    """
+    names = [Path(d).name for d in impl_dirs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"run_many: folder names must be distinct, got {names}")
+    records, output = _run_pytest(test_files, ["--impl=solutions",        # collect graded tests (conftest)
+                                               f"--impl-dirs={os.pathsep.join(map(str, impl_dirs))}"],
+                                  timeout, repo, n_runs=len(impl_dirs))
+    chapter = chapter_of(test_files[0])
+    by_dir: dict[str, list[dict]] = {str(d): [] for d in impl_dirs}
+    owner = {r["nodeid"]: r.get("impl_dir") for r in records if r["event"] == "collected"}
+    for r in records:
+        folder = r.get("impl_dir") if r["event"] == "collected" else owner.get(r["nodeid"])
+        if folder in by_dir:
+            by_dir[folder].append(r)
+    return {Path(d).name: _results(recs, chapter, ", ".join(f.name for f in test_files), output)
+            for d, recs in by_dir.items()}
 
 
 def format_table(results: list[Result], impl: str) -> str:
@@ -79,7 +156,7 @@ def format_table(results: list[Result], impl: str) -> str:
              "-" * (width + 32)]
     for r in results:
         status = r.outcome.upper() if r.outcome != "passed" else "ok"
-        note = f"  {r.message}" if r.message and r.outcome != "passed" else ""
+        note = f"  {_short(r.message)}" if r.message and r.outcome != "passed" else ""
         lines.append(f"{r.chapter:<8} {r.test:<{width}} {r.earned:>4g}/{r.points:<4g}  {status}{note}")
     lines.append("-" * (width + 32))
     for ch in sorted({r.chapter for r in results}):
@@ -89,3 +166,21 @@ def format_table(results: list[Result], impl: str) -> str:
     earned, total = sum(r.earned for r in results), sum(r.points for r in results)
     lines.append(f"SCORE: {earned:g}/{total:g}")
     return "\n".join(lines)
+
+
+
+def _short(message: str, width: int = 90) -> str:
+    return message if len(message) <= width else message[: width - 3] + "..."
+
+
+def format_details(results: list[Result]) -> str:
+    """One paragraph per test that lost points: its full message (what differed, the seed), or ''."""
+    lost = [r for r in results if (r.outcome != "passed" and r.points > 0 or r.outcome == "error")
+            and not r.message.startswith("NotImplementedError")]           # untouched stubs: the table says it
+    if not lost:
+        return ""
+    lines = ["Why points were lost (rerun one test with: python -m pytest tests/graded/test_chNN_*.py "
+             "--impl exercises -k NAME):"]
+    for r in lost:
+        lines.append(f"- {r.chapter} {r.test} [{r.outcome.upper()}]: {r.message or '(no message)'}")
+    return "\n".join(lines) + "\n"

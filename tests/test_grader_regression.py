@@ -24,11 +24,21 @@ WRONG_FILES = sorted((REPO / "tests" / "wrong_answers").glob("ch*_*.py"))
 SOLUTIONS_CASE = "_solutions_untouched"
 
 
-def load_wrong(path: Path) -> dict[str, str]:
+def _load(path: Path):
     spec = importlib.util.spec_from_file_location(f"_wrong_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.WRONG
+    return module
+
+
+def load_wrong(path: Path) -> dict[str, str]:
+    return _load(path).WRONG
+
+
+def target_module(path: Path) -> str:
+    """The solutions module a wrong-answer file patches: its ``MODULE`` if set (several files may patch
+    one chapter, e.g. ``ch00_tensor_core__engine.py``), else the file's own name."""
+    return getattr(_load(path), "MODULE", path.stem)
 
 
 def replaced_function(source: str) -> str:
@@ -41,15 +51,15 @@ def replaced_function(source: str) -> str:
 @pytest.mark.parametrize("path", WRONG_FILES, ids=[p.stem for p in WRONG_FILES])
 def test_wrong_answer_files_are_well_formed(path):
     """Fast check: every case replaces a function that the solution module really has."""
-    solution = REPO / "solutions" / path.name
-    assert solution.exists(), f"{path.name}: no solutions/{path.name} to modify"
+    solution = REPO / "solutions" / f"{target_module(path)}.py"
+    assert solution.exists(), f"{path.name}: no {solution.relative_to(REPO)} to modify"
     have = {n.name for n in ast.parse(solution.read_text()).body if isinstance(n, ast.FunctionDef)}
     wrong = load_wrong(path)
     assert isinstance(wrong, dict) and wrong, f"{path.name}: WRONG must be a non-empty dict"
     for case, source in wrong.items():
         assert case.isidentifier() and case != SOLUTIONS_CASE, f"{path.name}: bad case name {case!r}"
         name = replaced_function(source)
-        assert name in have, f"{path.name}:{case}: solutions/{path.name} has no function {name}"
+        assert name in have, f"{path.name}:{case}: {solution.name} has no function {name}"
         assert source.strip() not in solution.read_text(), f"{path.name}:{case}: identical to the solution"
 
 
@@ -68,8 +78,9 @@ def _impl_dir(tmp: Path, case: str, module: str, extra: str) -> Path:
 def test_every_wrong_answer_loses_points(path, tmp_path):
     chapter = path.stem.split("_")[0]
     wrong = load_wrong(path)
-    dirs = [_impl_dir(tmp_path, SOLUTIONS_CASE, path.stem, "")]
-    dirs += [_impl_dir(tmp_path, case, path.stem, src) for case, src in wrong.items()]
+    module = target_module(path)
+    dirs = [_impl_dir(tmp_path, SOLUTIONS_CASE, module, "")]
+    dirs += [_impl_dir(tmp_path, case, module, src) for case, src in wrong.items()]
     files = find_test_files(REPO / "tests" / "graded", [chapter])
     graded = run_many(files, dirs, timeout=60.0, repo=REPO)
 

@@ -93,7 +93,7 @@ def bigbird_mask(L: int, block: int, n_window_blocks: int = 3, n_global_blocks: 
     ``a`` without replacement from the blocks it does not already see (fewer if fewer are left).
     Draws come from ``rng`` only (row ``a`` draws once, in order a = 0, 1, ...), so a seed fixes
     the mask. Returns bool (L, L); with ``return_blocks`` also the block mask (nb, nb).
-    (HF's BigBird defaults: block 64, 3 window blocks, 2 global blocks, 3 random blocks.)
+    (HF's BigBird defaults: block 64, 3 random blocks.)
     """
     L, block = _int("L", L, 0), _int("block", block, 1)
     n_window_blocks = _int("n_window_blocks", n_window_blocks, 1)

@@ -74,7 +74,7 @@ fq, fk = LA.elu1(q), LA.elu1(k)
 A = fq @ np.swapaxes(fk, -1, -2)                            # kappa(q_i, k_j) = phi(q_i)^T phi(k_j)
 slow = A @ v / A.sum(-1, keepdims=True)
 fast = LA.linear_attention(q, k, v)
-print(f"reassociated == kernel smoother: max |diff| = {np.abs(fast - slow).max():.1e} (< 1e-12: {np.abs(fast - slow).max() < 1e-12})")
+print(f"reassociated == kernel smoother, max |diff| < 1e-12: {np.abs(fast - slow).max() < 1e-12}")
 print(f"elu+1 linear attention vs softmax attention: max |diff| = {np.abs(fast - softmax_attention(q, k, v)).max():.2f}  (a different model)")
 
 # %% [markdown]

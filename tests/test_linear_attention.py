@@ -187,3 +187,30 @@ def test_bad_input_raises(call, err, match):
     q, k, v = rng.standard_normal((8, 4)), rng.standard_normal((8, 4)), rng.standard_normal((8, 2))
     with pytest.raises(err, match=match):
         call(q, k, v)
+
+
+def test_edges_size_zero_and_fp16():
+    z = np.zeros((0, 4))
+    assert LA.linear_attention(z, z, z, causal=True).shape == (0, 4)
+    assert LA.linear_attention_recurrent(z, z, z)[0].shape == (0, 4)
+    assert LA.performer_attention(z, z, z, 4, np.random.default_rng(0)).shape == (0, 4)
+    rng = np.random.default_rng(13)
+    q, k, v = (rng.standard_normal((2, 12, 4)) for _ in range(3))
+    for fn in (lambda a, b, c: LA.linear_attention(a, b, c, causal=True),
+               lambda a, b, c: LA.performer_attention(a, b, c, 16, None, W=LA.gaussian_features_matrix(16, 4, np.random.default_rng(1)))):
+        o16 = fn(*(x.astype(np.float16) for x in (q, k, v)))
+        assert o16.dtype == np.float32 and np.isfinite(o16).all()
+        o64 = fn(*(x.astype(np.float16).astype(np.float64) for x in (q, k, v)))
+        np.testing.assert_allclose(o16, o64, atol=1e-5)
+
+
+def test_linear_lm_trains_one_step():
+    import tinyattn as ta
+    from tinyattn.models import TransformerLM
+    from tinyattn.train import lm_loss
+    model = TransformerLM(7, 8, 1, 2, 6, backend="linear", rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).integers(0, 7, size=(2, 6))
+    loss = lm_loss(model, x, np.roll(x, -1, axis=1))
+    loss.backward()
+    assert np.isfinite(float(loss.data))
+    assert all(p.grad is not None and np.isfinite(p.grad).all() for p in model.parameters())

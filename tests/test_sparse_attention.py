@@ -222,3 +222,11 @@ def test_bad_input_raises(call, err, match):
     q, k, v = _qkv(rng, (), 32, 32, 8, 4)
     with pytest.raises(err, match=match):
         call(q, k, v)
+
+
+def test_size_zero_and_no_keys():
+    z = np.zeros((0, 4))
+    out, lse = S.block_sparse_attention(z, z, z, np.zeros((0, 0), bool), block_q=4, block_k=4)
+    assert out.shape == (0, 4) and lse.shape == (0,)
+    out, idx = S.topk_attention(np.ones((3, 4)), z, z, 2)
+    assert out.shape == (3, 4) and np.all(out == 0)

@@ -79,7 +79,8 @@ def linear_attention(q, k, v, feature_map="elu1", causal: bool = False, chunk: i
 
     feature_map: "elu1" (default, elu(x) + 1), "relu", or a callable (..., L, d) -> (..., L, r).
     causal: query i sees keys j <= i (needs Lq == Lk), computed in chunks of ``chunk`` positions.
-    A row whose normaliser phi(q)^T sum phi(k) is 0 returns 0.
+    A row whose normaliser phi(q)^T sum phi(k) is 0 returns 0. float16/float32 inputs are computed
+    and returned in float32, float64 in float64.
     """
     q, k, v = check_qkv(q, k, v, causal)
     phi = get_feature_map(feature_map)

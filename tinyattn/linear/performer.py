@@ -36,6 +36,7 @@ def performer_attention(q, k, v, n_features: int, rng: np.random.Generator, orth
     q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv) -> (..., Lq, dv).
     n_features: m >= 1 random features drawn from ``rng`` (orthogonal blocks by default);
     pass ``W (m, d)`` to reuse features. causal: prefix sums (needs Lq == Lk).
+    float16/float32 inputs are computed and returned in float32, float64 in float64.
     The estimate of each kernel value is unbiased; the ratio D^-1 (...) is consistent (error
     falls as m grows) but not exactly unbiased.
     """
@@ -46,7 +47,7 @@ def performer_attention(q, k, v, n_features: int, rng: np.random.Generator, orth
         W = gaussian_features_matrix(n_features, q.shape[-1], rng, orthogonal=orthogonal)
     elif W.shape != (n_features, q.shape[-1]):
         raise ValueError(f"W must have shape (n_features={n_features}, d={q.shape[-1]}), got {W.shape}")
-    fq, fk = performer_features(q, k, W)
+    fq, fk = (f.astype(q.dtype, copy=False) for f in performer_features(q, k, W))
     return linear_attention_from_features(fq, fk, v, causal=causal)
 
 

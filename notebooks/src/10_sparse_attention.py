@@ -152,15 +152,6 @@ for dens, t, fl in zip(dens_list, t_sparse, flops):
           f"time ratio to all tiles {t / t_sparse[-1]:.2f} (FLOP ratio {fl / flops[-1]:.2f})")
 print(f"plain NumPy dense attention: {1e3 * t_numpy:.2f} ms")
 
-# %%
-fig, ax = plt.subplots(figsize=(5, 3.5))
-ax.plot(dens_list, np.array(t_sparse) / t_sparse[-1], "o-", label="block-sparse tile loop (measured)")
-ax.plot([0, 1], [0, 1], "k--", label="ideal: time ∝ tiles computed")
-ax.plot([0.5, 0.25], [180 / 280, 110 / 280], "rs", label="source text's A100 table (unsourced)")
-ax.set_xlabel("fraction of tiles computed"); ax.set_ylabel("time / time with all tiles")
-ax.set_title(f"N={N}, d={d}, tiles {b}x{b}, float32, CPU"); ax.legend(fontsize=8)
-plt.show()
-
 # %% [markdown]
 # The same measurement at $N = 4096$ (4096 tiles), run by `benchmarks/sparse_linear.py` with
 # interleaved repeats and committed as `benchmarks/results/sparse_linear.json`; this cell only
@@ -176,6 +167,18 @@ print(f"benchmark of {bench['date'][:10]}, N = {bench['config']['block_sparse'][
       f"tiles {bench['config']['block_sparse']['block']}x{bench['config']['block_sparse']['block']}")
 for r in bench["block_sparse"]:
     print(f"tile density {r['tile_density']:.3f}: time / time with all tiles = {r['ratio']:.3f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3.5))
+ax.plot(dens_list, np.array(t_sparse) / t_sparse[-1], "o-", label=f"tile loop, N={N} (this run)")
+bs = bench["block_sparse"]
+ax.plot([r["tile_density"] for r in bs] + [1.0], [r["ratio"] for r in bs] + [1.0], "^-",
+        label=f"tile loop, N={bench['config']['block_sparse']['N']} (benchmark JSON)")
+ax.plot([0, 1], [0, 1], "k--", label="ideal: time ∝ tiles computed")
+ax.plot([0.5, 0.25], [180 / 280, 110 / 280], "rs", label="source text's A100 table (unsourced)")
+ax.set_xlabel("fraction of tiles computed"); ax.set_ylabel("time / time with all tiles")
+ax.set_title(f"d={d}, tiles {b}x{b}, float32, CPU, 1 thread"); ax.legend(fontsize=7)
+plt.show()
 
 # %% [markdown]
 # Read the figure with the printed numbers: the time of the tile loop is close to proportional to
@@ -399,6 +402,8 @@ axes[0].loglog(Ns, cost_c, "o-", label=f"coarse N²/{bh}")
 axes[0].loglog(Ns, cost_f, "s-", label=f"fine N·{rh}·{bh}")
 axes[0].loglog(Ns, np.square(Ns), "k--", label="dense N²")
 axes[0].set_xlabel("N"); axes[0].set_ylabel("scores computed"); axes[0].legend(fontsize=8)
+for ax in axes:
+    ax.set_xticks(Ns); ax.set_xticklabels([str(n) for n in Ns]); ax.minorticks_off()
 axes[0].set_title("counted cost")
 axes[1].loglog(Ns, t_h, "o-", label="hierarchical (measured)")
 axes[1].loglog(Ns, t_d, "k--", label="dense NumPy (measured)")

@@ -7,7 +7,7 @@
 #
 # 1. the hand-designed patterns (手工设计的稀疏模式): sliding window, dilated/strided, global tokens,
 #    BigBird's random blocks, drawn as pictures;
-# 2. why sparsity is hard to turn into speed (硬件效率低): chapter 06's tile loop that **skips empty
+# 2. why sparsity is hard to turn into speed (硬件效率低): [chapter 06](06_flash_attention.ipynb)'s tile loop that **skips empty
 #    tiles**, its work counted, and time measured against density;
 # 3. information loss (信息丢失): the source text's "the cat … sat" example, the receptive field across
 #    layers, and a trained toy task where each pattern's quality is set against its compute;
@@ -15,7 +15,7 @@
 #    Transformer), Reformer's LSH buckets, and hierarchical coarse-to-fine attention whose **cost we
 #    count** (it is not $O(N)$).
 #
-# Performer and Linformer (优化3) are chapter 11's subject. Library: `tinyattn.sparse`.
+# Performer and Linformer (优化3) are [chapter 11](11_linear_attention.ipynb)'s subject. Library: `tinyattn.sparse`.
 
 # %%
 %config InlineBackend.figure_formats = ['png']
@@ -442,8 +442,8 @@ plt.tight_layout(); plt.show()
 # | Reformer, Linformer in 2019 (1.1) | publication dates | **corrected**: 2020 |
 # | BigBird, Longformer in 2020 (1.1) | publication dates | reproduced |
 #
-# Performer's feature map, its accuracy ("2–5% drop", "$m\approx256$") and Linformer are in chapter 11
-# (coming in chapter 11).
+# Performer's feature map, its accuracy ("2–5% drop", "$m\approx256$") and Linformer are checked in
+# [chapter 11](11_linear_attention.ipynb).
 
 # %% [markdown]
 # ## Exercises

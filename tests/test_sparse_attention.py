@@ -230,3 +230,21 @@ def test_size_zero_and_no_keys():
     assert out.shape == (0, 4) and lse.shape == (0,)
     out, idx = S.topk_attention(np.ones((3, 4)), z, z, 2)
     assert out.shape == (3, 4) and np.all(out == 0)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=30, deadline=None)
+@given(Lq=st.integers(1, 30), Lk=st.integers(1, 30), bq=st.integers(1, 9), bk=st.integers(1, 9),
+       seed=st.integers(0, 2**16))
+def test_block_sparse_property(Lq, Lk, bq, bk, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = _qkv(rng, (2,), Lq, Lk, 3, 2)
+    bm = rng.random((-(-Lq // bq), -(-Lk // bk))) < 0.5
+    c = HBMCounter()
+    out, lse = S.block_sparse_attention(q, k, v, bm, block_q=bq, block_k=bk, counter=c)
+    want, wlse = masked_ref(q, k, v, S.expand_block_mask(bm, bq, bk, Lq, Lk))
+    np.testing.assert_allclose(out, want, atol=1e-12)
+    np.testing.assert_allclose(lse, wlse, atol=1e-12)
+    assert c.tiles_computed == int(bm.sum())

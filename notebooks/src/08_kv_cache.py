@@ -382,7 +382,7 @@ print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128,
 # |---|---|---|
 # | GPT-3: 96 layers, 96 heads, $d_v$ = 128; 2048 tokens: 96 MB per layer, 9.2 GB in total (2.4) | §3: 96 MiB per layer, 9.00 GiB = 9.66 GB | reproduced (the units are MiB/GiB) |
 # | MQA cache = 1/h of MHA, 96x smaller for h = 96 (2.4) | §3: 96x | reproduced |
-# | PaLM MHA vs MQA table: cache 1.04%, perplexity 8.3 vs 8.6, few-shot 72.1% vs 70.3% (2.4) | 1/96 = 1.04% is arithmetic; no source for the rest; PaLM 540B has 48 heads | arithmetic right; quality numbers unsourced |
+# | PaLM MHA vs MQA table: cache 1.04%, perplexity 8.3 vs 8.6, few-shot 72.1% vs 70.3% (2.4) | 1/96 = 1.04% is arithmetic for 96 heads, but PaLM 540B has 48 heads (Chowdhery et al. 2022, Table 1) and already uses multi-query attention; no source for the rest | **corrected** (48 heads); quality numbers unsourced |
 # | MQA: about 2% worse, 3-5x faster inference (2.4) | not measured; §2 measures the cache itself (speedup grows with context) | unsourced |
 # | GQA head mapping $\lfloor i/g \rfloor$, g = number of groups (2.4) | §4: $\lfloor i/(H/H_{kv}) \rfloor$; the source's reading indexes KV heads that do not exist | corrected |
 # | Llama-2-70B GQA table: cache 12.5% / 6.25% / 1.56%, quality -0.3% / -0.6% / -1.9%, speed 2.8x / 3.5x / 4.2x (2.4) | cache fractions = $H_{kv}/64$; Llama-2-70B already has 8 KV heads; §4 conversion: loss rises at conversion, mostly recovered by uptraining, MQA worst | cache column reproduced; quality and speed columns unsourced |
@@ -391,8 +391,9 @@ print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128,
 # | MLA/MHA = 512 / (2·128·128) = 1/64 (2.5) | §5: the cache also holds $k^R$ (64): 576 / 32768 = 1/56.9 | corrected |
 # | 256 MB per layer for MHA at N = 4096 (2.5) | §5: 256 MiB | reproduced |
 # | 36 layers, 9.2 GB MHA vs 144 MB MLA, 64x (2.5) | §5: 60 layers; 15.0 GiB vs 270 MiB, 56.9x | corrected |
+# | 2024: MLA cuts the KV cache 8× (1.1) | §5: 576 vs 32,768 cached elements per token and layer, 56.9× less than MHA of the same shape; the DeepSeek-V2 paper reports 93.3% less than its dense DeepSeek 67B | **corrected** |
 # | W^up are weights, not cache (2.5) | §5: the absorbed cache holds only $c^{KV}$ and $k^R$ | reproduced |
-# | DeepSeek-V2 236B parameters (2.5) | arXiv:2405.04434 (236B total, 21B activated per token) | quoted with source |
+# | DeepSeek-V2 236B parameters (2.5) | arXiv:2405.04434 (236B total, 21B activated per token) | reproduced (quoted with its source) |
 # | Llama-2-70B vs DeepSeek-V2: PPL 8.2 vs 7.9, MMLU 69.7 vs 78.5, HumanEval 29.9 vs 45.1, cache 9.2 GB vs 144 MB (2.5) | PPL rows have no source; REFERENCE.md: Llama-2-70B MMLU 68.9, DeepSeek-V2 base HumanEval 48.8; §5: caches 1.25 GiB vs 270 MiB | corrected / unsourced |
 # | "MLA compresses 64x and performs better" because of regularisation, redundancy, gradient sharing (2.5) | not measured; the quality comparison mixes different models | unsourced |
 # | shared taxi: 100 / 10 / 1 cars, cost 100% / 10% / 1%, satisfaction 100% / 98% / 92%, GQA keeps 90% flexibility (3.5) | analogy; §4 cache fractions are $H_{kv}/H$ | illustrative (numbers unsourced) |

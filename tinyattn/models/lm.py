@@ -35,12 +35,15 @@ class TransformerLM(Module):
     backend: SDPA backend passed to every attention call ("dense"; chapter 06 registers "flash").
     norm: "pre" (default) or "post" (the 2017 layout, for comparison; see ``TransformerBlock``).
     rng: initialisation (and CAPE augmentation) stream; default seed 0.
+    rope_scaling: None or ``{"method": "linear"|"ntk"|"dynamic"|"yarn"|"llama3", "factor": s, ...}``
+    (chapter 05, ``ta.positional.scaled_rope``); ``set_rope_scaling`` changes it after training.
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int, max_len: int,
                  positional: str = "rope", n_kv_heads: int | None = None, *, d_ff: int | None = None,
                  tie_weights: bool = False, backend: str = "dense", rope_base: float = 10000.0,
-                 norm: str = "pre", rng: np.random.Generator | None = None):
+                 norm: str = "pre", rng: np.random.Generator | None = None,
+                 rope_scaling: dict | None = None):
         super().__init__()
         self.vocab_size = _pos_int("vocab_size", vocab_size)
         self.d_model = _pos_int("d_model", d_model)
@@ -62,10 +65,17 @@ class TransformerLM(Module):
         if tie_weights:
             # the table doubles as the output head: N(0, 1/d) rows give logits of unit scale at init
             self.tok_emb.weight.data *= np.float32(d_model ** -0.5)
+        if rope_scaling is not None:
+            self.set_rope_scaling(rope_scaling)
         if positional == "t5":
             # T5 drops the 1/sqrt(d_head) on the logits and folds it into W_q's initialisation
             for block in self.blocks:
                 block.attn.q_proj.weight.data *= (d_model // n_heads) ** -0.5
+
+    def set_rope_scaling(self, config: dict | None) -> None:
+        """Re-evaluate a trained RoPE model with a scaling method (None = plain RoPE), no retraining.
+        See ``PositionalScheme.set_rope_scaling``; the weights are untouched."""
+        self.pos.set_rope_scaling(config)
 
     def _check_tokens(self, tokens) -> np.ndarray:
         tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)

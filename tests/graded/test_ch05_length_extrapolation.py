@@ -39,7 +39,10 @@ def test_pi_inv_freq(impl):
     ex = impl(MOD)
     for k, (d, base, s, L) in enumerate(_cases(501)):
         want = P.scaled_rope(d, "linear", s, L, base=base)[0]
-        _close(ex.pi_inv_freq(d, s, base), want, f"seed 501 case {k}: pi_inv_freq(d={d}, s={s:.3f}, base={base:.1f})")
+        what = f"seed 501 case {k}: pi_inv_freq(d={d}, s={s:.3f}, base={base:.1f})"
+        got = np.asarray(ex.pi_inv_freq(d, s, base), dtype=np.float64)
+        _close(got, want, what)
+        assert np.all(got < P.rope_inv_freq(d, base)), f"{what}: PI must slow every pair down (s > 1)"
     # the defining property: PI's angle at s*m is plain RoPE's angle at m
     theta = P.rope_inv_freq(24, 10000.0)
     _close(ex.pi_inv_freq(24, 3.0) * (3.0 * 1000), theta * 1000, "angle of position 3*1000 under PI s=3")
@@ -101,3 +104,6 @@ def test_dynamic_ntk_inv_freq(impl):
             _close(got, P.scaled_rope(d, "dynamic", s, L, base=base, seq_len=seq_len)[0], what)
             if seq_len <= L:
                 _close(got, P.rope_inv_freq(d, base), what + " (up to L_train: plain RoPE)")
+            else:
+                assert np.asarray(got)[-1] < P.rope_inv_freq(d, base)[-1], \
+                    f"{what}: beyond L_train the slowest pair must be slowed down"

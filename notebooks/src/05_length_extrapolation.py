@@ -40,6 +40,8 @@ setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
 # %% [markdown]
+# <a id="task"></a>
+#
 # ## 1. A task where far tokens matter
 #
 # The source's analogy for attention is a library lookup (图书馆检索, section 3.1): a query is
@@ -78,6 +80,8 @@ print(f"model: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads
       f"of {cfg.batch} sequences at lr {cfg.lr}, seeds {list(cfg.seeds)}")
 
 # %% [markdown]
+# <a id="encodings"></a>
+#
 # ## 2. Six encodings, one budget, four lengths
 #
 # Every encoding gets the same model, the same data stream and the same number of steps. The learned
@@ -117,6 +121,9 @@ bucket = P.t5_relative_bucket(-np.arange(8 * L_TRAIN), bidirectional=False)   # 
 print(f"T5 buckets (32 buckets, max_distance 128): distances 0..{L_TRAIN - 1} -> buckets "
       f"{bucket[:L_TRAIN].min()}..{bucket[:L_TRAIN].max()}; distances {L_TRAIN}..{8 * L_TRAIN - 1} -> "
       f"buckets {bucket[L_TRAIN:].min()}..{bucket[L_TRAIN:].max()}")
+slopes = P.alibi_slopes(cfg.n_heads)
+print("ALiBi slopes", slopes.tolist(), "; bias at distance", L_TRAIN - 1, ":",
+      [f"{-m * (L_TRAIN - 1):.2f}" for m in slopes], "; at distance 200:", [f"{-m * 200:.2f}" for m in slopes])
 
 # %%
 def plot_lengths(ax, entries, key, title):
@@ -153,9 +160,11 @@ plt.show()
 #   this lookup needs the *content* of the card, not its position, and neither encoding injects
 #   anything strange at the far cards (NoPE: nothing; learned: the rows beyond $L$ are small random
 #   vectors).
-# - **ALiBi** falls to 0.58 at $8L$: its bias $-m_h(i-j)$ pushes far keys down by design, which is
-#   what lets ALiBi run at any length on language (local evidence dominates), but a lookup of a card
-#   $200$ tokens back is exactly what the penalty suppresses.
+# - **ALiBi** falls to 0.58 at $8L$: its bias $-m_h(i-j)$ pushes far keys down by design (that is
+#   what lets ALiBi run at any length on text, where local evidence dominates). With our two heads'
+#   slopes (cell below) a card 200 tokens back loses 12.5 logits in the steep head and 0.8 in the
+#   flat one, against at most 1.9 and 0.1 for any card inside the training length, which is consistent
+#   with the drop: the lookup has to run through the flat head alone.
 #
 # The source's tables claim the opposite ordering for RoPE and sinusoidal (section 2.2 step 5:
 # "RoPE外推能力显著优于Sinusoidal", with LLaMA numbers) and steady degradation for sinusoidal
@@ -166,6 +175,8 @@ plt.show()
 # to repair it without retraining, is the rest of the chapter.
 
 # %% [markdown]
+# <a id="which-pairs"></a>
+#
 # ## 3. Which RoPE pairs go out of distribution? (source 3.7, 4.3 defect 2)
 #
 # RoPE turns pair $i$ of q and k by $m\theta_i$, $\theta_i = b^{-2i/d}$ (chapter 03). Over the
@@ -245,6 +256,8 @@ model.set_rope_scaling(None)
 # reading the clock past the end of training shows the hand in a place it has never been.
 
 # %% [markdown]
+# <a id="methods"></a>
+#
 # ## 4. Four ways to stretch RoPE, from their papers
 #
 # With $s = L_{new}/L_{train}$ (REFERENCE section 3, Hugging Face `ROPE_INIT_FUNCTIONS`):
@@ -333,11 +346,13 @@ for L_cur in (2048, 4096, 8192, 32768):
 # step; the graded tests compare them with `scaled_rope`.
 
 # %% [markdown]
+# <a id="measured"></a>
+#
 # ## 5. Measured: PI, NTK, dynamic NTK and YaRN on the trained RoPE models
 #
 # Each trained RoPE model (3 seeds) is re-evaluated with `model.set_rope_scaling(config)`, weights
 # untouched. The static methods use $s = 4$ (target length $4L$) at every test length; dynamic NTK
-# uses Hugging Face's usual factor 2 and recomputes its base from the current length at every
+# uses Hugging Face's formula with factor 2 and recomputes its base from the current length at every
 # forward pass. "yarn_no_temp" is YaRN's frequencies without the temperature. Then a copy of each
 # model is fine-tuned for 40 steps (batch 8) at length $4L$ with the method's frequencies; the
 # control "none" is fine-tuned the same way with plain RoPE.
@@ -427,6 +442,8 @@ plt.show()
 # comparable (their perplexities on text, ours answer losses on a lookup task).
 
 # %% [markdown]
+# <a id="entropy"></a>
+#
 # ## 6. Attention entropy grows with length; the temperature pulls it back (source 4.2, 4.3)
 #
 # Softmax over $n$ keys with logits of a fixed spread becomes flatter as $n$ grows: the uniform
@@ -471,6 +488,8 @@ plt.show()
 # PPL, no source).
 
 # %% [markdown]
+# <a id="unsourced"></a>
+#
 # ## 7. What the source adds that we could not find
 #
 # **"Grouped RoPE"** (4.3, "优化3"): different head groups with bases $10000\cdot 2^g$, with a
@@ -482,6 +501,8 @@ plt.show()
 # scalar per model, $0.1\ln s + 1$ on cos and sin.
 
 # %% [markdown]
+# <a id="ledger"></a>
+#
 # ## Claims ledger
 #
 # | source claim (section) | what we measured (cell) | verdict |

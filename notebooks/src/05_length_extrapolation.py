@@ -154,17 +154,17 @@ plt.show()
 #
 # - **RoPE** without any scaling is the worst: its loss jumps from 0.08 at $L$ to 1.95 at $2L$ and
 #   3.71 at $4L$ (accuracy 0.60, then 0.32). **Sinusoidal** degrades too (0.64, 2.08).
-# - The **T5 bias** extrapolates best (accuracy 0.895 at $8L$). The cell below shows why: distances
-#   up to $L - 1$ use buckets 0..21 in training; every longer distance falls into the logarithmic
-#   buckets 21..31, which (except 21) were never trained and keep their small initial values, so a far
-#   card gets an almost neutral bias and the lookup runs on content alone.
+# - The **T5 bias** extrapolates best (accuracy 0.895 at $8L$). The bucket line printed above shows
+#   why: distances up to $L - 1$ use buckets 0..21 in training; every longer distance falls into the
+#   logarithmic buckets 21..31, which (except 21) were never trained and keep their small initial
+#   values, so a far card gets an almost neutral bias and the lookup runs on content alone.
 # - **NoPE** and the **learned** table hold up well to $4L$ (0.92) and reach 0.80 / 0.77 at $8L$:
 #   this lookup needs the *content* of the card, not its position, and neither encoding injects
 #   anything strange at the far cards (NoPE: nothing; learned: the rows beyond $L$ are small random
 #   vectors).
 # - **ALiBi** falls to 0.58 at $8L$: its bias $-m_h(i-j)$ pushes far keys down by design (that is
 #   what lets ALiBi run at any length on text, where local evidence dominates). With our two heads'
-#   slopes (cell below) a card 200 tokens back loses 12.5 logits in the steep head and 0.8 in the
+#   slopes (printed above) a card 200 tokens back loses 12.5 logits in the steep head and 0.8 in the
 #   flat one, against at most 1.9 and 0.1 for any card inside the training length, which is consistent
 #   with the drop: the lookup has to run through the flat head alone.
 #
@@ -254,9 +254,14 @@ model.set_rope_scaling(None)
 # The retrained model reproduces the stored loss. Interpolating only the five slow pairs brings the
 # loss at $4L$ from 3.78 down to 0.33, close to what interpolating all pairs (PI) does (0.29);
 # interpolating only the three fast pairs leaves it at 3.82. The failure lives in the low
-# frequencies. The correct version of the
-# source's analogy: a slow pair is a hand of a clock that never completed a lap during training;
-# reading the clock past the end of training shows the hand in a place it has never been.
+# frequencies.
+#
+# The source's audio-spectrum analogy (3.7), corrected: the treble (fast pairs) has cycled many
+# times within every training example, so a longer recording holds no new treble; the bass (slow
+# pairs) never completed one cycle, so a longer recording carries bass the model has never heard.
+# YaRN's "变速不变调" (change the speed, keep the pitch) then means: slow down the bass (interpolate the
+# slow pairs) and leave the treble alone. With chapter 03's clock gears (3.3): a slow hand that never
+# completed a lap during training shows, past the end of training, a position it has never shown.
 
 # %% [markdown]
 # <a id="methods"></a>
@@ -433,8 +438,9 @@ plt.show()
 # again at $8L$. The price of the static methods is visible at $L$: squeezing positions raises the
 # loss from 0.08 to 0.13 (PI, YaRN).
 #
-# **Fine-tuned** (right). Forty steps at $4L$ with PI or YaRN frequencies give the lowest losses at
-# $2L$ and $4L$ (YaRN 0.067, PI 0.069 at $4L$). The control matters: fine-tuning the *unscaled*
+# **Fine-tuned** (right). Forty steps at $4L$ with YaRN's frequencies give the lowest losses at
+# $2L$ and $4L$ (0.082 and 0.067), with PI (0.069) and dynamic NTK (0.091) close behind at $4L$.
+# The control matters: fine-tuning the *unscaled*
 # model at $4L$ for the same 40 steps leaves it at 1.75, so the gain comes from the frequencies, not
 # from the extra steps at the longer length. Dynamic NTK, fine-tuned, also generalises to $8L$ (0.43).
 # Fine-tuning only at $4L$ costs every variant some loss at $L$ (0.18 to 0.36, from 0.08).

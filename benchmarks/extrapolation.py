@@ -1,6 +1,6 @@
 """Chapter 05's length-extrapolation study, full size: writes benchmarks/results/extrapolation.json.
 
-    python benchmarks/extrapolation.py            # 6 encodings x 3 seeds, RoPE scaling, ~15 min on 2 cores
+    python benchmarks/extrapolation.py            # 6 encodings x 3 seeds + RoPE scaling: 2 min idle, 7 min loaded (2 cores)
     python benchmarks/extrapolation.py --quick    # 1 seed, short training (a smoke test, not the results)
 
 Everything is seeded (see ``tinyattn.experiments.extrapolation``); BLAS is pinned to one thread so

@@ -19,7 +19,7 @@
 # Library: `ta.positional.scaled_rope` (the frequencies), `TransformerLM(..., rope_scaling=...)` /
 # `model.set_rope_scaling(...)` (re-evaluate a trained model with any method, weights untouched),
 # `tinyattn.experiments.extrapolation` (the seeded study). The full study is
-# `python benchmarks/extrapolation.py` (about 7 minutes on 2 busy cores); it writes
+# `python benchmarks/extrapolation.py` (its run time on a shared 2-core machine is printed in §2); it writes
 # `benchmarks/results/extrapolation.json`, which this notebook reads. Without that file the notebook
 # runs a reduced version (one seed, shorter training) instead.
 

@@ -151,7 +151,12 @@ def _corruptions(path, tmp_path):
     data = path.read_bytes()
     rng = np.random.default_rng(0)
     flipped = bytearray(data)
-    flipped[len(data) // 3] ^= 0xFF
+    # flip a byte inside an array's stored data (not in zip header padding, which nothing reads)
+    import struct
+    import zipfile
+    info = max(zipfile.ZipFile(path).infolist(), key=lambda i: i.compress_size)
+    n_name, n_extra = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    flipped[info.header_offset + 30 + n_name + n_extra + info.compress_size // 2] ^= 0xFF
     files = {"random": rng.bytes(2000), "truncated": data[: len(data) // 2], "empty": b"",
              "tail_cut": data[:-10], "flipped": bytes(flipped)}
     out = {}

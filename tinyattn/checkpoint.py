@@ -30,7 +30,7 @@ FORMAT = "tinyattn-checkpoint-2"          # version 1 (no config, no optimizer c
 # constructor arguments that may legitimately differ between save and load: the SDPA backend
 # (dense and flash compute the same function) and max_len (chapter 05 evaluates a model trained
 # at length L on 2L..8L; learned position tables are caught by their shape anyway)
-CONFIG_IGNORED = frozenset({"backend", "max_len"})
+CONFIG_IGNORED = frozenset({"backend", "max_len", "rope_scaling"})   # re-evaluation settings, not weights
 
 
 class CheckpointError(ValueError):
@@ -187,6 +187,9 @@ def _read(path: str) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{not_ours} (a single .npy array, not an .npz archive)")
     try:
         with z:
+            broken = z.zip.testzip()          # CRC of every member: catches flips NumPy's reader misses
+            if broken is not None:
+                raise CheckpointError(f"{not_ours} (CRC mismatch in {broken})")
             data = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise CheckpointError(f"{not_ours} ({type(exc).__name__}: {exc})") from None

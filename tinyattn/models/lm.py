@@ -43,6 +43,8 @@ class TransformerLM(Module):
     attention: "mha" (MHA/GQA/MQA via n_kv_heads) or "mla" (DeepSeek-V2 latent attention; needs
     positional="rope" and kv_lora_rank; qk_nope_head_dim and v_head_dim default to d_model // n_heads,
     qk_rope_head_dim to half of it; q_lora_rank optional).
+    rope_scaling: None or ``{"method": "linear"|"ntk"|"dynamic"|"yarn"|"llama3", "factor": s, ...}``
+    (chapter 05, ``ta.positional.scaled_rope``); ``set_rope_scaling`` changes it after training.
     """
 
     def __init__(self, vocab_size: int, d_model: int, n_layers: int, n_heads: int, max_len: int,
@@ -51,7 +53,7 @@ class TransformerLM(Module):
                  norm: str = "pre", rng: np.random.Generator | None = None, attention: str = "mha",
                  kv_lora_rank: int | None = None, qk_nope_head_dim: int | None = None,
                  qk_rope_head_dim: int | None = None, v_head_dim: int | None = None,
-                 q_lora_rank: int | None = None):
+                 q_lora_rank: int | None = None, rope_scaling: dict | None = None):
         super().__init__()
         # first statement after super(): locals() holds exactly the constructor's arguments
         self._config = {k: v for k, v in locals().items() if k not in ("self", "rng", "__class__")}
@@ -78,6 +80,8 @@ class TransformerLM(Module):
         if tie_weights:
             # the table doubles as the output head: N(0, 1/d) rows give logits of unit scale at init
             self.tok_emb.weight.data *= np.float32(d_model ** -0.5)
+        if rope_scaling is not None:
+            self.set_rope_scaling(rope_scaling)
         if positional == "t5" and attention == "mha":
             # T5 drops the 1/sqrt(d_head) on the logits and folds it into W_q's initialisation
             for block in self.blocks:
@@ -121,6 +125,11 @@ class TransformerLM(Module):
         else:
             fields = {"k": (attn.n_kv_heads, attn.head_dim), "v": (attn.n_kv_heads, attn.head_dim)}
         return KVCache(self.n_layers, batch, max_len, fields, dtype=self.tok_emb.weight.data.dtype)
+
+    def set_rope_scaling(self, config: dict | None) -> None:
+        """Re-evaluate a trained RoPE model with a scaling method (None = plain RoPE), no retraining.
+        See ``PositionalScheme.set_rope_scaling``; the weights are untouched."""
+        self.pos.set_rope_scaling(config)
 
     def _check_tokens(self, tokens, start: int = 0) -> np.ndarray:
         tokens = np.asarray(tokens.data if isinstance(tokens, Tensor) else tokens)

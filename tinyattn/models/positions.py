@@ -22,7 +22,7 @@ import numpy as np
 
 from ..nn import Module
 from ..positional import (LearnedPositionalEmbedding, T5RelativeBias, alibi_bias, apply_rope,
-                          cape_positions, rope_inv_freq, sinusoidal, sinusoidal_at)
+                          cape_positions, rope_inv_freq, scaled_rope, sinusoidal, sinusoidal_at)
 from ..tensor import Tensor
 
 __all__ = ["POSITIONAL", "PositionalScheme"]
@@ -37,7 +37,8 @@ class PositionalScheme(Module):
     ``attention_kwargs(L)``: keyword arguments for every block's attention (attn_bias, scale,
     qk_transform) for a sequence of length L.
     ``inv_freq`` and ``attention_factor`` (RoPE) may be replaced after training, e.g. by
-    ``ta.positional.scaled_rope`` in chapter 05.
+    ``ta.positional.scaled_rope`` in chapter 05; ``set_rope_scaling(config)`` does it from a config
+    and re-evaluates length-dependent methods (dynamic NTK) at every forward length.
     """
 
     def __init__(self, kind: str, d_model: int, n_heads: int, max_len: int,
@@ -49,6 +50,7 @@ class PositionalScheme(Module):
         head_dim = d_model // n_heads
         self.inv_freq = rope_inv_freq(head_dim, rope_base) if kind == "rope" else None
         self.attention_factor = 1.0
+        self.rope_base, self.rope_scaling = float(rope_base), None      # chapter 05: set_rope_scaling
         self.learned = LearnedPositionalEmbedding(max_len, d_model, rng=rng) if kind == "learned" else None
         self.t5 = T5RelativeBias(n_heads, rng=rng) if kind == "t5" else None
         # CAPE draws fresh augmented positions every training forward pass from its own stream
@@ -81,7 +83,9 @@ class PositionalScheme(Module):
         attending to keys 0..start+L-1 (start = tokens already in the KV cache)."""
         Lk = start + L
         if self.kind == "rope":
-            pos, inv, factor = np.arange(start, Lk), self.inv_freq, self.attention_factor
+            # frequencies for the total length: dynamic NTK depends on it (cached keys keep the rotation
+            # they were written with, as in other implementations of dynamic scaling)
+            pos, (inv, factor) = np.arange(start, Lk), self.rope_frequencies(Lk)
 
             def rope(q: Tensor, k: Tensor):                             # q (B,H,L,d), k (B,Hkv,L,d)
                 return (apply_rope(q, pos, inv, attention_factor=factor),
@@ -92,3 +96,35 @@ class PositionalScheme(Module):
         if self.kind == "t5":
             return {"attn_bias": self.t5(L, Lk), "scale": 1.0}          # T5: unscaled logits
         return {}
+
+    # ---------------------------------------------------------------- chapter 05: RoPE scaling
+    def set_rope_scaling(self, config: dict | None) -> None:
+        """Rescale RoPE without retraining: ``config = {"method": ..., "factor": s, **kw}`` or None.
+
+        method/factor/keywords as in ``ta.positional.scaled_rope``; ``original_max_position``
+        defaults to ``max_len`` (the training length). None restores plain RoPE (factor 1).
+        """
+        if self.kind != "rope":
+            raise ValueError(f"rope scaling needs positional='rope', this model uses {self.kind!r}")
+        if config is None:
+            self.rope_scaling = None
+            self.inv_freq = rope_inv_freq(self.d_model // self.n_heads, self.rope_base)
+            self.attention_factor = 1.0
+            return
+        if not isinstance(config, dict) or "method" not in config or "factor" not in config:
+            raise ValueError(f"rope_scaling must be a dict with 'method' and 'factor', got {config!r}")
+        cfg = {"original_max_position": self.max_len, **config}
+        old, self.rope_scaling = self.rope_scaling, cfg
+        try:                                        # bad methods/keywords raise here, state kept
+            self.inv_freq, self.attention_factor = self.rope_frequencies(cfg["original_max_position"])
+        except (TypeError, ValueError):
+            self.rope_scaling = old
+            raise
+
+    def rope_frequencies(self, L: int) -> tuple[np.ndarray, float]:
+        """(inv_freq (head_dim // 2,), attention_factor) used for a sequence of length L."""
+        if self.rope_scaling is None:
+            return self.inv_freq, self.attention_factor
+        cfg = dict(self.rope_scaling)
+        return scaled_rope(self.d_model // self.n_heads, cfg.pop("method"), cfg.pop("factor"),
+                           cfg.pop("original_max_position"), base=self.rope_base, seq_len=L, **cfg)

@@ -433,7 +433,7 @@ print("every row sums to 1:", np.allclose(w_both.sum(-1), 1.0))
 
 # %% [markdown]
 # ### Causal with $L_q \ne L_k$: bottom-right alignment
-# When a model decodes with a KV cache (coming in chapter 08), the $L_q$ new queries are the **last** $L_q$
+# When a model decodes with a KV cache ([chapter 08](08_kv_cache.ipynb)), the $L_q$ new queries are the **last** $L_q$
 # positions of a sequence of length $L_k$. Query $i$ therefore sits at absolute position
 # $i + L_k - L_q$ and may see keys $j \le i + L_k - L_q$: the triangle is aligned to the
 # **bottom-right** corner. (PyTorch's `is_causal` aligns top-left instead; the two agree only when

@@ -109,7 +109,7 @@ print("source example: d_model=512, h=8 -> d_k =", 512 // 8)
 # %% [markdown]
 # ### Fewer key/value heads: GQA and MQA
 # `MultiHeadAttention(d_model, n_heads, n_kv_heads)` lets several query heads **share** one key/value
-# head (why: the KV cache, coming in chapter 08). Query heads are grouped **contiguously**: with
+# head (why: the KV cache, [chapter 08](08_kv_cache.ipynb)). Query heads are grouped **contiguously**: with
 # $h$ query heads and $g$ KV heads (so $g$ groups of $h/g$ query heads each), query head $i$ reads KV
 # head $\lfloor i / (h/g)\rfloor = \lfloor i\,g/h\rfloor$: divide by the **group size**, not by the number
 # of groups. The source text (section 2.4) defines $g$ as the *number of groups* and writes

@@ -16,7 +16,7 @@
 # Every formula is checked numerically against an independent computation. Every number the
 # source text states is either reproduced here, corrected, or labelled unsourced in the
 # **claims ledger** at the end. Length extrapolation (training at L, testing at 2L...8L) and the RoPE
-# scaling methods (PI, NTK, YaRN) are coming in chapter 05.
+# scaling methods (PI, NTK, YaRN) are [chapter 05](05_length_extrapolation.ipynb).
 
 # %%
 %config InlineBackend.figure_formats = ['png']
@@ -447,7 +447,7 @@ print("same vector at distance 0/10/100/1000, score / |q|^2:", [f"{a:.3f}" for a
 # round. A pair whose wavelength is shorter than the training length has turned through every angle
 # many times during training; nothing is new at position 4L. A pair whose wavelength exceeds
 # $L_{train}$ has only ever seen an arc of its circle; longer inputs show it angles it never saw. Those
-# slow pairs are what PI, NTK and YaRN rescale (coming in chapter 05).
+# slow pairs are what PI, NTK and YaRN rescale ([chapter 05 §3](05_length_extrapolation.ipynb#which-pairs) checks it on a trained model: interpolating only the slow pairs recovers its loss at 4L, the fast ones do not).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -544,7 +544,7 @@ print("decode row == last row of full bias:",
 # %% [markdown]
 # The source's "extrapolates 10x+" is unsourced. The ALiBi paper's headline is that a model trained
 # on 1024 tokens and evaluated on 2048 matches the perplexity of a sinusoidal model trained on 2048.
-# Measuring extrapolation on our own tiny models is coming in chapter 05.
+# [Chapter 05 §2](05_length_extrapolation.ipynb#encodings) measures extrapolation on our own tiny models.
 #
 # ## 5. T5 relative bias (source 4.2, "hybrid absolute + relative")
 #
@@ -630,7 +630,7 @@ print("no mask readout:", np.round(F.scaled_dot_product_attention(qz[None], kz[N
 # %% [markdown]
 # The source's table credits NoPE with "unlimited extrapolation": no source. NoPE has no position
 # table to run out of, but the counting signal above gets finer as i grows ($1/i - 1/(i+1) \approx 1/i^2$), so
-# nothing guarantees it generalises to unseen lengths. Measuring it is coming in chapter 05.
+# nothing guarantees it generalises to unseen lengths. [Chapter 05 §2](05_length_extrapolation.ipynb#encodings) measures it.
 #
 # ## 7. CAPE: continuous augmented positions (correcting 4.2)
 #
@@ -666,7 +666,7 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 #
 # | method | formula | strengths | weaknesses (source, corrected) |
 # |---|---|---|---|
-# | Sinusoidal | $\sin(p\,\omega_i)$, $\cos(p\,\omega_i)$ interleaved | no parameters; shift = rotation $T_k$ (checked above) | extrapolates poorly in practice (measured: coming in chapter 05); "additive encoding disturbs gradients": **unsourced** |
+# | Sinusoidal | $\sin(p\,\omega_i)$, $\cos(p\,\omega_i)$ interleaved | no parameters; shift = rotation $T_k$ (checked above) | extrapolates poorly in practice (measured in [chapter 05](05_length_extrapolation.ipynb#encodings)); "additive encoding disturbs gradients": **unsourced** |
 # | Learned | $E \in \mathbb{R}^{L_{max}\times d}$ | fully data-driven | no rows past $L_{max}$ (raises); $O(L_{max} d)$ parameters, e.g. 0.63% of GPT-2 small; "best in-distribution": **unsourced** |
 # | RoPE | rotate q, k by $m\theta_i$ | scores depend on $m - n$ only (checked); no parameters | long-range decay is **intended**, not a defect; under extrapolation the **slow (low-frequency)** pairs go out of distribution, not the fast ones; "+25% time" **unsourced** (cos/sin tables are precomputed) |
 # | ALiBi | $-m_h (i - j)$, $j \le i$, after $1/\sqrt d$ | no parameters; cheap | slopes are **fixed** by a rule for any head count (not tuned); "10x+ extrapolation" **unsourced** (paper: train 1024, test 2048) |
@@ -682,7 +682,7 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | i = 0 is the lowest frequency, $\lambda_0 \approx 62832$ (2.1) | §1 wavelengths: $\lambda_0 = 2\pi$, slowest just under $2\pi\cdot 10^4$ | corrected |
 # | codes unique if $\lvert\Delta pos\rvert < 31416$ "because high frequencies differ" (2.1) | §1 uniqueness: every offset up to 200,000 stays >= 1.47 away from PE(0) (the fast pair alone never repeats) | corrected |
 # | fp16 precision hurts at large pos (2.1, 4.2) | §1: fp16 stores only 4097 of the positions 0..8191 | reproduced (made precise) |
-# | extrapolation PPL tables for sinusoidal, RoPE vs sinusoidal on LLaMA (2.1, 2.2, 4.2) | no source; tiny models trained per encoding: coming in chapter 05 | unsourced |
+# | extrapolation PPL tables for sinusoidal, RoPE vs sinusoidal on LLaMA (2.1, 2.2, 4.2) | no source; tiny models trained per encoding in [chapter 05 §2](05_length_extrapolation.ipynb#encodings) degrade past L, unscaled RoPE faster than sinusoidal | unsourced |
 # | RoPE score depends only on m - n (2.2) | §3: Toeplitz check and complex closed form, error below 1e-9 | reproduced |
 # | $\ldots - \langle q^\perp, k\rangle\sin$ (2.2) | §3: holds with $q^\perp$ = q turned by -90° | corrected (convention stated) |
 # | the source's `apply_rotary_pos_emb` (2.2) | §3: crashes for seq_len ≠ heads, silently wrong when equal | corrected |
@@ -690,17 +690,17 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | "relative position exact for RoPE vs approximately linear for sinusoidal" (2.2) | §1: the sinusoidal shift is exactly linear ($T_k$, error below 1e-9); §3 "exactly relative": after $W_Q, W_K$ only RoPE's score is a function of m - n alone (deviation below 1e-9), sinusoidal's is not (relative deviation printed) | wording wrong, substance right |
 # | clock gears: all gears turn 1° per position; 53 vs 50 differ by 3° (3.3) | §3 gears: gear i turns $\theta_i$ rad; differences $3\theta_i$ | corrected |
 # | slowest frequency $10000^{-1}$, period 62832 (3.7) | §3 spectrum: $10000^{-(d-2)/d}$ | corrected |
-# | high-frequency dims go out of distribution when extrapolating (3.7, 4.3) | §3 spectrum: at d = 128, L = 512 the 31 fast pairs completed full turns; only the 33 slow pairs meet new angles | corrected |
+# | high-frequency dims go out of distribution when extrapolating (3.7, 4.3) | §3 spectrum: at d = 128, L = 512 the 31 fast pairs completed full turns; only the 33 slow pairs meet new angles (on a trained model: [chapter 05 §3](05_length_extrapolation.ipynb#which-pairs)) | corrected |
 # | RoPE long-range decay is a defect (4.1, 4.3) | §3 decay: RoFormer's bound decays by design | corrected |
 # | score $= \sum\lVert q_i\rVert\lVert k_i\rVert\cos(\Delta\theta_i)$ (4.3) | needs a phase $\varphi_i$ per pair unless aligned | corrected |
 # | attention-weight-vs-distance table, RoPE timing table, "5-8% dims hijacked", base sweep (4.2, 4.3) | no source | unsourced |
 # | ALiBi slopes need tuning / head-count sensitive (4.1) | §4: fixed rule, any n (tests: n = 1..32) | corrected |
-# | ALiBi extrapolates 10x+ (4.1) | paper: train 1024, test 2048 | unsourced |
+# | ALiBi extrapolates 10x+ (4.1) | paper: train 1024, test 2048; our tiny models: [chapter 05 §2](05_length_extrapolation.ipynb#encodings) | unsourced |
 # | relative bias added before dividing by $\sqrt d$ (4.2) | T5 adds to unscaled logits | corrected |
 # | T5 BLEU 27.2 → 28.4 (4.2) | no source | unsourced |
 # | CAPE is a content MLP (4.2) | §7: CAPE = augmented positions for sinusoidal | corrected |
-# | NoPE: unlimited extrapolation (4.1) | §6: order only through the causal mask; no guarantee | unsourced |
-# | YaRN / NTK / grouped RoPE details (4.2, 4.3) | coming in chapter 05 | not checked here |
+# | NoPE: unlimited extrapolation (4.1) | §6: order only through the causal mask; no guarantee; our tiny models: [chapter 05 §2](05_length_extrapolation.ipynb#encodings) | unsourced |
+# | YaRN / NTK / grouped RoPE details (4.2, 4.3) | [chapter 05 §4–5](05_length_extrapolation.ipynb#methods): YaRN keeps the fast pairs and interpolates the slow ones (the source has it backwards); its temperature is one global factor, not per dimension; no published "grouped RoPE" was found | **corrected** (YaRN, temperature); grouped RoPE **unsourced** |
 
 # %% [markdown]
 # ## Exercises

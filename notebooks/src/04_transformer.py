@@ -534,8 +534,8 @@ for label, kw in [("T = 1", {}), ("T = 0.5", {"temperature": 0.5}), ("T = 2", {"
 # %% [markdown]
 # With top-p 0.7 the set is the first three tokens (0.40 + 0.25 = 0.65 < 0.7, the third brings
 # the total to 0.80); with 0.85, four (0.80 < 0.85, the fourth brings it to 0.90). Exercises 04.4 and 04.5 ask you to write this distribution and the draw.
-# Now samples from the character model, prompted with `"    def "` (without a KV cache each
-# new character recomputes the whole context; coming in chapter 08):
+# Now samples from the character model, prompted with `"    def "` (`generate` decodes
+# against a KV cache, [chapter 08](08_kv_cache.ipynb); `use_cache=False` recomputes the whole context per character):
 
 # %%
 prompt = corpus.encode("    def ")
@@ -602,7 +602,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # `generate` crops the context to the last `max_len` tokens. For a learned table this is forced:
 # position `max_len` has no row. For the other encodings the forward pass runs at any length, but
 # cropping keeps every position inside the range seen in training; what happens beyond it is
-# coming in chapter 05.
+# measured in [chapter 05](05_length_extrapolation.ipynb#encodings).
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -84,7 +84,7 @@ print(f"elu+1 linear attention vs softmax attention: max |diff| = {np.abs(fast -
 # $$S_i = S_{i-1} + \phi(k_i) v_i^\top,\quad z_i = z_{i-1} + \phi(k_i),\quad
 #   \text{out}_i = \frac{S_i^\top \phi(q_i)}{z_i^\top \phi(q_i)}.$$
 # The state $(S, z)$ has size $r\times d_v + r$ whatever the position: generation needs $O(1)$ memory
-# per step, where softmax attention's KV cache (coming in chapter 08) grows with $N$. Three implementations must
+# per step, where softmax attention's KV cache ([chapter 08](08_kv_cache.ipynb)) grows with $N$. Three implementations must
 # agree: the literal RNN (`linear_attention_recurrent`), the chunked parallel form (`linear_attention(...,
 # causal=True)`: a masked product inside each chunk, the carried state across chunks) and the masked
 # $N\times N$ form.

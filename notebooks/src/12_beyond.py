@@ -289,11 +289,11 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 #
 # | open problem (section) | try it with tinyattn |
 # |---|---|
-# | lossless linear attention (5.2, dir. 2, q. 1) | coming in chapter 11: the recall task where linear attention fails and softmax succeeds; vary the feature map and count features |
-# | learned sparsity patterns (5.2, dir. 2) | coming in chapter 10: routing attention's k-means clusters vs fixed windows on the same toy task |
+# | lossless linear attention (5.2, dir. 2, q. 1) | [chapter 11](11_linear_attention.ipynb): the recall task where linear attention fails and softmax succeeds; vary the feature map and count features |
+# | learned sparsity patterns (5.2, dir. 2) | [chapter 10](10_sparse_attention.ipynb): routing attention's k-means clusters vs fixed windows on the same toy task |
 # | million-token sequences (5.2 dir. 2 q. 3; 5.4 q. 4) | this chapter: the memory table of section 5 per device for your N and P; zig-zag vs contiguous |
-# | compressing the KV cache (5.2, dir. 2 q. 3) | coming in chapter 08: MLA's latent cache and GQA conversion |
-# | the "final" position encoding, NoPE vs RoPE (5.4 q. 2) | chapter 03's encodings and, coming in chapter 05, their extrapolation curves |
+# | compressing the KV cache (5.2, dir. 2 q. 3) | [chapter 08](08_kv_cache.ipynb): MLA's latent cache and GQA conversion |
+# | the "final" position encoding, NoPE vs RoPE (5.4 q. 2) | [chapter 03](03_positional_encodings.ipynb)'s encodings and [chapter 05](05_length_extrapolation.ipynb)'s extrapolation curves |
 # | do attention weights explain? (5.2, dir. 4 q. 1) | chapter 04's trained model: zero the highest-weight key and measure the change of the loss (an intervention), then compare with the weight itself |
 # | is position information necessary? (5.2, dir. 1 q. 2) | chapter 03/04: train NoPE with and without the causal mask (section 1.2's permutation equivariance says which can learn order) |
 

@@ -4,7 +4,7 @@ Each chapter notebook ends with a markdown table ``| source-text claim (section)
 (cell) | verdict |``. This tool turns those tables into one machine-readable file and ties every row
 to the notebook cell that checks it:
 
-    python tools/ledger.py tag      tag, in notebooks/src/*.py and the stored .ipynb, the cells rows point to
+    python tools/ledger.py tag [NN ...]  tag, in notebooks/src/*.py and the stored .ipynb, the cells rows point to
     python tools/ledger.py build    write ledger/claims.json from the stored notebooks
     python tools/ledger.py check    exit 1 if ledger/claims.json differs from the notebooks' tables
 
@@ -137,8 +137,10 @@ def build() -> dict:
                      "`python tools/ledger.py build`", "counts": counts, "entries": entries}
 
 
-def tag_all() -> None:
+def tag_all(chapters: list[str] | None = None) -> None:
     for p in notebooks():
+        if chapters and p.name[:2] not in chapters:
+            continue
         _, tags = entries_of(p)
         nb = nbformat.read(str(p), as_version=4)
         for i, c in enumerate(nb.cells):              # stored notebook: replace ledger tags
@@ -178,7 +180,7 @@ def _tag_source_simple(src: Path, tags: dict[int, str]) -> None:
 def main(argv: list[str]) -> int:
     cmd = argv[0] if argv else "check"
     if cmd == "tag":
-        tag_all()
+        tag_all(argv[1:] or None)
         print("tagged the cells ledger rows point to")
         return 0
     data = build()

@@ -93,7 +93,7 @@ print("b.grad", bt.grad.ravel(), "= columns of dL/dc summed:", g_out.sum(axis=0)
 # maps the gradient of its output to the gradients of its inputs. Here is the graph *before*
 # any gradient is computed:
 
-# %%
+# %% tags=["ledger-00-s2"]
 x = ta.Tensor(1.5, requires_grad=True, name="x")
 w = ta.Tensor(0.8, requires_grad=True, name="w")
 b = ta.Tensor(-0.3, requires_grad=True, name="b")
@@ -208,7 +208,7 @@ print(f"library: nodes: {len(graph_nodes(s)[0])}, gradient {deep.grad[0]:.6f} = 
 # softmax Jacobian below is $N\times N$ per row, but its VJP can be had in $O(N)$ (write
 # $J^\top \bar p$ entry by entry and look for a sum that is the same for every entry).
 
-# %%
+# %% tags=["ledger-00-s3"]
 def my_tanh(x):
     y = np.tanh(x.data)
     return custom_op(y, [x], lambda g: (g * (1 - y * y),), "my_tanh")

@@ -46,7 +46,7 @@ def below(err, tol=1e-12):
 # this concrete with hand-made 3-dimensional embeddings whose axes mean
 # *machine learning*, *attention/Transformers*, *cooking*.
 
-# %%
+# %% tags=["ledger-01-s1"]
 # NBVAL_CHECK_OUTPUT
 features = ["machine learning", "attention", "cooking"]
 titles = ["Deep learning basics (深度学习基础)", "Transformers explained (Transformer详解)",
@@ -195,7 +195,7 @@ print("gradcheck passed:", ta.gradcheck(lambda a, b, c: F.scaled_dot_product_att
 # $\text{Var}(q\cdot k) = \sum_{i=1}^{d}\mathbb{E}[q_i^2]\,\mathbb{E}[k_i^2] = d$, and
 # $\text{Var}(q\cdot k/\sqrt d) = 1$. We measure it over 20,000 random pairs per dimension.
 
-# %%
+# %% tags=["ledger-01-s3"]
 # NBVAL_CHECK_OUTPUT
 dims = [16, 64, 128, 256, 512, 1024]
 n_pairs = 20_000
@@ -469,7 +469,7 @@ o_empty = F.scaled_dot_product_attention(np.ones((1, 1, 1)), np.ones((1, 3, 1)),
                                          mask=nothing)
 print("SDPA                      :", o_empty.data[0])
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-01"]
 # ## Claims ledger (sections 1.2 and 3.1)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |

@@ -51,7 +51,7 @@ def below(err, tol=1e-12):
 # reshape plus a transpose: features $[i\,d_k, (i+1)\,d_k)$ belong to head $i$. We follow one batch
 # through the module and print the shape after every step.
 
-# %%
+# %% tags=["ledger-02-s1"]
 # NBVAL_CHECK_OUTPUT
 B, L, d_model, h = 2, 5, 12, 3
 mha = MultiHeadAttention(d_model, h, rng=np.random.default_rng(1), dtype=np.float64)
@@ -165,7 +165,7 @@ print("max |grouped - repeated|", below(np.abs(grouped.data - explicit.data).max
 #
 # Each step measured in float64:
 
-# %%
+# %% tags=["ledger-02-s2"]
 # NBVAL_CHECK_OUTPUT
 perm = rng.permutation(L)
 Pi = np.eye(L)[perm]                                   # (Pi X)[r] = X[perm[r]]
@@ -226,7 +226,7 @@ plt.show()
 # and keep every intermediate array, then compare with the formulas for several $(L, d, h)$.
 # (Softmax, scaling and bias add $O(BhL^2)$ elementwise work, which the table leaves out.)
 
-# %%
+# %% tags=["ledger-02-s3"]
 # NBVAL_CHECK_OUTPUT
 def measured_costs(B, L, d, h, h_kv=None):
     """Forward pass with counting matmuls; returns (params, matmul FLOPs, activation numbers)."""
@@ -409,7 +409,7 @@ plt.show()
 # **previous token**. Then we zero one head's block of rows of $W^O$ (exactly "removing head $i$"
 # from $\text{Concat}(\cdot)W^O$) and measure accuracy; and we keep *only* one head.
 
-# %%
+# %% tags=["ledger-02-s5"]
 from tinyattn.nn import Embedding, Linear, Module
 
 V_toy, L_toy, d_toy, h_toy = 16, 12, 32, 4
@@ -491,7 +491,7 @@ plt.show()
 print("every single-head removal costs < 2 points of accuracy:", full_acc - min(drop_one) < 0.02)
 print("even the best head alone loses more than any removal     :", max(only_one) < min(drop_one))
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-02"]
 # In this model the heads share the work: removing any single one barely matters (the
 # redundancy Michel et al. and Voita et al. found at scale), while keeping only one loses accuracy.
 # "Every head costs 0.5–1 BLEU" is not what experiments show; what a head is worth depends on

@@ -49,7 +49,7 @@ def small(err, tol=1e-9):
 # the same angle and turning at different speeds. We check the library table against the formula
 # written out with `math.sin` / `math.cos`, element by element.
 
-# %%
+# %% tags=["ledger-03-s1"]
 # NBVAL_CHECK_OUTPUT
 n, d = 64, 32
 pe = P.sinusoidal(n, d)
@@ -208,7 +208,7 @@ print(f"{table:,} parameters = {table / 124e6:.2%} of ~124 M")
 # a function of $m - n$ only. First, the library rotation against the complex multiplication
 # written with `np.exp(1j * m * theta)`:
 
-# %%
+# %% tags=["ledger-03-s3"]
 # NBVAL_CHECK_OUTPUT
 d, L = 16, 10
 theta = P.rope_inv_freq(d)
@@ -479,7 +479,7 @@ plt.show()
 # other slope of the 2c-head sequence. The source calls the slopes "head-count sensitive, m must be
 # tuned": they are not tuned in the paper, they are fixed by this rule.
 
-# %%
+# %% tags=["ledger-03-s4"]
 # NBVAL_CHECK_OUTPUT
 print("n = 8 :", " ".join(f"2^{np.log2(s):.1f}" for s in P.alibi_slopes(8)))
 print("n = 12:", " ".join(f"2^{np.log2(s):.1f}" for s in P.alibi_slopes(12)))
@@ -600,7 +600,7 @@ plt.show()
 # input rows permutes the output rows and nothing else. So an encoder (bidirectional) with NoPE
 # cannot tell word order at all.
 
-# %%
+# %% tags=["ledger-03-s6"]
 # NBVAL_CHECK_OUTPUT
 L, d = 10, 16
 x = rng.standard_normal((L, d))
@@ -642,7 +642,7 @@ print("no mask readout:", np.round(F.scaled_dot_product_attention(qz[None], kz[N
 # positions and has to use relative ones. At evaluation the positions are plain $0..L-1$. It adds no
 # parameters.
 
-# %%
+# %% tags=["ledger-03-s7"]
 fig, ax = plt.subplots(figsize=(6, 3))
 crng = np.random.default_rng(1)
 for s in range(4):
@@ -661,7 +661,7 @@ print(f"order kept in all 200 samples: {bool(np.all(np.diff(pos, axis=1) > 0))};
       f"first-token position ranges over [{pos[:, 0].min():.2f}, {pos[:, 0].max():.2f}]")
 print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-03"]
 # ## 8. The comparison table (source 4.1), corrected
 #
 # | method | formula | strengths | weaknesses (source, corrected) |

@@ -72,7 +72,7 @@ plt.show()
 # shape after each step. Position encodings enter inside attention (RoPE rotates q and k, ALiBi and
 # T5 add a bias to the scores); here the block sees no positions at all, only the causal mask.
 
-# %%
+# %% tags=["ledger-04-s2"]
 # NBVAL_CHECK_OUTPUT
 B, L, d, H = 2, 6, 32, 4
 block = TransformerBlock(d, H, rng=np.random.default_rng(1))
@@ -156,7 +156,7 @@ print(f"attention dropout p = 0.1: fraction of weights zeroed {np.mean(P_drop ==
 # of layers $L$, the width $d$ and the number of heads $h$ ("通过增加层数L、宽度d、头数h线性扩展容量").
 # Counting parameters tells a more precise story:
 
-# %%
+# %% tags=["ledger-04-s3"]
 # NBVAL_CHECK_OUTPUT
 V = 256
 print(f"{'layers':>6} {'d_model':>7} {'heads':>5} {'parameters':>11}")
@@ -329,7 +329,7 @@ plt.show()
 # lands exactly $n = 8$ positions back (where the token to copy sits), $n - 1$ back (the token
 # *after* it), and 1 back (the previous token).
 
-# %%
+# %% tags=["ledger-04-s6"]
 maps = copy_lm.attention_maps(x_test[:1])
 labels = [str(t) for t in x_test[0]]
 for layer, mp in enumerate(maps):
@@ -470,7 +470,7 @@ print(f"clipped steps (grad norm > 1): {np.mean(np.array(s2s_norm) > 1):.0%} of 
 # validation set. Nothing is downloaded or copied into the repository; the exact text depends on
 # your Python version, so the numbers in this section are not checked by CI.
 
-# %%
+# %% tags=["ledger-04-s7"]
 corpus = CharCorpus(max_chars=200_000)
 print(f"{len(corpus.text):,} characters, vocabulary of {corpus.vocab_size} symbols")
 print(repr(corpus.text[2000:2160]))
@@ -636,7 +636,7 @@ if bench_path.exists():
 else:
     print("no committed benchmark result found at", bench_path)
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-04"]
 # ## Claims ledger
 #
 # | source claim (section) | what we measured (cell) | verdict |

@@ -89,7 +89,7 @@ print(f"model: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads
 # a gradient and keep their random initialisation (a learned table has nothing to say about
 # positions it never saw). Loss is the mean cross-entropy of the scored answers in nats.
 
-# %%
+# %% tags=["ledger-05-s2"]
 candidates = [Path(p) / "benchmarks" / "results" / "extrapolation.json" for p in ("..", ".")]
 res_path = next((c for c in candidates if c.exists()), None)
 if res_path is not None:
@@ -197,7 +197,7 @@ plt.show()
 # pair for our toy ($d_{head} = 16$, base 100, $L = 32$) and for a Llama-2-sized head
 # ($d_{head} = 128$, base $10^4$, $L = 4096$):
 
-# %%
+# %% tags=["ledger-05-s3"]
 # NBVAL_CHECK_OUTPUT
 head_dim, base = cfg.d_model // cfg.n_heads, cfg.rope_base
 for name, d_, b_, L_ in (("toy", head_dim, base, L_TRAIN), ("Llama-2 head", 128, 10000.0, 4096)):
@@ -288,7 +288,7 @@ model.set_rope_scaling(None)
 # (our choice, labelled in the figure). Llama 3.1's scaling (a kept band, a divided band and a
 # blend, by wavelength) is drawn for comparison.
 
-# %%
+# %% tags=["ledger-05-s4"]
 def source_yarn(d_, s, L_, b_=10000.0, beta_t=None):
     """The source text's 4.2 formula (and, with beta_t, its 4.3 'temperature'): theta * s on fast pairs."""
     th_ = P.rope_inv_freq(d_, b_)
@@ -365,7 +365,7 @@ for L_cur in (2048, 4096, 8192, 32768):
 # model is fine-tuned for 40 steps (batch 8) at length $4L$ with the method's frequencies; the
 # control "none" is fine-tuned the same way with plain RoPE.
 
-# %%
+# %% tags=["ledger-05-s5"]
 # NBVAL_CHECK_OUTPUT
 # our toy at s = 4: how much each method slows every pair, and how far the slow pairs' angles reach at
 # 4L, in units of the largest angle they reached in training (1.00 = still inside the training arc)
@@ -462,7 +462,7 @@ plt.show()
 # length (2.7 at 1024 to 1.2 at 8192), without a source. We measure the mean entropy of the last
 # layer's attention at the answer queries, for the three seeds' RoPE models.
 
-# %%
+# %% tags=["ledger-05-s6"]
 # NBVAL_CHECK_OUTPUT
 ent = res["entropy"]
 print(f"YaRN s=4: logits x (0.1 ln 4 + 1)^2 = {(0.1 * math.log(4) + 1) ** 2:.4f}")
@@ -509,7 +509,7 @@ plt.show()
 # **The per-dimension temperature** $t_i$ (4.3) is not in YaRN (§4): YaRN's temperature is one
 # scalar per model, $0.1\ln s + 1$ on cos and sin.
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-05"]
 # <a id="ledger"></a>
 #
 # ## Claims ledger

@@ -129,7 +129,7 @@ for kw in ({"temperature": 0}, {"temperature": 1.0, "top_k": 8}):
 # alternating the two, and stores the medians. This cell reads the committed result (timings vary
 # by machine, so they are not re-measured here).
 
-# %%
+# %% tags=["ledger-08-s2"]
 candidates = [Path(p) / "benchmarks" / "results" / "decode.json" for p in ("..", ".")]
 bench = json.loads(next((c for c in candidates if c.exists()), candidates[0]).read_text())
 rows = bench["results"]
@@ -166,7 +166,7 @@ plt.show()
 # The source text's example (section 2.4) is GPT-3 175B: 96 layers, 96 heads of width 128, fp16,
 # 2048 tokens.
 
-# %%
+# %% tags=["ledger-08-s3"]
 # NBVAL_CHECK_OUTPUT
 per_layer = kv_cache_bytes(1, 96, 128, 2048)
 total = kv_cache_bytes(96, 96, 128, 2048)
@@ -228,7 +228,7 @@ plt.show()
 # when $g$ equals the group *size* $H/H_{kv}$, i.e. when $H = g^2$: Llama-2-70B's 64 heads in 8 groups
 # happen to hide the error. With 8 heads in 2 groups the two readings differ:
 
-# %%
+# %% tags=["ledger-08-s4"]
 # NBVAL_CHECK_OUTPUT
 H, n_groups = 8, 2
 print("query head           :", list(range(H)))
@@ -298,7 +298,7 @@ plt.show()
 #
 # The cache per token and layer is $c^{KV}$ **and** $k^R$: $512 + 64 = 576$ numbers.
 
-# %%
+# %% tags=["ledger-08-s5"]
 vc.draw_mla_dataflow()
 plt.show()
 
@@ -371,7 +371,7 @@ print(f"MLA at {N} tokens: {mla_cache_bytes(1, 512, 64, N) / 2**20:.1f} MiB per 
 print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128, N) / 2**30:.2f} GiB "
       f"(source text: 9.2 GB)")
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-08"]
 # So MLA's cache is 56.9 times smaller than an MHA cache of the same head shape (not 64 times), and
 # DeepSeek-V2 caches 270 MiB per 4096-token sequence, not 144 MB. The source text's comparison
 # with Llama-2-70B also gives that model an MHA-sized cache; with its 8 KV heads it needs 1.25 GiB.

@@ -37,7 +37,7 @@ rng = np.random.default_rng(0)
 # request starts, before anyone knows how many tokens it will generate. The safe choice is the
 # model's maximum length. The source text's example, with a 2048-token maximum:
 
-# %%
+# %% tags=["ledger-09-s1"]
 # NBVAL_CHECK_OUTPUT
 for used in (100, 1500):
     print(f"{used:5d} of 2048 slots used -> {1 - used / 2048:.1%} of the reservation wasted")
@@ -59,7 +59,7 @@ for used in (100, 1500):
 # Three sequences of 5, 9 and 2 tokens with blocks of 4 tokens, appended in an interleaved order
 # so that their blocks are not contiguous in the pool:
 
-# %%
+# %% tags=["ledger-09-s2"]
 # NBVAL_CHECK_OUTPUT
 alloc = BlockAllocator(n_blocks=8, block_size=4)
 for sid in ("a", "b", "c"):
@@ -166,7 +166,7 @@ plt.show()
 # fractions of the allocated slots, the mean number of running requests, and the steps needed to
 # finish all 300.
 
-# %%
+# %% tags=["ledger-09-s5"]
 # NBVAL_CHECK_OUTPUT
 requests = synthetic_requests(300, np.random.default_rng(0), rate=0.2, prompt_range=(16, 512),
                               output_range=(16, 512))
@@ -216,12 +216,12 @@ plt.show()
 # all 32 heads instead of 32 times. The count is the cache-size ratio of chapter 08: bytes of K/V
 # read per decoding step, at 4096 tokens for a 32-layer, 32-head model with 128-wide heads:
 
-# %%
+# %% tags=["ledger-09-s6"]
 # NBVAL_CHECK_OUTPUT
 mha_b, mqa_b = kv_cache_bytes(32, 32, 128, 4096), kv_cache_bytes(32, 1, 128, 4096)
 print(f"K/V bytes read per step: MHA {mha_b / 2**30:.1f} GiB, MQA {mqa_b / 2**20:.0f} MiB, ratio {mha_b / mqa_b:.0f}")
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-09"]
 # The 32x fewer loads are right; the source text's times (280 ms vs 95 ms, 2.95x) have no source and
 # are not measured here.
 #

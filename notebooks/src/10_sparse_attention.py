@@ -65,7 +65,7 @@ def best_time(fn, reps=3):
 # key blocks per query block (HF's defaults: block 64, 3 random blocks). Random blocks come from a
 # seeded generator, so the pattern is reproducible.
 
-# %%
+# %% tags=["ledger-10-s1"]
 L = 64
 patterns = {
     "window r=4": S.sliding_window_mask(L, 4),
@@ -100,7 +100,7 @@ for name, m in patterns.items():
 # through the tile loop, equals dense float64 attention with the same mask, and the counter sees
 # exactly the non-empty tiles.
 
-# %%
+# %% tags=["ledger-10-s2"]
 # NBVAL_CHECK_OUTPUT
 q, k, v = (rng.standard_normal((2, L, 16)) for _ in range(3))
 for name, m in patterns.items():
@@ -208,7 +208,7 @@ plt.show()
 # compute it exactly: position $j$ reaches $i$ after $\ell$ layers iff $(M^\ell)_{ij} > 0$ for the
 # boolean mask $M$.
 
-# %%
+# %% tags=["ledger-10-s3"]
 # NBVAL_CHECK_OUTPUT
 L_cat, cat, sat = 16, 1, 10             # the source text's positions
 def receptive(mask, layers):
@@ -331,7 +331,7 @@ plt.show()
 # same bucket), and we count the scores really computed. The data: queries and keys drawn near 8
 # random directions (the clustered structure these methods assume), $N=256$, $d=16$.
 
-# %%
+# %% tags=["ledger-10-s4"]
 # NBVAL_CHECK_OUTPUT
 N, d = 256, 16
 dirs = rng.standard_normal((8, d)) * 1.5
@@ -428,7 +428,7 @@ plt.tight_layout(); plt.show()
 # are both **2020**; the Sparse Transformer (Child et al.) is 2019; Longformer (April 2020) and BigBird
 # (July 2020) are correctly placed in 2020.
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-10"]
 # ## Claims ledger (section 4.5; 1.1 for the dates)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |

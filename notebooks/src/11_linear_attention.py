@@ -67,7 +67,7 @@ def best_time(fn, reps=5):
 # First check: `ta.linear.linear_attention` (reassociated) equals the kernel smoother computed the
 # slow way, with the $N\times N$ matrix of $\phi(q_i)^\top\phi(k_j)$.
 
-# %%
+# %% tags=["ledger-11-s1"]
 # NBVAL_CHECK_OUTPUT
 q, k, v = (rng.standard_normal((2, 64, 16)) for _ in range(3))
 fq, fk = LA.elu1(q), LA.elu1(k)
@@ -122,7 +122,7 @@ print(f"RNN state per (batch, head): S {S_state.shape[1:]}, z {z_state.shape[1:]
 # $q, k$ drawn with standard deviation 0.4 (larger $|q|, |k|$ make the estimator heavy-tailed: its
 # variance grows like $e^{2|\bar q+\bar k|^2}$).
 
-# %%
+# %% tags=["ledger-11-s3"]
 # NBVAL_CHECK_OUTPUT
 d = 16
 rng3 = np.random.default_rng(3)
@@ -202,7 +202,7 @@ plt.tight_layout(); plt.show()
 # features, and elu+1 linear attention for comparison (a different kernel, so its "error" measures
 # how different the model is, not noise).
 
-# %%
+# %% tags=["ledger-11-s4"]
 # NBVAL_CHECK_OUTPUT
 d = 32
 Ns = [64, 256, 1024, 2048]
@@ -372,7 +372,7 @@ for name, Smat in (("additive (linear attention)", S_sum), ("delta rule, beta = 
 # (RoPE, 700 AdamW steps, same seed and data), one with softmax attention, one with elu+1 linear
 # attention (`backend="linear"`, trained through its parallel form), evaluated on 500 fresh prompts.
 
-# %%
+# %% tags=["ledger-11-s6"]
 from tinyattn.models import TransformerLM
 from tinyattn.train import train
 from tinyattn.data import task_batch_fn, associative_recall, sequence_accuracy
@@ -415,7 +415,7 @@ plt.show()
 # "performance drop 2–5%" (and "~5% gap" in section 5.2) names no task or model: **unsourced**, and
 # as this run shows, the gap depends on the task.
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-11"]
 # ## Claims ledger (section 4.5 优化3; 1.1 and 5.2 for dates and gaps)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |

@@ -51,7 +51,7 @@ def dense(q, k, v, causal=False):
 # each (chapter 08 builds this cache). With Llama-2-7B's published configuration (Touvron et al. 2023:
 # 32 layers, 32 heads of dimension 128, no GQA) in fp16, that is:
 
-# %%
+# %% tags=["ledger-12-s1"]
 # NBVAL_CHECK_OUTPUT
 layers, kv_heads, head_dim, bytes_fp16 = 32, 32, 128, 2
 per_token = 2 * layers * kv_heads * head_dim * bytes_fp16          # K and V, every layer
@@ -297,7 +297,7 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # | do attention weights explain? (5.2, dir. 4 q. 1) | chapter 04's trained model: zero the highest-weight key and measure the change of the loss (an intervention), then compare with the weight itself |
 # | is position information necessary? (5.2, dir. 1 q. 2) | chapter 03/04: train NoPE with and without the causal mask (section 1.2's permutation equivariance says which can learn order) |
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-12"]
 # ## Claims ledger (section 5)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |

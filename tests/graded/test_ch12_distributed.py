@@ -24,7 +24,7 @@ def _dense(q, k, v, q_pos, k_pos, causal, scale):
     return o, lse
 
 
-def _close(name, got, want, seed, atol=1e-10):
+def _assert_close(name, got, want, seed, atol=1e-10):
     got = np.asarray(got)
     assert got.shape == want.shape, f"{name} (seed {seed}): shape {got.shape}, expected {want.shape}"
     bad = ~np.isclose(got, want, atol=atol, rtol=1e-9) & ~(np.isneginf(got) & np.isneginf(want))
@@ -47,10 +47,10 @@ def test_merge_lse_equals_attention_over_the_union(impl, seed):
     b = _dense(q, k[m1:], v[m1:], pos[:n], pos[m1:], False, 0.5)
     o, lse = ex.merge_lse(*a, *b)
     want_o, want_lse = _dense(q, k, v, pos[:n], pos, False, 0.5)
-    _close("merged output", o, want_o, seed)
-    _close("merged lse", lse, want_lse, seed)
+    _assert_close("merged output", o, want_o, seed)
+    _assert_close("merged lse", lse, want_lse, seed)
     o2, lse2 = ex.merge_lse(*b, *a)                       # merging is symmetric
-    _close("merged output (arguments swapped)", o2, want_o, seed)
+    _assert_close("merged output (arguments swapped)", o2, want_o, seed)
 
 
 @pytest.mark.points(1)
@@ -66,10 +66,10 @@ def test_merge_lse_empty_rows_and_large_logits(impl):
     o, lse = ex.merge_lse(o1, lse1, o2, lse2)
     assert not np.isnan(np.asarray(o)).any(), f"seed {seed}: NaN in the merged output"
     want_lse = np.array([-np.inf, 2.0, 1e4 + np.log1p(np.exp(-1.0)), 3.0 + np.log(2.0)])
-    _close("lse (empty row, one empty side, 1e4 logits, equal lse)", lse, want_lse, seed, atol=1e-9)
+    _assert_close("lse (empty row, one empty side, 1e4 logits, equal lse)", lse, want_lse, seed, atol=1e-9)
     w = 1 / (1 + np.exp(-1.0))
     want_o = np.stack([np.zeros(3), o2[1], w * o1[2] + (1 - w) * o2[2], 0.5 * (o1[3] + o2[3])])
-    _close("output", o, want_o, seed)
+    _assert_close("output", o, want_o, seed)
 
 
 @pytest.mark.points(3)
@@ -88,8 +88,8 @@ def test_ring_step_run_around_the_ring_equals_dense(impl, causal, seed):
             kp = shards[(r - step) % p]
             o, lse = ex.ring_step(q[qp], k[kp], v[kp], qp, kp, o, lse, is_causal=causal, scale=scale)
         want_o, want_lse = _dense(q[qp], k, v, qp, np.arange(n), causal, scale)
-        _close(f"device {r} output after {p} ring steps (causal={causal})", o, want_o, seed)
-        _close(f"device {r} lse after {p} ring steps (causal={causal})", lse, want_lse, seed)
+        _assert_close(f"device {r} output after {p} ring steps (causal={causal})", o, want_o, seed)
+        _assert_close(f"device {r} lse after {p} ring steps (causal={causal})", lse, want_lse, seed)
 
 
 @pytest.mark.points(1)
@@ -100,8 +100,8 @@ def test_ring_step_fully_masked_block_changes_nothing(impl):
     q, k, v = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     o0, lse0 = rng.standard_normal((4, 2)), rng.standard_normal(4)
     o, lse = ex.ring_step(q, k, v, np.arange(4), np.arange(10, 15), o0, lse0, is_causal=True, scale=1.0)
-    _close("output after a block of future keys", o, o0, seed)
-    _close("lse after a block of future keys", lse, lse0, seed)
+    _assert_close("output after a block of future keys", o, o0, seed)
+    _assert_close("lse after a block of future keys", lse, lse0, seed)
 
 
 @pytest.mark.points(2)

@@ -10,6 +10,7 @@
     python3 course.py grade ...  the grader (python -m tinyattn.grading --help)
     python3 course.py lab        open JupyterLab on the course folder (notebooks/ first; exercises/ beside it)
     python3 course.py book       build the static HTML edition into build/book/ (open build/book/index.html)
+    python3 course.py lock       refresh requirements/lock.txt (exact versions) from a fresh install
     python3 course.py help       this text (also -h, --help)
 
 Running as root (a container), JupyterLab gets --allow-root. Ctrl-C stops any command (exit 130).
@@ -29,6 +30,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+LOCK = ROOT / "requirements" / "lock.txt"     # pip constraints: the exact versions CI installs and tests
 VENV = ROOT / ".venv"
 NOTEBOOKS = ROOT / "notebooks"
 BUILD = ROOT / "build" / "notebooks"
@@ -74,7 +76,8 @@ def ensure_env() -> Path:
                          f"{need[0]}.{need[1]} or newer. Run course.py with a newer interpreter "
                          f"(see `python3 --version`; e.g. `python3.12 course.py`).")
     py = venv_python()
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()
+                          + (LOCK.read_bytes() if LOCK.exists() else b"")).hexdigest()
     stamp = VENV / ".tinyattn-stamp"
     problem = venv_problem(py, need) if VENV.exists() else None
     if problem or not py.exists():
@@ -89,9 +92,32 @@ def ensure_env() -> Path:
               flush=True)
         pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
         subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[dev]"], check=True)
+        pins = ["-c", str(LOCK)] if LOCK.exists() else []
+        subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[dev]", *pins], check=True)
         stamp.write_text(want + "\n")
     return py
+
+
+def cmd_lock() -> int:
+    """Install pyproject's ranges (dev extra) into a fresh temporary venv and pin what pip chose."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tinyattn-lock-") as tmp:
+        print("course.py lock: installing into a fresh environment (a few minutes)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", tmp], check=True)
+        py = str(Path(tmp) / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+        pip = [py, "-m", "pip", "--disable-pip-version-check"]
+        subprocess.run([*pip, "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, "install", "-q", "-e", f"{ROOT}[dev]"], check=True)
+        frozen = subprocess.run([*pip, "freeze", "--all", "--exclude-editable"], check=True, capture_output=True,
+                                text=True).stdout.splitlines()
+    pins = [ln for ln in frozen if ln and not ln.startswith(("-e", "tinyattn"))]
+    LOCK.parent.mkdir(exist_ok=True)
+    LOCK.write_text("# Exact versions of the course environment (pip constraints), written by `python3 course.py lock`.\n"
+                    "# `course.py setup` installs pyproject's ranges with these pins (pip install -c requirements/lock.txt).\n"
+                    + "\n".join(pins) + "\n")
+    print(f"course.py lock: wrote {len(pins)} pins to {LOCK.relative_to(ROOT)}")
+    return 0
 
 
 def single_threaded_blas() -> None:
@@ -242,6 +268,7 @@ def main(argv: list[str]) -> int:
         "grade": lambda: run([sys.executable, "-m", "tinyattn.grading", *extra]),
         "lab": cmd_lab,
         "book": lambda: run([sys.executable, str(ROOT / "tools" / "book.py"), *extra]),
+        "lock": cmd_lock,
     }
     if command not in commands:
         print(f"course.py: unknown command {command!r}; one of {', '.join(commands)}\n{__doc__}", file=sys.stderr)

@@ -77,13 +77,15 @@ def make_fn(impl: str, dtype: str, q, k, v, causal: bool, variant: str | None = 
     if impl == "numba_fp32":
         from numba import cuda
         o = torch.empty_like(q3)
-        nq3, nk3, nv3, no3 = (cuda.as_cuda_array(x) for x in (q3, k3, v3, o))
-        return (lambda: numba_flash.launch(nq3, nk3, nv3, no3, is_causal=causal)), o
+        lse = torch.empty(q3.shape[:2], device=q3.device, dtype=torch.float32)
+        nq3, nk3, nv3, no3, nl = (cuda.as_cuda_array(x) for x in (q3, k3, v3, o, lse))
+        return (lambda: numba_flash.launch(nq3, nk3, nv3, no3, nl, is_causal=causal)), o
     if impl.startswith("cupy_"):
         kind = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}[dtype]
         o = torch.empty_like(q3)
         cq, ck_, cv, co = (as_cupy(x) for x in (q3, k3, v3, o))
-        return (lambda: cupy_flash.launch(cq, ck_, cv, co, kind, is_causal=causal, variant=variant)), o
+        cl = cp.empty(q3.shape[:2], cp.float32)
+        return (lambda: cupy_flash.launch(cq, ck_, cv, co, kind, cl, is_causal=causal, variant=variant)), o
     if impl.startswith("naive_gpu"):
         cq, ck_, cv = (as_cupy(x) for x in (q, k, v))
         box = {}

@@ -35,7 +35,7 @@ except Exception as e:
     print(json.dumps({"skip": f"{type(e).__name__}: {e}"[:300]})); sys.exit(0)
 from tinyattn.gpu.numba_flash import make_kernel, default_config, NumbaConfig
 arr3 = "float32[:, :, ::1]"
-sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32, int32, int32)"
+sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32[:, ::1], float32, int32, int32)"
 kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
 kernels["numba_flash_d16_simulator_tiles"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
 sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"

@@ -82,3 +82,23 @@ def test_import_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float16, 2e-3)])
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("d", [64, 128])
+def test_cupy_lse_matches_chapter06(dtype, tol, is_causal, d):
+    """return_lse=True: (out, lse) against chapter 06's NumPy flash on the same (rounded) inputs."""
+    cp = _gpu()
+    from tinyattn.flash import flash_attention
+    from tinyattn.gpu import cupy_flash_attention
+
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((2, 3, 70, d)).astype(dtype)
+    k, v = (rng.standard_normal((2, 3, 131, d)).astype(dtype) for _ in range(2))
+    out, lse = cupy_flash_attention(cp.asarray(q), cp.asarray(k), cp.asarray(v), is_causal=is_causal,
+                                    return_lse=True)
+    _, ref = flash_attention(*(x.astype(np.float64) for x in (q, k, v)), is_causal=is_causal)
+    lse = cp.asnumpy(lse)
+    assert lse.shape == q.shape[:-1] and lse.dtype == np.float32
+    np.testing.assert_allclose(lse, ref, atol=tol * 10, rtol=tol)

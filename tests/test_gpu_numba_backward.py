@@ -12,7 +12,8 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") in ("", "0"):
     pytest.skip("these tests run the kernels in the CUDA simulator", allow_module_level=True)
 
 from tinyattn.gpu import numba_flash_attention  # noqa: E402
-from tinyattn.gpu.numba_backward import BwdConfig, numba_flash_backward  # noqa: E402
+from tinyattn.gpu import numba_flash_backward  # noqa: E402
+from tinyattn.gpu.numba_backward import BwdConfig  # noqa: E402
 
 
 def rand(rng, *shape, scale=1.0):

@@ -261,7 +261,7 @@ def decode_timings(gen, copy_gbps) -> list[dict]:
                     torch.cuda.synchronize()
                     rec["out_err"], rec["lse_err"] = err(from_cupy(o, dtype), ro), err(torch.from_dlpack(l), rl)
                     rec["check_ok"] = rec["out_err"]["rel"] < 5e-3 and not rec["out_err"]["nan"]
-                    rec["n_part"], rec["chunk"] = go.n_part, go.chunk
+                    rec["n_part"], rec["chunk"], rec["wpc"] = go.n_part, go.chunk, go.wpc
                     ms, t = time_ms(go)
                     rec.update(ms=ms, reps=len(t), gbps=kv_bytes / ms / 1e6,
                                tflops=4 * B * hq * lq * S * d / ms / 1e9)
@@ -322,6 +322,18 @@ def naive_split(gen) -> list[dict]:
         }
         ts = torch.from_dlpack(s)
         parts["torch_gemm_pv"] = lambda: torch.matmul(ts, v)
+
+        def torch_total():            # the honest three-kernel baseline: cuBLAS tensor-core GEMMs + our softmax
+            s_ = torch.matmul(q, k.transpose(-1, -2))
+            kern((rows_n,), (256,), (cp.from_dlpack(s_), np.int32(N), np.int32(N), sc, np.int32(0)))
+            return torch.matmul(s_, v)
+        parts["naive_torch_gemm_total"] = torch_total
+        o = torch_total()
+        torch.cuda.synchronize()
+        chk = err(o[:1, :2], reference(q[:1, :2], k[:1, :2], v[:1, :2], False))
+        log(f"naive torch-GEMM baseline d={d} check (heads 0-1): {chk}")
+        rows.append({"part": "naive_torch_gemm_total_check", "d": d, "err": chk})
+        del o
         for name, fn in parts.items():
             ms, t = time_ms(fn, target_s=0.3, max_reps=20)
             flops = 2 * B * H * N * N * d if "gemm" in name else (4 * B * H * N * N * d if "total" in name else 0)

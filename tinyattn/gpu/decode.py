@@ -17,23 +17,26 @@ TARGET_WARPS = 132 * 16              # enough chunks to give every SM of an H100
 
 
 @lru_cache(maxsize=None)
-def _kernels(kind: str, d: int):
+def _kernels(kind: str, d: int, wpc: int):
+    """wpc = warps per chunk: 1 (each warp its own chunk, <= 16 packed rows) or NW (the block's warps
+    share one chunk's K/V tiles, 16 rows each: Lq > 1 or more than 16 query heads per K/V head)."""
     mod = _module("flash_decode.cu")
-    split = mod.get_function(f"decode_split_{kind}_d{d}")
+    split = mod.get_function(f"decode_split_{kind}_d{d}_w{wpc}")
     merge = mod.get_function(f"decode_merge_{kind}_d{d}")
-    smem = NW * (16 + 4 * BK) * d * 2
+    smem = (NW * 16 + NW // wpc * 4 * BK) * d * 2
     if smem > 48 * 1024:
         split.max_dynamic_shared_size_bytes = smem
     return split, merge, smem
 
 
-def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None) -> int:
+def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None,
+                 wpc: int = 1) -> int:
     """Keys per chunk (a multiple of 32, at least 256): enough chunks to fill the GPU, none tiny."""
     if chunk is not None:
         if chunk <= 0 or chunk % BK:
             raise ValueError(f"chunk must be a positive multiple of {BK}, got {chunk}")
         return chunk
-    n = max(1, math.ceil(TARGET_WARPS / max(1, batch * hkv * row_groups)))
+    n = max(1, math.ceil(TARGET_WARPS / max(1, batch * hkv * row_groups * wpc)))
     c = math.ceil(max(1, max_len) / n)
     return max(256, math.ceil(c / BK) * BK)
 
@@ -81,24 +84,27 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
 
     B, hq, lq, d = q.shape
     hkv = k.shape[1]
-    rg = math.ceil(hq // hkv * lq / 16)
-    chunk = choose_chunk(B, hkv, rg, max_len, chunk)
+    rows = hq // hkv * lq                                   # packed rows per K/V head
+    wpc = 1 if rows <= 16 else NW
+    rg = math.ceil(rows / (16 * wpc))                       # row groups, each re-reading the chunk
+    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc)
     n_part = max(1, math.ceil(max_len / chunk))
-    split, merge, smem = _kernels(kind, d)
+    split, merge, smem = _kernels(kind, d, wpc)
     part_o = cp.empty((B, hq, lq, n_part, d), cp.float32)
     part_lse = cp.empty((B, hq, lq, n_part), cp.float32)
     out = cp.empty_like(q)
     lse = cp.empty((B, hq, lq), cp.float32)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
-    grid = (math.ceil(n_part / NW), hkv * rg, B)
+    grid = (math.ceil(n_part / (NW // wpc)), hkv * rg, B)
+    bs_shift = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1     # power-of-two block: shifts
     args = (q, k, v, table, seq_lens, part_o, part_lse, np.int32(hq), np.int32(hkv), np.int32(lq),
-            np.int32(s_len), np.int32(bs), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
+            np.int32(s_len), np.int32(bs), np.int32(bs_shift), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
             np.float32(sc * LOG2E), np.int32(bool(is_causal)), np.int32(paged))
 
     def go():
         split(grid, (NW * 32,), args, shared_mem=smem)
         merge((B * hq * lq,), (d,), (part_o, part_lse, out, lse, np.int32(n_part)))
-    go.n_part, go.chunk = n_part, chunk
+    go.n_part, go.chunk, go.wpc = n_part, chunk, wpc
     return go, out, lse
 
 

@@ -1,7 +1,9 @@
 // FlashAttention-2 forward on tensor cores: fp16/bf16 inputs, fp32 accumulation (chapter 07).
 //
-// One thread block of 4 warps per (64-row query tile, batch*head); warp w owns query rows
-// 16w..16w+15. Per K/V tile of 64 keys:
+// One thread block of NW warps per (query tile, batch*head); each warp owns MT m-tiles of 16 query
+// rows (the shipped defaults, DEFAULT_VARIANT in cupy_flash.py: 4 warps x 2 m-tiles = 128 rows per
+// block, 64-key tiles; Q fragments in registers at d = 64, re-read from shared memory at d = 128).
+// Per K/V tile of BK keys:
 //   S = Q K^T     mma.sync m16n8k16: A = Q fragments (registers, loaded once by ldmatrix),
 //                 B = K tile in shared memory (ldmatrix, rows = keys)
 //   online softmax on the S accumulators in registers (row max over the 4 lanes of a quad)

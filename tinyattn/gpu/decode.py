@@ -137,8 +137,10 @@ def paged_flash_decode(q: Any, k_pool: Any, v_pool: Any, block_tables: Any, seq_
     """:func:`flash_decode` reading K/V through a block table (chapter 09's paged layout).
 
     k_pool, v_pool: (n_blocks, Hkv, block_size, d); block_tables: (B, max_blocks) int, key t of
-    sequence b is row t % block_size of pool block block_tables[b, t // block_size];
-    seq_lens: (B,) <= max_blocks * block_size. Other arguments as :func:`flash_decode`.
+    sequence b is row t % block_size of pool block block_tables[b, t // block_size]; every entry must
+    be a valid block index (pad unused entries with 0, not -1); seq_lens: (B,) <= max_blocks *
+    block_size. A power-of-two block_size is faster (shifts instead of divisions). Other arguments
+    as :func:`flash_decode`.
     """
     import cupy as cp
     import numpy as np

@@ -367,11 +367,34 @@ def forward_retime(gen) -> list[dict]:
     return rows
 
 
+def paged_sweep(gen, copy_gbps) -> list[dict]:
+    """Paged decode at Lq = 1 against the block size (same K/V, blocks scattered by a permutation),
+    with the contiguous kernel timed in between: is the paged gap the loader or the scattered pieces?"""
+    rows = []
+    S, hq, hkv, d = 32768, 64, 8, 128
+    for B in (16, 64):
+        k, v = (torch.randn(B, hkv, S, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(2))
+        q = torch.randn(B, hq, 1, d, device=DEV, generator=gen, dtype=torch.float16)
+        lens = torch.full((B,), S, device=DEV, dtype=torch.int32)
+        kv_bytes = 2 * B * hkv * S * d * 2
+        for bs in (None, 16, 64, 256, 1024, None):
+            go, o, l, keep = run_decode(q, k, v, lens, True, "float16", bs, gen)
+            ms, t = time_ms(go)
+            rows.append({"impl": "cupy_fp16_decode" + (f"_paged{bs}" if bs else ""), "pass": "decode", "B": B, "H": hq,
+                         "Hkv": hkv, "N": S, "Lq": 1, "d": d, "block_size": bs, "ms": ms, "gbps": kv_bytes / ms / 1e6,
+                         "copy_gbps": copy_gbps})
+            log(f"paged sweep B={B} block={bs} {ms:.4f} ms {kv_bytes / ms / 1e6:.0f} GB/s")
+            del keep
+        del k, v
+        torch.cuda.empty_cache()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: lse,bwd,decode,naive,fwd")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: lse,bwd,decode,naive,fwd,sweep")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     gen = torch.Generator(device=DEV)
@@ -403,6 +426,12 @@ def main() -> None:
             meta[name + "_error"] = traceback.format_exc()[-2000:]
             log(meta[name + "_error"])
         path.write_text(json.dumps(meta, indent=1))
+    if "sweep" not in skip:
+        try:
+            meta["paged_sweep"] = paged_sweep(gen, meta["copy_gbps"])
+        except Exception:  # noqa: BLE001
+            meta["paged_sweep_error"] = traceback.format_exc()[-2000:]
+            log(meta["paged_sweep_error"])
     results = []
     if "decode" not in skip:
         try:

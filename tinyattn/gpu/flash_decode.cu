@@ -25,7 +25,8 @@ __device__ __forceinline__ int swz(int row, int col) { return row * D + ((((col 
 
 // the GT threads of a chunk group (gt = 0..GT-1) copy keys [t0, t0 + BK) of one sequence (rows >= t_end
 // zero-filled) into a swizzled tile. Paged: key t is row t % bs of pool block table[t / bs]; a
-// power-of-two block size (bs_shift >= 0) avoids two integer divisions per row (measured: run 1 -> 2).
+// power-of-two block size (bs_shift >= 0) avoids two integer divisions per row (measured: run 1 -> 2;
+// two table loads per tile instead of one per row measured 12% slower in run 4 and were reverted).
 template <int D, bool PAGED, int GT>
 __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, const u16* v, const int* table,
                                              int b, int h, int hkv, int s_len, int bs, int bs_shift, int max_blocks,
@@ -33,17 +34,6 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
     constexpr int CPR = D / 8, STEP = GT / CPR, ROUNDS = BK / STEP;   // chunks per row; rows per round
     static_assert(GT % CPR == 0 && BK % STEP == 0, "tile / thread shape");
     const int col = (gt % CPR) * 8;
-    // paged, power-of-two blocks of >= 16 keys: a 32-key tile (tiles start at multiples of 32) touches
-    // at most two blocks, so two table loads per tile replace one per row (run 3 measured the
-    // per-row version at ~0.5-0.65 of the contiguous kernel whatever the block size)
-    const bool two = PAGED && bs_shift >= 4;
-    int e0 = 0, e1 = 0, blk0 = 0;
-    if (PAGED && two && t0 < t_end) {
-        const int* row = table + (size_t)b * max_blocks;
-        blk0 = t0 >> bs_shift;
-        e0 = __ldg(row + blk0);
-        e1 = (blk0 + 1 <= ((t_end - 1) >> bs_shift)) ? __ldg(row + blk0 + 1) : e0;
-    }
     size_t off[ROUNDS];
 #pragma unroll
     for (int i = 0; i < ROUNDS; ++i) {                  // all addresses first: the table loads overlap
@@ -53,8 +43,7 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
             if constexpr (PAGED) {
                 const int blk = bs_shift >= 0 ? (t >> bs_shift) : t / bs;
                 const int in_blk = bs_shift >= 0 ? (t & (bs - 1)) : t - blk * bs;
-                const int entry = two ? (blk == blk0 ? e0 : e1) : __ldg(table + (size_t)b * max_blocks + blk);
-                off[i] = (((size_t)entry * hkv + h) * bs + in_blk) * D;
+                off[i] = (((size_t)__ldg(table + (size_t)b * max_blocks + blk) * hkv + h) * bs + in_blk) * D;
             } else {
                 off[i] = (((size_t)b * hkv + h) * s_len + t) * D;
             }

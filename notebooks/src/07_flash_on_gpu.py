@@ -631,6 +631,8 @@ for B_ in sorted({r["B"] for r in dec}):
         t_, c_ = get("torch_sdpa_default", B_, lq), get("torch_sdpa_cudnn", B_, lq)
         print(f"{B_:3d} {lq:3d} {o_['ms']:8.3f} {o_['gbps'] / copy:7.2f} {p_['ms']:9.3f} {p_['gbps'] / copy:7.2f} "
               + (f"{t_['ms']:14.3f} {c_['ms']:12.3f}" if t_ else ""))
+print("Lq = 1, torch default time / ours:", ", ".join(
+    f"B = {B_}: {get('torch_sdpa_default', B_, 1)['ms'] / get('cupy_fp16_decode', B_, 1)['ms']:.2f}" for B_ in sorted({r['B'] for r in dec})))
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -644,6 +646,14 @@ ax.set_title("Decoding on the H200: GQA 8:1, d = 128, fp16", fontsize=9); ax.leg
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# From batch 16 on, our kernel reads the cache at the copy rate (the table's "x copy" column) and is
+# as fast as PyTorch's default SDPA within a few percent, but not faster (the ratio line: below 1 means
+# torch is faster); at batch 1 the 134 MB cache is read in about 70 µs, where fixed costs (two
+# launches, partial results, the merge) weigh, and torch is ahead. The paged variant is clearly
+# slower, whatever the block size (`benchmarks/NOTES.md`, runs 3-4: not the block size, not the
+# number of table loads; not yet explained). With $L_q = 16$ the 128 packed rows make the tile work
+# heavier and each chunk is read by two row groups: well under the copy rate.
+#
 # ### An honest naive baseline
 #
 # Section 6 reported our kernel 19.7× faster than the naive three-kernel version. Timing each of the

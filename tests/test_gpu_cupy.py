@@ -169,3 +169,21 @@ def test_flash_decode_bad_inputs():
         flash_decode(q[:, :4], kv, kv, cp.array([33, 3]))
     with pytest.raises(TypeError, match="float16"):
         flash_decode(q.astype(cp.float32), kv, kv, cp.array([3, 3]))
+
+
+def test_committed_part2_results():
+    """The committed H200 part-2 run: every lse, backward and decode check passed; decode records
+    carry pass/gbps/copy_gbps with gbps = K/V bytes / time (no GPU needed here)."""
+    data = json.loads((RESULTS.parent / "gpu_decode_h200.json").read_text())
+    assert "H200" in data["gpu"] and isinstance(data["seed"], int)
+    assert data["lse_checks"] and all(c["ok"] for c in data["lse_checks"])
+    assert any(c["Nq"] == 8192 for c in data["lse_checks"])
+    assert data["decode_checks"] and all(c["ok"] for c in data["decode_checks"])
+    assert all(c["ok"] for c in data["numba_backward"]["checks"])
+    for r in data["results"]:
+        assert r["pass"] == "decode" and r["copy_gbps"] > 0
+        if r.get("ms"):
+            kv_bytes = 2 * r["B"] * r["Hkv"] * r["N"] * r["d"] * 2
+            assert abs(kv_bytes / r["ms"] / 1e6 - r["gbps"]) < 1e-6 * r["gbps"]
+            if r["impl"].startswith("cupy_"):
+                assert r["check_ok"] and not r["out_err"]["nan"]

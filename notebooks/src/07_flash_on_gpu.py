@@ -379,11 +379,12 @@ print(f"K and V of one head: {2 * N * d * 2 / 1e6:.1f} MB; all {B * H} heads: {2
 # Served from HBM, those re-reads would put FlashAttention-2 *left* of the ridge, memory-bound.
 # The L2 cache is what prevents it: the blocks of one head are launched next to each other
 # (`blockIdx.x` walks the query blocks of a head), so they run at the same time and request the same
-# few-MB K/V tiles; the first request brings a tile from HBM, the others find it in L2. HBM then sees
-# roughly the minimum traffic and the re-reads cost L2 bandwidth, several times HBM's. We did not
-# measure the L2 hit rate (that needs the hardware counters, `ncu`), and the timing alone cannot
-# show it: our kernel's 3.7 ms (section 6) is above both the HBM time of all those requests and the
-# compute floor printed above.
+# few-MB K/V tiles; the first request brings a tile from HBM, the others find it in L2. The timing
+# alone cannot show this (our kernel's 3.7 ms, section 6, is above both times printed above); the
+# hardware counters can. Nsight Compute on one launch of our kernel at this size
+# (`benchmarks/results/gpu_ncu_probe_h200.txt`) read **201.5 MB from HBM** (Q, K and V once: the
+# minimum, $3BHNd\cdot 2$ B = 201 MB) and **8.50 GB through the L2** at a **95.7% L2 hit rate**: the
+# L2 serves every re-read, and HBM traffic is what the simple count promised.
 
 # %%
 pts = [(impl, flops / (naive_bytes if impl.startswith("naive") or impl == "torch_sdpa_math" else flash_bytes),
@@ -676,9 +677,15 @@ plt.tight_layout(); plt.show()
 # as fast as PyTorch's default SDPA within a few percent, but not faster (the ratio line: below 1 means
 # torch is faster); at batch 1 the 134 MB cache is read in about 70 µs, where fixed costs (two
 # launches, partial results, the merge) weigh, and torch is ahead. The paged variant is clearly
-# slower, whatever the block size (`benchmarks/NOTES.md`, runs 3-4: not the block size, not the
-# number of table loads; not yet explained). With $L_q = 16$ the 128 packed rows make the tile work
-# heavier and each chunk is read by two row groups: well under the copy rate.
+# slower, whatever the block size (`benchmarks/NOTES.md`, runs 3-4: neither the block size nor the
+# number of block-table loads changed it). The hardware counters (`gpu_ncu_probe_h200.txt`, B = 16)
+# explain it: both variants read the same 2.15 GB from HBM, but the paged one executes 188 M
+# instructions against 125 M (the per-row 64-bit address arithmetic), and with one 4-warp block per
+# SM (147 KB of shared memory) each scheduler has a single warp, issuing about once every 3 cycles:
+# the kernel is bound by instruction latency, so 1.5x the instructions took 1.5x the time (785 vs
+# 512 µs). More warps per SM or per-tile base pointers are the fixes to try. With $L_q = 16$ the 128
+# packed rows make the tile work heavier and each chunk is read by two row groups: well under the
+# copy rate.
 #
 # ### An honest naive baseline
 #

@@ -26,7 +26,7 @@ __device__ __forceinline__ int swz(int row, int col) { return row * D + ((((col 
 // the GT threads of a chunk group (gt = 0..GT-1) copy keys [t0, t0 + BK) of one sequence (rows >= t_end
 // zero-filled) into a swizzled tile. Paged: key t is row t % bs of pool block table[t / bs]; a
 // power-of-two block size (bs_shift >= 0) avoids two integer divisions per row (measured: run 1 -> 2;
-// two table loads per tile instead of one per row measured 12% slower in run 4 and were reverted).
+// two table loads per tile with the per-row arithmetic kept measured 12% slower in run 4).
 template <int D, bool PAGED, int GT>
 __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, const u16* v, const int* table,
                                              int b, int h, int hkv, int s_len, int bs, int bs_shift, int max_blocks,
@@ -34,6 +34,21 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
     constexpr int CPR = D / 8, STEP = GT / CPR, ROUNDS = BK / STEP;   // chunks per row; rows per round
     static_assert(GT % CPR == 0 && BK % STEP == 0, "tile / thread shape");
     const int col = (gt % CPR) * 8;
+    // Paged, power-of-two blocks of >= 16 keys: a 32-key tile (tiles start at multiples of 32) touches
+    // at most two blocks. Per tile, two base offsets make row t's address base + t * D, the same
+    // arithmetic as the contiguous cache (run 5, ncu: the per-row 64-bit address arithmetic cost +51%
+    // instructions, and with one warp per scheduler the kernel is bound by instruction latency)
+    const bool fast = PAGED && bs_shift >= 4;
+    long long base0 = 0, base1 = 0;
+    int blk0 = 0;
+    if (PAGED && fast && t0 < t_end) {
+        const int* row = table + (size_t)b * max_blocks;
+        blk0 = t0 >> bs_shift;
+        const int e0 = __ldg(row + blk0);
+        const int e1 = (blk0 + 1 <= ((t_end - 1) >> bs_shift)) ? __ldg(row + blk0 + 1) : e0;
+        base0 = ((long long)e0 * hkv + h) * bs * D - (long long)blk0 * bs * D;          // + t * D
+        base1 = ((long long)e1 * hkv + h) * bs * D - (long long)(blk0 + 1) * bs * D;
+    }
     size_t off[ROUNDS];
 #pragma unroll
     for (int i = 0; i < ROUNDS; ++i) {                  // all addresses first: the table loads overlap
@@ -41,9 +56,13 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
         off[i] = 0;
         if (t < t_end) {
             if constexpr (PAGED) {
-                const int blk = bs_shift >= 0 ? (t >> bs_shift) : t / bs;
-                const int in_blk = bs_shift >= 0 ? (t & (bs - 1)) : t - blk * bs;
-                off[i] = (((size_t)__ldg(table + (size_t)b * max_blocks + blk) * hkv + h) * bs + in_blk) * D;
+                if (fast) {
+                    off[i] = (size_t)((((t >> bs_shift) == blk0) ? base0 : base1) + (long long)t * D);
+                } else {
+                    const int blk = bs_shift >= 0 ? (t >> bs_shift) : t / bs;
+                    const int in_blk = bs_shift >= 0 ? (t & (bs - 1)) : t - blk * bs;
+                    off[i] = (((size_t)__ldg(table + (size_t)b * max_blocks + blk) * hkv + h) * bs + in_blk) * D;
+                }
             } else {
                 off[i] = (((size_t)b * hkv + h) * s_len + t) * D;
             }

@@ -161,7 +161,7 @@ def dkdv_rows_kernel(q, k, v, dout, lse, delta, dk, dv, scale, causal):
         cuda.syncthreads()
         if kj < nk:
             # HINT: for each query i = q0 + r of the tile (r < BLOCK) that exists and sees key kj:
-            # HINT: P_ij = exp(scale s - lse_i); dS_ij = P_ij (dP_ij - D_i); dV_j += P dO_i; dK_j += scale dS q_i
+            # HINT: P_ij comes from lse (chapter 06), dS_ij from P_ij, dP_ij and D_i; which of dK, dV carries the scale?
             raise NotImplementedError("Exercise 07.3: dkdv_rows_kernel")
         cuda.syncthreads()
 

@@ -191,7 +191,7 @@ def dkdv_rows_kernel(q, k, v, dout, lse, delta, dk, dv, scale, causal):
                     for c in range(d):
                         s += sQ[r, c] * k[bh, kj, c]
                         dp += sdO[r, c] * v[bh, kj, c]
-                    # HINT: P_ij = exp(scale s - lse_i); dS_ij = P_ij (dP_ij - D_i); dV_j += P dO_i; dK_j += scale dS q_i
+                    # HINT: P_ij comes from lse (chapter 06), dS_ij from P_ij, dP_ij and D_i; which of dK, dV carries the scale?
                     p = math.exp(s * scale - sL[r])
                     ds = p * (dp - sD[r])
                     for c in range(d):

@@ -675,17 +675,18 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # From batch 16 on, our kernel reads the cache at the copy rate (the table's "x copy" column) and is
 # as fast as PyTorch's default SDPA within a few percent, but not faster (the ratio line: below 1 means
-# torch is faster); at batch 1 the 134 MB cache is read in about 70 µs, where fixed costs (two
+# torch is faster); at batch 1 the 134 MB cache is read in about 80 µs, where fixed costs (two
 # launches, partial results, the merge) weigh, and torch is ahead. The paged variant is clearly
 # slower, whatever the block size (`benchmarks/NOTES.md`, runs 3-4: neither the block size nor the
 # number of block-table loads changed it). The hardware counters (`gpu_ncu_probe_h200.txt`, B = 16)
-# explain it: both variants read the same 2.15 GB from HBM, but the paged one executes 188 M
-# instructions against 125 M (the per-row 64-bit address arithmetic), and with one 4-warp block per
-# SM (147 KB of shared memory) each scheduler has a single warp, issuing about once every 3 cycles:
-# the kernel is bound by instruction latency, so 1.5x the instructions took 1.5x the time (785 vs
-# 512 µs). More warps per SM or per-tile base pointers are the fixes to try. With $L_q = 16$ the 128
-# packed rows make the tile work heavier and each chunk is read by two row groups: well under the
-# copy rate.
+# explained it: both variants read the same 2.15 GB from HBM, but the first paged version executed
+# 188 M instructions against 125 M (64-bit address arithmetic for every row), and with one 4-warp block
+# per SM (147 KB of shared memory) each scheduler has a single warp, issuing about once every 3
+# cycles: the kernel is bound by instruction latency, so 1.5x the instructions took 1.5x the time
+# (785 vs 512 µs). The shipped version computes two base offsets per tile instead (166 M
+# instructions, 658 µs): better, still behind the contiguous kernel, as the table shows; more warps
+# per SM is the next thing to try. With $L_q = 16$ the 128 packed rows make the tile work heavier and
+# each chunk is read by two row groups: well under the copy rate.
 #
 # ### An honest naive baseline
 #

@@ -4,6 +4,7 @@
 
 Exercise 07.1  n_key_tiles        how many key tiles a block of query rows must visit (causal skipping)
 Exercise 07.2  flash_rows_kernel  complete the tile loop: the online-softmax update over one K/V tile
+Exercise 07.3  dkdv_rows_kernel   the backward pass's dK/dV tile loop (P recomputed from lse)
 
 The kernel is the simplest honest FlashAttention: one thread per query row, BLOCK rows per thread
 block, K/V tiles of BLOCK keys staged in shared memory by the whole block, the running max ``m``,
@@ -29,6 +30,7 @@ D_MAX = 32            # largest head dim the register accumulator holds
 NEG_INF = np.float32(-np.inf)
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
+POS_INF = np.float32(np.inf)
 
 
 def n_key_tiles(q0: int, nq: int, nk: int, block: int, causal: bool) -> int:
@@ -117,7 +119,90 @@ def flash_attention_rows(q, k, v, *, is_causal: bool = False) -> np.ndarray:
     return dout.copy_to_host().reshape(q.shape)
 
 
+@cuda.jit(**jit_options())
+def dkdv_rows_kernel(q, k, v, dout, lse, delta, dk, dv, scale, causal):
+    """dK and dV of attention, K/V-outer (FlashAttention-2's backward, readable form).
+
+    q, dout: (BH, nq, d); k, v, dk, dv: (BH, nk, d); lse, delta: (BH, nq) float32, with
+    lse[i] = log sum_j exp(scale q_i.k_j) from the forward (+inf for a row that sees no key, so
+    its probabilities are 0) and delta[i] = sum_c dout[i, c] out[i, c]. Launch: grid
+    (ceil(nk / BLOCK), BH), block BLOCK threads; thread tid owns key row kj = blockIdx.x*BLOCK + tid
+    and accumulates its dK and dV rows over every query tile. Causal: query i sees key j iff
+    j <= i + nk - nq.
+    """
+    tid = cuda.threadIdx.x
+    bh = cuda.blockIdx.y
+    kj = cuda.blockIdx.x * BLOCK + tid    # this thread's key row
+    nq = q.shape[1]
+    nk = k.shape[1]
+    d = q.shape[2]
+    sQ = cuda.shared.array((BLOCK, D_MAX), float32)
+    sdO = cuda.shared.array((BLOCK, D_MAX), float32)
+    sL = cuda.shared.array(BLOCK, float32)
+    sD = cuda.shared.array(BLOCK, float32)
+    acc_dk = cuda.local.array(D_MAX, float32)
+    acc_dv = cuda.local.array(D_MAX, float32)
+    for c in range(d):
+        acc_dk[c] = ZERO
+        acc_dv[c] = ZERO
+
+    for t in range((nq + BLOCK - 1) // BLOCK):
+        q0 = t * BLOCK
+        # stage the query tile: thread tid copies query row q0 + tid, its dout, lse and delta
+        for c in range(d):
+            if q0 + tid < nq:
+                sQ[tid, c] = q[bh, q0 + tid, c]
+                sdO[tid, c] = dout[bh, q0 + tid, c]
+            else:
+                sQ[tid, c] = ZERO
+                sdO[tid, c] = ZERO
+        sL[tid] = lse[bh, q0 + tid] if q0 + tid < nq else POS_INF
+        sD[tid] = delta[bh, q0 + tid] if q0 + tid < nq else ZERO
+        cuda.syncthreads()
+        if kj < nk:
+            # HINT: for each query i = q0 + r of the tile (r < BLOCK) that exists and sees key kj:
+            # HINT: P_ij comes from lse (chapter 06), dS_ij from P_ij, dP_ij and D_i; which of dK, dV carries the scale?
+            raise NotImplementedError("Exercise 07.3: dkdv_rows_kernel")
+        cuda.syncthreads()
+
+    if kj < nk:
+        for c in range(d):
+            dk[bh, kj, c] = acc_dk[c]
+            dv[bh, kj, c] = acc_dv[c]
+
+
+def flash_backward_dkdv(q, k, v, out, lse, dout, *, is_causal: bool = False):
+    """(dk, dv) of softmax(q k^T / sqrt(d) [causal]) v with dkdv_rows_kernel; float32 ndarrays.
+
+    q, out, dout: (..., nq, d); k, v: (..., nk, d), d <= D_MAX; lse: (..., nq) from the forward
+    (-inf for a row that sees no key). D = rowsum(dout * out) is computed here on the host.
+    """
+    q, k, v, out, dout = (np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v, out, dout))
+    if q.shape[-1] > D_MAX or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"expected q (..., nq, d <= {D_MAX}), k, v (..., nk, d), got {q.shape}, {k.shape}, {v.shape}")
+    if out.shape != q.shape or dout.shape != q.shape or np.shape(lse) != q.shape[:-1]:
+        raise ValueError(f"out, dout must be {q.shape} and lse {q.shape[:-1]}, got {out.shape}, {dout.shape}, "
+                         f"{np.shape(lse)}")
+    nq, d = q.shape[-2:]
+    nk = k.shape[-2]
+    bh = int(np.prod(q.shape[:-2], dtype=np.int64))
+    lse = np.asarray(lse, np.float32).reshape(bh, nq)
+    lse = np.where(np.isneginf(lse), np.inf, lse).astype(np.float32)      # no key: P = exp(-inf) = 0
+    delta = (dout.astype(np.float32) * out).sum(-1).reshape(bh, nq).astype(np.float32)
+    arrs = [x.reshape(bh, x.shape[-2], d) for x in (q, k, v, dout)] + [lse, delta]
+    dk, dv = np.zeros((bh, nk, d), np.float32), np.zeros((bh, nk, d), np.float32)
+    grid = ((nk + BLOCK - 1) // BLOCK, bh)
+    args = (np.float32(1.0 / math.sqrt(d)), np.int32(bool(is_causal)))
+    if simulator_enabled():
+        dkdv_rows_kernel[grid, BLOCK](*arrs, dk, dv, *args)
+        return dk.reshape(k.shape), dv.reshape(v.shape)
+    ddk, ddv = cuda.to_device(dk), cuda.to_device(dv)
+    dkdv_rows_kernel[grid, BLOCK](*(cuda.to_device(x) for x in arrs), ddk, ddv, *args)
+    return ddk.copy_to_host().reshape(k.shape), ddv.copy_to_host().reshape(v.shape)
+
+
 # for tests/test_gpu_compile.py: compile for sm_90 and check the PTX has no fp64
-PTX_KERNELS = {"ch07_flash_rows": (flash_rows_kernel,
-                                   "void(float32[:, :, ::1], float32[:, :, ::1], float32[:, :, ::1], "
-                                   "float32[:, :, ::1], float32, int32, int32[::1])")}
+_A3, _A2 = "float32[:, :, ::1]", "float32[:, ::1]"
+PTX_KERNELS = {"ch07_flash_rows": (flash_rows_kernel, f"void({_A3}, {_A3}, {_A3}, {_A3}, float32, int32, int32[::1])"),
+               "ch07_dkdv_rows": (dkdv_rows_kernel, f"void({_A3}, {_A3}, {_A3}, {_A3}, {_A2}, {_A2}, {_A3}, {_A3}, "
+                                                    "float32, int32)")}

@@ -35,11 +35,20 @@ except Exception as e:
     print(json.dumps({"skip": f"{type(e).__name__}: {e}"[:300]})); sys.exit(0)
 from tinyattn.gpu.numba_flash import make_kernel, default_config, NumbaConfig
 arr3 = "float32[:, :, ::1]"
-sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32, int32, int32)"
+sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32[:, ::1], float32, int32, int32)"
 kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
 kernels["numba_flash_d16_simulator_tiles"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
-sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"
+from tinyattn.gpu.numba_backward import make_delta_kernel, make_dkdv_kernel, make_dq_kernel, default_bwd_config, BwdConfig
+arr2 = "float32[:, ::1]"
 extra = {}
+for d, cfg in ((64, default_bwd_config(64)), (128, default_bwd_config(128)), (16, BwdConfig(4, 4, 2, 2))):
+    tag = "simulator_tiles" if d == 16 else "gpu"
+    extra[f"numba_bwd_delta_d{d}"] = (make_delta_kernel(d), f"void({arr3}, {arr3}, {arr2})")
+    extra[f"numba_bwd_dkdv_d{d}_{tag}"] = (make_dkdv_kernel(d, cfg),
+        f"void({arr3}, {arr3}, {arr3}, {arr3}, {arr2}, {arr2}, {arr3}, {arr3}, float32, int32, int32)")
+    extra[f"numba_bwd_dq_d{d}_{tag}"] = (make_dq_kernel(d, cfg),
+        f"void({arr3}, {arr3}, {arr3}, {arr3}, {arr2}, {arr2}, {arr3}, float32, int32, int32)")
+sols = Path(sys.argv[1]) / "solutions" / "ch07_flash_gpu.py"
 if sols.exists():
     import importlib.util
     spec = importlib.util.spec_from_file_location("ch07_sol", sols)
@@ -76,7 +85,9 @@ def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
     for name, r in ptx_report.items():
         assert r["chars"] > 1000, name
         assert r["f64"] == 0, f"{name}: {r['f64']} fp64 instructions in the PTX (a Python float literal?)"
-    for name in ("numba_flash_d64", "numba_flash_d128"):
+    gpu_shapes = ["numba_flash_d64", "numba_flash_d128"] + [n for n in ptx_report if n.startswith("numba_bwd")]
+    assert {"numba_bwd_dkdv_d64_gpu", "numba_bwd_dq_d128_gpu", "numba_bwd_delta_d64"} <= set(gpu_shapes)
+    for name in gpu_shapes:
         assert ptx_report[name]["local"] == 0, f"{name}: register arrays spilled to local memory"
 
 
@@ -109,7 +120,7 @@ def test_cuda_sources_are_header_free():
     """NVRTC (CuPy) has no host headers: the .cu files include only our own helper header."""
     from tinyattn.gpu.cupy_flash import cuda_source
 
-    assert len(CU_FILES) == 3
+    assert len(CU_FILES) == 4
     for cu in CU_FILES:
         src = cuda_source(cu.name)
         assert re.findall(r'#include\s*[<"]', src) == [], cu.name

@@ -89,3 +89,41 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match=r"multiple of config.tx"):
         numba_flash_attention(np.zeros((1, 4, 6), np.float32), np.zeros((1, 4, 6), np.float32),
                               np.zeros((1, 4, 6), np.float32), config=NumbaConfig(4, 4, 1, 1))
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("lead,nq,nk,d", [((2,), 19, 19, 16), ((1,), 13, 29, 8), ((1,), 29, 13, 8)])
+def test_lse_matches_chapter06_flash(is_causal, lead, nq, nk, d):
+    """return_lse=True gives chapter 06's (out, lse); lse checked against a float64 logsumexp too."""
+    from tinyattn.flash import flash_attention
+
+    rng = np.random.default_rng(5)
+    q, k, v = rand(rng, *lead, nq, d), rand(rng, *lead, nk, d), rand(rng, *lead, nk, d)
+    out, lse = numba_flash_attention(q, k, v, is_causal=is_causal, return_lse=True)
+    assert lse.shape == q.shape[:-1] and lse.dtype == np.float32
+    ref_out, ref_lse = flash_attention(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
+                                       is_causal=is_causal)
+    np.testing.assert_allclose(out, ref_out, atol=2e-6, rtol=1e-5)
+    np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(ref_lse))     # rows with no key
+    fin = np.isfinite(ref_lse)
+    np.testing.assert_allclose(lse[fin], ref_lse[fin], atol=2e-6, rtol=1e-5)
+    # independent check: log sum exp of the dense float64 scores
+    s = np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64)) / np.sqrt(d)
+    if is_causal:
+        s = np.where(np.arange(nk)[None, :] <= np.arange(nq)[:, None] + nk - nq, s, -np.inf)
+    with np.errstate(divide="ignore"):
+        ref2 = np.log(np.exp(s).sum(-1))
+    np.testing.assert_allclose(lse[fin], ref2[fin], atol=2e-6, rtol=1e-5)
+
+
+def test_lse_huge_logits_and_empty_rows():
+    rng = np.random.default_rng(6)
+    q, k, v = rand(rng, 1, 12, 8, scale=100.0), rand(rng, 1, 5, 8, scale=100.0), rand(rng, 1, 5, 8)
+    out, lse = numba_flash_attention(q, k, v, is_causal=True, return_lse=True)
+    assert np.all(np.isneginf(lse[0, :7])) and np.all(np.isfinite(lse[0, 7:]))
+    s = np.einsum("id,jd->ij", q[0].astype(np.float64), k[0].astype(np.float64)) / np.sqrt(8)
+    s = np.where(np.arange(5)[None, :] <= np.arange(12)[:, None] - 7, s, -np.inf)[7:]
+    mx = s.max(-1)
+    ref = mx + np.log(np.exp(s - mx[:, None]).sum(-1))
+    np.testing.assert_allclose(lse[0, 7:], ref, rtol=1e-5)
+    assert numba_flash_attention(q[:, :0], k, v, return_lse=True)[1].shape == (1, 0)

@@ -7,6 +7,10 @@ when called, so ``import tinyattn.gpu`` works on a laptop without either GPU lib
 - :func:`cupy_flash_attention` - CUDA C through CuPy: fp32 CUDA-core kernel, or fp16/bf16 tensor
   cores (mma.sync m16n8k16, fp32 accumulation) for half-precision inputs.
 - :func:`naive_attention_gpu` - the three-kernel baseline (GEMM, softmax kernel, GEMM) through CuPy.
+- :func:`numba_flash_backward` - FA2-style fp32 backward in Numba (D pre-pass, dK/dV kernel, dQ kernel).
+- :func:`flash_decode` / :func:`paged_flash_decode` - split-KV decoding (GQA packing) through CuPy.
+
+Every forward takes ``return_lse=True`` to also return the fp32 log-sum-exp per row.
 """
 from __future__ import annotations
 
@@ -44,4 +48,29 @@ def naive_attention_gpu(q: Any, k: Any, v: Any, *, is_causal: bool = False, **kw
     return impl(q, k, v, is_causal=is_causal, **kw)
 
 
-__all__ = ["numba_flash_attention", "cupy_flash_attention", "naive_attention_gpu"]
+def numba_flash_backward(q: Any, k: Any, v: Any, out: Any, lse: Any, dout: Any, **kw: Any):
+    """(dq, dk, dv) float32; see :func:`tinyattn.gpu.numba_backward.numba_flash_backward` (simulator or GPU)."""
+    require_numba_cuda()
+    from .numba_backward import numba_flash_backward as impl
+
+    return impl(q, k, v, out, lse, dout, **kw)
+
+
+def flash_decode(q: Any, k_cache: Any, v_cache: Any, seq_lens: Any, **kw: Any):
+    """Split-KV decoding; see :func:`tinyattn.gpu.decode.flash_decode` (needs CuPy and a GPU)."""
+    require_cupy()
+    from .decode import flash_decode as impl
+
+    return impl(q, k_cache, v_cache, seq_lens, **kw)
+
+
+def paged_flash_decode(q: Any, k_pool: Any, v_pool: Any, block_tables: Any, seq_lens: Any, **kw: Any):
+    """Split-KV decoding through a block table; see :func:`tinyattn.gpu.decode.paged_flash_decode`."""
+    require_cupy()
+    from .decode import paged_flash_decode as impl
+
+    return impl(q, k_pool, v_pool, block_tables, seq_lens, **kw)
+
+
+__all__ = ["numba_flash_attention", "cupy_flash_attention", "naive_attention_gpu", "numba_flash_backward",
+           "flash_decode", "paged_flash_decode"]

@@ -74,22 +74,27 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
     return kern, block, rows, smem
 
 
-def launch(q, k, v, out, kind: str, *, is_causal: bool = False, scale: float | None = None,
-           variant: str | None = None) -> None:
-    """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), contiguous.
+def launch(q, k, v, out, kind: str, lse=None, *, is_causal: bool = False, scale: float | None = None,
+           variant: str | None = None):
+    """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), contiguous;
+    lse (BH, Nq) float32 receives each row's log-sum-exp (allocated when None). Returns lse.
 
     kind 'f32' (float32 arrays), 'f16' (float16) or 'bf16' (uint16 arrays holding bf16 bits).
     Asynchronous (stream order), so the benchmark times it with CUDA events.
     """
+    import cupy as cp
     import numpy as np
 
     BH, nq, d = q.shape
     nk = k.shape[1]
     kern, block, rows, smem = get_kernel(kind, d, variant)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
+    if lse is None:
+        lse = cp.empty((BH, nq), cp.float32)
     grid = ((nq + rows - 1) // rows, BH, 1)
-    kern(grid, block, (q, k, v, out, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
+    kern(grid, block, (q, k, v, out, lse, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
                        np.int32(bool(is_causal))), shared_mem=smem)
+    return lse
 
 
 def _kind_of(x: Any, dtype: str | None) -> str:
@@ -107,8 +112,11 @@ def _kind_of(x: Any, dtype: str | None) -> str:
 
 
 def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, scale: float | None = None,
-                         dtype: str | None = None, variant: str | None = None):
+                         dtype: str | None = None, variant: str | None = None, return_lse: bool = False):
     """softmax(q k^T * scale [+ causal]) v on the GPU; returns a CuPy array shaped and typed like q.
+
+    With ``return_lse=True`` returns ``(out, lse)`` like chapter 06's ``flash_attention``: lse
+    (..., Nq) float32 CuPy array = log sum_j exp(scale q_i.k_j), -inf for a row that sees no key.
 
     q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype. float16 uses
     tensor cores (fp32 accumulation), float32 CUDA cores; pass dtype="bfloat16" for uint16 arrays of
@@ -131,11 +139,10 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
     nq, nk = q.shape[-2], k.shape[-2]
     BH = int(math.prod(q.shape[:-2]))
     out = cp.empty_like(q)
-    if BH == 0 or nq == 0:
-        return out
-    if nk == 0:
+    lse = cp.full(q.shape[:-1], -cp.inf, cp.float32)
+    if BH == 0 or nq == 0 or nk == 0:           # no keys: every row gives 0, lse = -inf
         out.fill(0)
-        return out
-    launch(q.reshape(BH, nq, d), k.reshape(BH, nk, d), v.reshape(BH, nk, d), out.reshape(BH, nq, d),
-           kind, is_causal=is_causal, scale=scale, variant=variant)
-    return out
+    else:
+        launch(q.reshape(BH, nq, d), k.reshape(BH, nk, d), v.reshape(BH, nk, d), out.reshape(BH, nq, d),
+               kind, lse.reshape(BH, nq), is_causal=is_causal, scale=scale, variant=variant)
+    return (out, lse) if return_lse else out

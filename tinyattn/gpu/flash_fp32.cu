@@ -7,6 +7,8 @@
 // consecutive lanes of one warp, so row max / row sum are warp shuffles (xor 1, 2, 4), not shared
 // memory as in the Numba version. P goes through shared memory for O += P V.
 // Layout: q, o (BH, Nq, D); k, v (BH, Nk, D) float32 contiguous; causal is bottom-right aligned.
+// lse (BH, Nq) float32: natural log-sum-exp of each row's scaled scores = (m + log2 l) ln 2, -inf if
+// the row sees no key (what the backward pass recomputes P from).
 #include "ptx_utils.cuh"
 
 namespace fa_f32 {
@@ -17,7 +19,7 @@ constexpr int KP = BK + 1;                       // padded row: column reads hit
 
 template <int D>
 __device__ __forceinline__ void forward(const float* __restrict__ q, const float* __restrict__ k,
-                                        const float* __restrict__ v, float* __restrict__ o,
+                                        const float* __restrict__ v, float* __restrict__ o, float* __restrict__ lse,
                                         int nq, int nk, float scale_log2, int causal) {
     constexpr int QP = D + 1, DC = D / TX;
     extern __shared__ float smem[];
@@ -134,6 +136,7 @@ __device__ __forceinline__ void forward(const float* __restrict__ q, const float
             const float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
 #pragma unroll
             for (int c = 0; c < DC; ++c) O[(size_t)qi * D + tx + TX * c] = acc[i][c] * inv;
+            if (tx == 0) lse[bh * nq + qi] = l[i] > 0.f ? (m[i] + log2f(l[i])) * TA_LN2 : TA_NEG_INF;
         }
     }
 }
@@ -143,8 +146,8 @@ __device__ __forceinline__ void forward(const float* __restrict__ q, const float
 // dynamic shared memory: (BQ*(D+1) + D*(BK+1) + BK*D + BQ*(BK+1)) * 4 bytes (~45 KB at D=64, ~91 KB at D=128)
 #define TA_FLASH_F32(NAME, D)                                                                       \
     extern "C" __global__ void __launch_bounds__(fa_f32::NT)                                        \
-    NAME(const float* q, const float* k, const float* v, float* o, int nq, int nk, float scale_log2, int causal) { \
-        fa_f32::forward<D>(q, k, v, o, nq, nk, scale_log2, causal);                                 \
+    NAME(const float* q, const float* k, const float* v, float* o, float* lse, int nq, int nk, float scale_log2, int causal) { \
+        fa_f32::forward<D>(q, k, v, o, lse, nq, nk, scale_log2, causal);                                 \
     }
 
 TA_FLASH_F32(flash_f32_d64, 64)

@@ -1,7 +1,9 @@
 // FlashAttention-2 forward on tensor cores: fp16/bf16 inputs, fp32 accumulation (chapter 07).
 //
-// One thread block of 4 warps per (64-row query tile, batch*head); warp w owns query rows
-// 16w..16w+15. Per K/V tile of 64 keys:
+// One thread block of NW warps per (query tile, batch*head); each warp owns MT m-tiles of 16 query
+// rows (the shipped defaults, DEFAULT_VARIANT in cupy_flash.py: 4 warps x 2 m-tiles = 128 rows per
+// block, 64-key tiles; Q fragments in registers at d = 64, re-read from shared memory at d = 128).
+// Per K/V tile of BK keys:
 //   S = Q K^T     mma.sync m16n8k16: A = Q fragments (registers, loaded once by ldmatrix),
 //                 B = K tile in shared memory (ldmatrix, rows = keys)
 //   online softmax on the S accumulators in registers (row max over the 4 lanes of a quad)
@@ -12,7 +14,8 @@
 // Shared tiles use an XOR swizzle of 16-byte chunks (chunk ^ (row & 7)) so ldmatrix is conflict-free.
 // Layout: q, o (BH, Nq, D), k, v (BH, Nk, D), contiguous. Causal = bottom-right aligned
 // (query i sees key j <= i + Nk - Nq); tiles above the diagonal are skipped, only tiles that cross
-// it (or the ragged end) are masked element-wise.
+// it (or the ragged end) are masked element-wise. lse (BH, Nq) float32 gets each row's natural
+// log-sum-exp (m * scale * log2 e + log2 l) * ln 2, -inf for a row that sees no key.
 #include "ptx_utils.cuh"
 
 namespace fa_mma {
@@ -54,7 +57,7 @@ struct BoolC { static constexpr bool value = B; };
 //         row sums l with one extra mma against a ones matrix (fp32 sums of exactly the P used in P V)
 template <int D, bool BF16, int NW, int MT, int BK, bool QREG, bool EXP16, int STAGES, bool RSKIP>
 __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __restrict__ k,
-                                        const u16* __restrict__ v, u16* __restrict__ o,
+                                        const u16* __restrict__ v, u16* __restrict__ o, float* __restrict__ lse,
                                         int nq, int nk, float scale_log2, int causal) {
     constexpr int NT = NW * 32, BQ = 16 * NW * MT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -273,6 +276,10 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
         const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f;
         const float inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
         const int row0 = q0 + (warp * MT + mt) * 16 + g, row1 = row0 + 8;
+        if (t4 == 0) {          // lse = (m c + log2 l) ln 2 with c = scale log2 e; -inf if no key
+            if (row0 < nq) lse[bh * nq + row0] = l0 > 0.f ? fmaf(m[mt][0], scale_log2, log2f(l0)) * TA_LN2 : TA_NEG_INF;
+            if (row1 < nq) lse[bh * nq + row1] = l1 > 0.f ? fmaf(m[mt][1], scale_log2, log2f(l1)) * TA_LN2 : TA_NEG_INF;
+        }
 #pragma unroll
         for (int n = 0; n < D / 8; ++n) {
             int col = n * 8 + 2 * t4;
@@ -292,8 +299,8 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
 // cupy_flash.VARIANTS holds the same numbers for the launcher; tests check the two agree.
 #define TA_FLASH_MMA(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP)                    \
     extern "C" __global__ void __launch_bounds__(NW * 32, MINB)                                      \
-    NAME(const u16* q, const u16* k, const u16* v, u16* o, int nq, int nk, float scale_log2, int causal) { \
-        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP>(q, k, v, o, nq, nk, scale_log2, causal); \
+    NAME(const u16* q, const u16* k, const u16* v, u16* o, float* lse, int nq, int nk, float scale_log2, int causal) { \
+        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP>(q, k, v, o, lse, nq, nk, scale_log2, causal); \
     }
 
 #define TA_FLASH_MMA_BOTH(D, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, SUFFIX)                   \

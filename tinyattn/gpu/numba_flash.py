@@ -62,9 +62,10 @@ def default_config(d: int) -> NumbaConfig:
 
 @lru_cache(maxsize=None)
 def make_kernel(d: int, cfg: NumbaConfig):
-    """Compile-time specialised kernel ``kernel[grid, block](q, k, v, out, scale, causal, offset)``.
+    """Compile-time specialised kernel ``kernel[grid, block](q, k, v, out, lse, scale, causal, offset)``.
 
-    q, out: (BH, Nq, d) float32; k, v: (BH, Nk, d) float32 (device or, in the simulator, host arrays);
+    q, out: (BH, Nq, d) float32; lse: (BH, Nq) float32 (log-sum-exp of each row's scaled scores,
+    -inf for a row that sees no key: what the backward pass needs); k, v: (BH, Nk, d) float32 (device or, in the simulator, host arrays);
     scale: float32 softmax scale; causal: int32 0/1; offset = Nk - Nq (bottom-right causal alignment:
     query i sees keys j <= i + offset).
     """
@@ -76,7 +77,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
     QP, KP = d + 1, BK + 1      # +1 word of padding per row: rows read by one warp fall in different banks
 
     @cuda.jit(**jit_options())
-    def kernel(q, k, v, out, scale, causal, offset):
+    def kernel(q, k, v, out, lse, scale, causal, offset):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
         tid = ty * TX + tx
@@ -202,13 +203,16 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 inv = ONE / l[i] if l[i] > ZERO else ZERO
                 for c in range(DC):
                     out[bh, qi, tx + TX * c] = acc[i, c] * inv
+                if tx == 0:                               # lse = m + log l (natural log), -inf if no key
+                    lse[bh, qi] = m[i] + math.log(l[i]) if l[i] > ZERO else NEG_INF
 
     return kernel
 
 
-def launch(q, k, v, out, *, is_causal: bool = False, scale: float | None = None,
-           config: NumbaConfig | None = None) -> None:
-    """Run the kernel on 3-D arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), float32.
+def launch(q, k, v, out, lse=None, *, is_causal: bool = False, scale: float | None = None,
+           config: NumbaConfig | None = None):
+    """Run the kernel on 3-D arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), float32;
+    lse (BH, Nq) float32 or None (then a fresh buffer is allocated). Returns lse.
 
     Accepts Numba device arrays or anything with ``__cuda_array_interface__`` (CuPy, torch); used by
     the benchmark to time the kernel without host transfers. Asynchronous on a real GPU.
@@ -218,13 +222,19 @@ def launch(q, k, v, out, *, is_causal: bool = False, scale: float | None = None,
     cfg = config or default_config(d)
     kern = make_kernel(d, cfg)
     sc = np.float32(1.0 / math.sqrt(d) if scale is None else scale)
+    if lse is None:
+        lse = np.empty((BH, nq), np.float32) if simulator_enabled() else cuda.device_array((BH, nq), np.float32)
     grid = ((nq + cfg.block_q - 1) // cfg.block_q, BH)
-    kern[grid, (cfg.tx, cfg.ty)](q, k, v, out, sc, np.int32(bool(is_causal)), np.int32(nk - nq))
+    kern[grid, (cfg.tx, cfg.ty)](q, k, v, out, lse, sc, np.int32(bool(is_causal)), np.int32(nk - nq))
+    return lse
 
 
 def numba_flash_attention(q, k, v, *, is_causal: bool = False, scale: float | None = None,
-                          config: NumbaConfig | None = None) -> np.ndarray:
+                          config: NumbaConfig | None = None, return_lse: bool = False):
     """softmax(q k^T * scale [+ causal mask]) v with the Numba kernel; float32 in, float32 ndarray out.
+
+    With ``return_lse=True`` returns ``(out, lse)`` like chapter 06's ``flash_attention``: lse
+    (..., Nq) float32 = log sum_j exp(scale q_i.k_j) over the keys row i sees, -inf if it sees none.
 
     q: (..., Nq, d), k: (..., Nk, d), v: (..., Nk, d) with equal leading (batch, head) axes; any N.
     Causal masking is bottom-right aligned (query i sees keys j <= i + Nk - Nq); a query row that
@@ -245,16 +255,20 @@ def numba_flash_attention(q, k, v, *, is_causal: bool = False, scale: float | No
         raise ValueError(f"head dim d={d} must be a multiple of config.tx={cfg.tx}")
     BH = int(np.prod(lead, dtype=np.int64))
     out = np.zeros((BH, nq, d), np.float32)
-    if BH == 0 or nq == 0:
-        return out.reshape(q.shape)
-    if nk == 0:                                 # no keys at all: every row gives 0
-        return out.reshape(q.shape)
+    lse = np.full((BH, nq), -np.inf, np.float32)
+
+    def result(o, ls):
+        o = o.reshape(q.shape)
+        return (o, ls.reshape(q.shape[:-1])) if return_lse else o
+
+    if BH == 0 or nq == 0 or nk == 0:           # no keys at all: every row gives 0, lse = -inf
+        return result(out, lse)
     q3, k3, v3 = (x.reshape(BH, x.shape[-2], d) for x in (q, k, v))
 
     if simulator_enabled():
-        launch(q3, k3, v3, out, is_causal=is_causal, scale=scale, config=cfg)
-        return out.reshape(q.shape)
+        launch(q3, k3, v3, out, lse, is_causal=is_causal, scale=scale, config=cfg)
+        return result(out, lse)
     dq, dk, dv = cuda.to_device(q3), cuda.to_device(k3), cuda.to_device(v3)
-    dout = cuda.device_array_like(out)
-    launch(dq, dk, dv, dout, is_causal=is_causal, scale=scale, config=cfg)
-    return dout.copy_to_host().reshape(q.shape)
+    dout, dlse = cuda.device_array_like(out), cuda.device_array_like(lse)
+    launch(dq, dk, dv, dout, dlse, is_causal=is_causal, scale=scale, config=cfg)
+    return result(dout.copy_to_host(), dlse.copy_to_host())

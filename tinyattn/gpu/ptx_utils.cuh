@@ -7,6 +7,7 @@ typedef unsigned short u16;   // raw storage of one fp16 or bf16 value
 typedef unsigned int u32;
 
 #define TA_NEG_INF __int_as_float(0xff800000)
+#define TA_LN2 0.693147180559945309f
 
 // generic -> shared-window address (what ldmatrix / cp.async take)
 __device__ __forceinline__ u32 smem_u32(const void* p) {

@@ -35,7 +35,7 @@ def plot_execution_model(ax, n_sm: int, smem_kb: int, regs_per_sm: int, threads_
             ax.add_patch(Rectangle((0.45 + j * 0.55, 4.15 + i * 0.5), 0.45, 0.38, fc="#9cc3e6", ec="white"))
     ax.annotate("", xy=(5.0, 5.3), xytext=(3.9, 5.3), arrowprops=dict(arrowstyle="->"))
     ax.text(4.45, 5.5, "scheduled\non SMs", ha="center", fontsize=6)
-    ax.add_patch(FancyBboxPatch((5.1, 0.3), 6.7, 6.4, boxstyle="round,pad=0.05", fc="#fdf3e7", ec="#f77f00"))
+    ax.add_patch(FancyBboxPatch((5.1, 1.9), 6.7, 4.8, boxstyle="round,pad=0.05", fc="#fdf3e7", ec="#f77f00"))
     ax.text(8.45, 6.4, f"one SM (of {n_sm})", ha="center", fontsize=8, weight="bold")
     n_warps = threads_per_block // 32
     for w in range(n_warps):
@@ -47,10 +47,13 @@ def plot_execution_model(ax, n_sm: int, smem_kb: int, regs_per_sm: int, threads_
              (f"shared memory: up to {smem_kb} KB\n(shared by one block)", "#ffadad"),
              ("tensor cores + FP32 units + SFU (exp)", "#bdb2ff")]
     for i, (label, color) in enumerate(boxes):
-        ax.add_patch(Rectangle((9.0, 4.9 - i * 1.2), 2.6, 1.0, fc=color, ec="gray"))
-        ax.text(10.3, 5.4 - i * 1.2, label, ha="center", va="center", fontsize=6)
-    ax.add_patch(Rectangle((5.4, 0.5), 6.2, 0.8, fc="#e9ecef", ec="gray"))
-    ax.text(8.5, 0.9, "L2 cache, then HBM (off-chip, shared by all SMs)", ha="center", va="center", fontsize=7)
+        ax.add_patch(Rectangle((9.0, 5.0 - i * 1.05), 2.6, 0.9, fc=color, ec="gray"))
+        ax.text(10.3, 5.45 - i * 1.05, label, ha="center", va="center", fontsize=6)
+    # outside every SM: the L2 cache (on the chip, shared by all SMs) and HBM (off the chip)
+    ax.add_patch(Rectangle((0.2, 1.0), 11.6, 0.6, fc="#e9ecef", ec="gray"))
+    ax.text(6.0, 1.3, "L2 cache: on the chip, outside the SMs, shared by all of them", ha="center", va="center", fontsize=7)
+    ax.add_patch(Rectangle((0.2, 0.1), 11.6, 0.6, fc="#d8dde3", ec="gray"))
+    ax.text(6.0, 0.4, "HBM (device memory): off the chip", ha="center", va="center", fontsize=7)
 
 
 def plot_thread_ownership(axes: Sequence, tx: int, ty: int, rq: int, ck: int, d: int) -> None:
@@ -65,10 +68,22 @@ def plot_thread_ownership(axes: Sequence, tx: int, ty: int, rq: int, ck: int, d:
                     s_owner[y * rq + i, x + tx * j] = y * tx + x
                 for c in range(d // tx):
                     o_owner[y * rq + i, x + tx * c] = y * tx + x
+    # one colour per thread: tx picks the hue (8 clearly different colours), ty the lightness, so no
+    # two threads of a block share a colour (a 20-colour map repeated every 20 threads before)
+    import matplotlib.colors as mcolors
+    from matplotlib import colormaps
+    hues = colormaps["tab10"].colors
+    rgb = np.zeros((tx * ty, 3))
+    for t in range(tx * ty):
+        y, x = divmod(t, tx)
+        base = np.array(mcolors.to_rgb(hues[x % len(hues)]))
+        w = y / max(ty - 1, 1)                              # 0 (t_y = 0, dark) .. 1 (last t_y, light)
+        dark, light = base * 0.45, base * 0.35 + 0.65
+        rgb[t] = dark + (light - dark) * w
     for ax, img, title, xl in ((axes[0], s_owner, f"S tile {bq} x {bk}", "key in tile"),
                                (axes[1], o_owner, f"O accumulator {bq} x {d}", "output column")):
-        ax.imshow(img % 16 + (img // tx) % 2 * 0.5, cmap="tab20", interpolation="nearest", aspect="auto")
-        ax.set_title(title + " (colour = thread)", fontsize=8)
+        ax.imshow(rgb[img], interpolation="nearest", aspect="auto")
+        ax.set_title(title + "\n(hue = t_x, lightness = t_y: one colour per thread)", fontsize=7)
         ax.set_xlabel(xl); ax.set_ylabel("query row in tile"); ax.grid(False)
 
 

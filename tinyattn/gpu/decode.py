@@ -1,0 +1,159 @@
+"""Split-KV decoding ("FlashDecoding") through CuPy: contiguous and paged K/V caches (chapter 07).
+
+The CUDA C is ``flash_decode.cu``: a split kernel (one warp per chunk of keys, the G query heads of a
+K/V head packed into one tile) writes partial results ``(O_p, lse_p)``; a merge kernel combines them,
+``lse = log sum_p exp(lse_p)``, ``O = sum_p exp(lse_p - lse) O_p`` (chapter 06's online-softmax merge).
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from .cupy_flash import HEAD_DIMS, LOG2E, _kind_of, _module
+
+NW, BK = 4, 32                       # warps per block, keys per tile (flash_decode.cu)
+TARGET_WARPS = 132 * 16              # enough chunks to give every SM of an H100/H200 16 warps
+
+
+@lru_cache(maxsize=None)
+def _kernels(kind: str, d: int, wpc: int):
+    """wpc = warps per chunk: 1 (each warp its own chunk, <= 16 packed rows) or NW (the block's warps
+    share one chunk's K/V tiles, 16 rows each: Lq > 1 or more than 16 query heads per K/V head)."""
+    mod = _module("flash_decode.cu")
+    split = mod.get_function(f"decode_split_{kind}_d{d}_w{wpc}")
+    merge = mod.get_function(f"decode_merge_{kind}_d{d}")
+    smem = (NW * 16 + NW // wpc * 4 * BK) * d * 2
+    if smem > 48 * 1024:
+        split.max_dynamic_shared_size_bytes = smem
+    return split, merge, smem
+
+
+def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None,
+                 wpc: int = 1) -> int:
+    """Keys per chunk (a multiple of 32, at least 256): enough chunks to fill the GPU, none tiny."""
+    if chunk is not None:
+        if chunk <= 0 or chunk % BK:
+            raise ValueError(f"chunk must be a positive multiple of {BK}, got {chunk}")
+        return chunk
+    n = max(1, math.ceil(TARGET_WARPS / max(1, batch * hkv * row_groups * wpc)))
+    c = math.ceil(max(1, max_len) / n)
+    return max(256, math.ceil(c / BK) * BK)
+
+
+def _check(q, k, v, seq_lens, dtype, paged: bool):
+    import cupy as cp
+    import numpy as np
+
+    q, k, v = (cp.ascontiguousarray(cp.asarray(x)) for x in (q, k, v))
+    kind = _kind_of(q, dtype)
+    if kind == "f32":
+        raise TypeError("decoding kernels take float16 (or uint16 bf16 bits with dtype='bfloat16'), got float32")
+    if k.dtype != q.dtype or v.dtype != q.dtype:
+        raise TypeError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.ndim != 4 or k.ndim != 4 or k.shape != v.shape:
+        raise ValueError(f"expected q (B, Hq, Lq, d) and k, v of equal 4-D shape, got q {q.shape}, "
+                         f"k {k.shape}, v {v.shape}")
+    B, hq, lq, d = q.shape
+    hkv = k.shape[1]
+    if d not in HEAD_DIMS or k.shape[3] != d:
+        raise ValueError(f"head dim d must be one of {HEAD_DIMS} and equal in q and k, got q {q.shape}, k {k.shape}")
+    if hkv == 0 or hq % hkv:
+        raise ValueError(f"query heads Hq={hq} must be a multiple of K/V heads Hkv={hkv}")
+    if not paged and k.shape[0] != B:
+        raise ValueError(f"k_cache must be (B, Hkv, S, d) with B={B}, got {k.shape}")
+    seq_lens = cp.ascontiguousarray(cp.asarray(seq_lens, dtype=np.int32))
+    if seq_lens.shape != (B,):
+        raise ValueError(f"seq_lens must have shape ({B},), got {seq_lens.shape}")
+    return q, k, v, seq_lens, kind
+
+
+def _run(*args, return_lse: bool = False, **kw):
+    go, out, lse = make_launch(*args, **kw)
+    if out.size:
+        go()
+    return (out, lse) if return_lse else out
+
+
+def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged, is_causal, scale, chunk,
+                max_len):
+    """Checked-argument-free launcher for the benchmark: returns ``(go, out, lse)``; ``go()`` enqueues
+    the split and merge kernels (asynchronous) writing into the preallocated ``out`` and ``lse``."""
+    import cupy as cp
+    import numpy as np
+
+    B, hq, lq, d = q.shape
+    hkv = k.shape[1]
+    rows = hq // hkv * lq                                   # packed rows per K/V head
+    wpc = 1 if rows <= 16 else NW
+    rg = math.ceil(rows / (16 * wpc))                       # row groups, each re-reading the chunk
+    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc)
+    n_part = max(1, math.ceil(max_len / chunk))
+    split, merge, smem = _kernels(kind, d, wpc)
+    part_o = cp.empty((B, hq, lq, n_part, d), cp.float32)
+    part_lse = cp.empty((B, hq, lq, n_part), cp.float32)
+    out = cp.empty_like(q)
+    lse = cp.empty((B, hq, lq), cp.float32)
+    sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
+    grid = (math.ceil(n_part / (NW // wpc)), hkv * rg, B)
+    bs_shift = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1     # power-of-two block: shifts
+    args = (q, k, v, table, seq_lens, part_o, part_lse, np.int32(hq), np.int32(hkv), np.int32(lq),
+            np.int32(s_len), np.int32(bs), np.int32(bs_shift), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
+            np.float32(sc * LOG2E), np.int32(bool(is_causal)), np.int32(paged))
+
+    def go():
+        split(grid, (NW * 32,), args, shared_mem=smem)
+        merge((B * hq * lq,), (d,), (part_o, part_lse, out, lse, np.int32(n_part)))
+    go.n_part, go.chunk, go.wpc = n_part, chunk, wpc
+    return go, out, lse
+
+
+def flash_decode(q: Any, k_cache: Any, v_cache: Any, seq_lens: Any, *, is_causal: bool = True,
+                 scale: float | None = None, dtype: str | None = None, chunk: int | None = None,
+                 return_lse: bool = False):
+    """Attention of Lq new tokens against a contiguous K/V cache, split over the keys.
+
+    q: (B, Hq, Lq, d); k_cache, v_cache: (B, Hkv, S, d), Hq a multiple of Hkv (GQA/MQA, no repeat);
+    seq_lens: (B,) ints <= S, the valid cache length of each sequence (the new tokens included).
+    float16, or uint16 bf16 bits with ``dtype="bfloat16"``; d in (64, 128). Query i of the Lq new
+    tokens sees keys t <= seq_len - Lq + i (``is_causal``) or all t < seq_len. Returns out like q
+    (and lse (B, Hq, Lq) float32 with ``return_lse``); a row that sees no key gives 0 and -inf.
+    """
+    import cupy as cp
+
+    q, k, v, seq_lens, kind = _check(q, k_cache, v_cache, seq_lens, dtype, paged=False)
+    s_len = k.shape[2]
+    max_len = int(seq_lens.max()) if seq_lens.size else 0
+    if max_len > s_len or (seq_lens.size and int(seq_lens.min()) < 0):
+        raise ValueError(f"seq_lens must lie in [0, S={s_len}], got max {max_len}")
+    dummy = cp.zeros(1, cp.int32)
+    return _run(q, k, v, dummy, seq_lens, kind, s_len=s_len, bs=1, max_blocks=1, paged=False,
+                is_causal=is_causal, scale=scale, chunk=chunk, max_len=max_len, return_lse=return_lse)
+
+
+def paged_flash_decode(q: Any, k_pool: Any, v_pool: Any, block_tables: Any, seq_lens: Any, *,
+                       is_causal: bool = True, scale: float | None = None, dtype: str | None = None,
+                       chunk: int | None = None, return_lse: bool = False):
+    """:func:`flash_decode` reading K/V through a block table (chapter 09's paged layout).
+
+    k_pool, v_pool: (n_blocks, Hkv, block_size, d); block_tables: (B, max_blocks) int, key t of
+    sequence b is row t % block_size of pool block block_tables[b, t // block_size]; every entry must
+    be a valid block index (pad unused entries with 0, not -1); seq_lens: (B,) <= max_blocks *
+    block_size. A power-of-two block_size is faster (shifts instead of divisions). Other arguments
+    as :func:`flash_decode`.
+    """
+    import cupy as cp
+    import numpy as np
+
+    q, k, v, seq_lens, kind = _check(q, k_pool, v_pool, seq_lens, dtype, paged=True)
+    table = cp.ascontiguousarray(cp.asarray(block_tables, dtype=np.int32))
+    B, bs = q.shape[0], k.shape[2]
+    if table.ndim != 2 or table.shape[0] != B:
+        raise ValueError(f"block_tables must be (B={B}, max_blocks), got {table.shape}")
+    max_len = int(seq_lens.max()) if seq_lens.size else 0
+    if max_len > table.shape[1] * bs or (seq_lens.size and int(seq_lens.min()) < 0):
+        raise ValueError(f"seq_lens must lie in [0, max_blocks * block_size = {table.shape[1] * bs}], got max {max_len}")
+    if table.size and (int(table.min()) < 0 or int(table.max()) >= k.shape[0]):
+        raise ValueError(f"block_tables entries must lie in [0, n_blocks={k.shape[0]})")
+    return _run(q, k, v, table, seq_lens, kind, s_len=0, bs=bs, max_blocks=table.shape[1], paged=True,
+                is_causal=is_causal, scale=scale, chunk=chunk, max_len=max_len, return_lse=return_lse)

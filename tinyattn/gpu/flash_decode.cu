@@ -1,0 +1,280 @@
+// Split-KV decoding ("FlashDecoding") on tensor cores: fp16/bf16 K/V cache, fp32 accumulation (chapter 07).
+//
+// Decoding has few query tokens (Lq = 1..16) and a long cache, so one block per query tile would
+// leave the GPU idle. Instead the keys of each sequence are cut into chunks ("splits"): every warp
+// takes one chunk and computes a partial result over it, then a second kernel merges the partials
+// with the online-softmax merge of chapter 06:
+//   lse = log sum_p exp(lse_p),   O = sum_p exp(lse_p - lse) O_p.
+// GQA packing: the G = Hq / Hkv query heads that share a K/V head, times the Lq tokens, are the
+// rows of ONE tile (row r = g * Lq + i), so each K/V byte is read once for all of them (G * Lq > 16
+// rows: ceil(G * Lq / 16) row groups, each a grid column of its own, each reading the chunk again).
+// Per warp: Q rows in registers (ldmatrix), K/V tiles of 32 keys double-buffered in the warp's own
+// shared memory by cp.async, S = Q K^T and O += P V by mma.sync m16n8k16 as in flash_mma.cu.
+// Layouts: q (B, Hq, Lq, D); contiguous cache k, v (B, Hkv, S, D); paged pools (n_blocks, Hkv, BS, D)
+// with block_tables (B, max_blocks) int32 (key t of sequence b is row t % BS of pool block
+// table[b][t / BS]); seq_lens (B,) int32. Query i of the Lq new tokens sees keys t <= len - Lq + i
+// (causal) or all t < len. Partials: part_o (B, Hq, Lq, P, D) fp32, part_lse (B, Hq, Lq, P) fp32.
+#include "ptx_utils.cuh"
+
+namespace fdec {
+
+constexpr int NW = 4, BK = 32;          // warps per block (one chunk each); keys per tile
+
+template <int D>
+__device__ __forceinline__ int swz(int row, int col) { return row * D + ((((col >> 3) ^ (row & 7))) << 3); }
+
+// the GT threads of a chunk group (gt = 0..GT-1) copy keys [t0, t0 + BK) of one sequence (rows >= t_end
+// zero-filled) into a swizzled tile. Paged: key t is row t % bs of pool block table[t / bs]; a
+// power-of-two block size (bs_shift >= 0) avoids two integer divisions per row (measured: run 1 -> 2;
+// two table loads per tile with the per-row arithmetic kept measured 12% slower in run 4).
+template <int D, bool PAGED, int GT>
+__device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, const u16* v, const int* table,
+                                             int b, int h, int hkv, int s_len, int bs, int bs_shift, int max_blocks,
+                                             int t0, int t_end, int gt) {
+    constexpr int CPR = D / 8, STEP = GT / CPR, ROUNDS = BK / STEP;   // chunks per row; rows per round
+    static_assert(GT % CPR == 0 && BK % STEP == 0, "tile / thread shape");
+    const int col = (gt % CPR) * 8;
+    // Paged, power-of-two blocks of >= 16 keys: a 32-key tile (tiles start at multiples of 32) touches
+    // at most two blocks. Per tile, two base offsets make row t's address base + t * D, the same
+    // arithmetic as the contiguous cache (run 5, ncu: the per-row 64-bit address arithmetic cost +51%
+    // instructions, and with one warp per scheduler the kernel is bound by instruction latency)
+    const bool fast = PAGED && bs_shift >= 4;
+    long long base0 = 0, base1 = 0;
+    int blk0 = 0;
+    if (PAGED && fast && t0 < t_end) {
+        const int* row = table + (size_t)b * max_blocks;
+        blk0 = t0 >> bs_shift;
+        const int e0 = __ldg(row + blk0);
+        const int e1 = (blk0 + 1 <= ((t_end - 1) >> bs_shift)) ? __ldg(row + blk0 + 1) : e0;
+        base0 = ((long long)e0 * hkv + h) * bs * D - (long long)blk0 * bs * D;          // + t * D
+        base1 = ((long long)e1 * hkv + h) * bs * D - (long long)(blk0 + 1) * bs * D;
+    }
+    size_t off[ROUNDS];
+#pragma unroll
+    for (int i = 0; i < ROUNDS; ++i) {                  // all addresses first: the table loads overlap
+        const int t = t0 + gt / CPR + i * STEP;
+        off[i] = 0;
+        if (t < t_end) {
+            if constexpr (PAGED) {
+                if (fast) {
+                    off[i] = (size_t)((((t >> bs_shift) == blk0) ? base0 : base1) + (long long)t * D);
+                } else {
+                    const int blk = bs_shift >= 0 ? (t >> bs_shift) : t / bs;
+                    const int in_blk = bs_shift >= 0 ? (t & (bs - 1)) : t - blk * bs;
+                    off[i] = (((size_t)__ldg(table + (size_t)b * max_blocks + blk) * hkv + h) * bs + in_blk) * D;
+                }
+            } else {
+                off[i] = (((size_t)b * hkv + h) * s_len + t) * D;
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < ROUNDS; ++i) {
+        const int row = gt / CPR + i * STEP;
+        const bool ok = t0 + row < t_end;
+        const int so = swz<D>(row, col);
+        cp_async16(smem_u32(sk + so), k + off[i] + col, ok ? 16 : 0);
+        cp_async16(smem_u32(sv + so), v + off[i] + col, ok ? 16 : 0);
+    }
+}
+
+// WPC = 1: each warp owns a chunk (a warp barrier is enough); WPC > 1: WPC warps share a chunk's K/V
+// tiles, each taking 16 other query rows (Lq > 1 or G > 16), with block barriers.
+template <int WPC>
+__device__ __forceinline__ void group_sync() {
+    if constexpr (WPC == 1) __syncwarp();
+    else __syncthreads();
+}
+
+template <int D, bool BF16, bool PAGED, int WPC>
+__device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* __restrict__ k,
+                                         const u16* __restrict__ v, const int* __restrict__ table,
+                                         const int* __restrict__ seq_lens, float* __restrict__ part_o,
+                                         float* __restrict__ part_lse, int hq, int hkv, int lq, int s_len,
+                                         int bs, int bs_shift, int max_blocks, int chunk, int n_part,
+                                         float scale_log2, int causal) {
+    static_assert(WPC == 1 || WPC == NW, "a chunk is read by one warp or by the whole block");
+    extern __shared__ __align__(128) unsigned char smem_raw[];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    const int p = blockIdx.x * (NW / WPC) + warp / WPC; // this warp's chunk
+    const int gt = (warp % WPC) * 32 + lane;            // thread index inside the chunk's group
+    const int n_rg = gridDim.y / hkv, h = blockIdx.y / n_rg, b = blockIdx.z;
+    const int rbase = ((blockIdx.y % n_rg) * WPC + warp % WPC) * 16;
+    const int grp = hq / hkv, rows = grp * lq;          // packed rows: r = gi * lq + i; this warp: rbase + 0..15
+    u16* sQ = reinterpret_cast<u16*>(smem_raw) + warp * 16 * D;
+    u16* sK = reinterpret_cast<u16*>(smem_raw) + NW * 16 * D + (warp / WPC) * 4 * BK * D;   // 2 K + 2 V tiles
+    u16* sV = sK + 2 * BK * D;
+    if (p >= n_part) return;                            // the whole group leaves together
+    const int len = seq_lens[b];
+    const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
+    const int n_tiles = t_end > t_begin ? (t_end - t_begin + BK - 1) / BK : 0;
+
+    // Q rows of this K/V head (rows >= G*Lq are zero): row r <- q[b, h*G + r / lq, r % lq, :]
+    for (int c = lane; c < 16 * D / 8; c += 32) {
+        const int r = c / (D / 8), col = (c % (D / 8)) * 8, rg = rbase + r;
+        const bool ok = rg < rows;
+        const u16* src = q + ((((size_t)b * hq + h * grp + (ok ? rg / lq : 0)) * lq + (ok ? rg % lq : 0)) * D) + col;
+        cp_async16(smem_u32(sQ + swz<D>(r, col)), src, ok ? 16 : 0);
+    }
+    cp_async_commit();
+    if (n_tiles > 0)
+        load_kv_tile<D, PAGED, 32 * WPC>(sK, sV, k, v, table, b, h, hkv, s_len, bs, bs_shift, max_blocks, t_begin, t_end, gt);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncwarp();                                       // (Q is per warp)
+    u32 qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrix_x4(qf[kk], smem_u32(sQ + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+
+    float acc[D / 8][4], m[2] = {TA_NEG_INF, TA_NEG_INF}, l[2] = {0.f, 0.f};
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) acc[n][0] = acc[n][1] = acc[n][2] = acc[n][3] = 0.f;
+    // the last key each of this lane's two rows may see (rows g and g + 8)
+    const int r0 = rbase + g, r1 = rbase + g + 8;
+    const int last0 = causal ? len - lq + (r0 < rows ? r0 % lq : lq - 1) : len - 1;
+    const int last1 = causal ? len - lq + (r1 < rows ? r1 % lq : lq - 1) : len - 1;
+
+    for (int t = 0; t < n_tiles; ++t) {
+        if (t + 1 < n_tiles)
+            load_kv_tile<D, PAGED, 32 * WPC>(sK + ((t + 1) & 1) * BK * D, sV + ((t + 1) & 1) * BK * D, k, v, table, b,
+                                             h, hkv, s_len, bs, bs_shift, max_blocks, t_begin + (t + 1) * BK, t_end, gt);
+        cp_async_commit();
+        cp_async_wait<1>();                             // tile t has landed
+        group_sync<WPC>();
+        const u16* sKt = sK + (t & 1) * BK * D;
+        const u16* sVt = sV + (t & 1) * BK * D;
+        const int k0 = t_begin + t * BK;
+
+        float s[BK / 8][4];                             // S = Q K^T: 16 rows x 32 keys
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+            for (int nn = 0; nn < BK / 16; ++nn) {
+                u32 bfr[4];
+                ldmatrix_x4(bfr, smem_u32(sKt + swz<D>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8)));
+                mma16816<BF16>(s[2 * nn], qf[kk], bfr[0], bfr[1]);
+                mma16816<BF16>(s[2 * nn + 1], qf[kk], bfr[2], bfr[3]);
+            }
+        }
+        float mx0 = m[0], mx1 = m[1];
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {               // mask: past the chunk, or after the row's last key
+                const int key = k0 + n * 8 + 2 * t4 + (e & 1);
+                if (key >= t_end || key > ((e < 2) ? last0 : last1)) s[n][e] = TA_NEG_INF;
+            }
+            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;
+        const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
+        const float al0 = fast_exp2(m[0] * scale_log2 - mu0), al1 = fast_exp2(m[1] * scale_log2 - mu1);
+        m[0] = mx0;
+        m[1] = mx1;
+        u32 pa[BK / 16][4];
+        float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+        for (int n = 0; n < BK / 8; ++n) {
+            const float p0 = fast_exp2(fmaf(s[n][0], scale_log2, -mu0)), p1 = fast_exp2(fmaf(s[n][1], scale_log2, -mu0));
+            const float p2 = fast_exp2(fmaf(s[n][2], scale_log2, -mu1)), p3 = fast_exp2(fmaf(s[n][3], scale_log2, -mu1));
+            ps0 += p0 + p1;
+            ps1 += p2 + p3;
+            pa[n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
+            pa[n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
+        }
+        l[0] = l[0] * al0 + ps0;
+        l[1] = l[1] * al1 + ps1;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n) {
+            acc[n][0] *= al0; acc[n][1] *= al0; acc[n][2] *= al1; acc[n][3] *= al1;
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; ++kk) {          // O += P V
+#pragma unroll
+            for (int nn = 0; nn < D / 16; ++nn) {
+                u32 bfr[4];
+                ldmatrix_x4_trans(bfr, smem_u32(sVt + swz<D>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, nn * 16 + (lane >> 4) * 8)));
+                mma16816<BF16>(acc[2 * nn], pa[kk], bfr[0], bfr[1]);
+                mma16816<BF16>(acc[2 * nn + 1], pa[kk], bfr[2], bfr[3]);
+            }
+        }
+        group_sync<WPC>();                              // done with buffer t & 1 before it is refilled
+    }
+    cp_async_wait<0>();
+
+    // partial result of this chunk: O_p = acc / l and lse_p = (m c + log2 l) ln 2 (-inf, O_p = 0 if empty)
+    float lsum[2];
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+        lsum[x] = l[x] + __shfl_xor_sync(0xffffffffu, l[x], 1);
+        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 2);
+    }
+#pragma unroll
+    for (int x = 0; x < 2; ++x) {
+        const int r = rbase + g + 8 * x;
+        if (r >= rows) continue;
+        const size_t row = (((size_t)b * hq + h * grp + r / lq) * lq + r % lq);
+        const float inv = lsum[x] > 0.f ? 1.f / lsum[x] : 0.f;
+        float* po = part_o + (row * n_part + p) * D;
+#pragma unroll
+        for (int n = 0; n < D / 8; ++n)
+            *reinterpret_cast<float2*>(po + n * 8 + 2 * t4) = make_float2(acc[n][2 * x] * inv, acc[n][2 * x + 1] * inv);
+        if (t4 == 0)
+            part_lse[row * n_part + p] = lsum[x] > 0.f ? fmaf(m[x], scale_log2, log2f(lsum[x])) * TA_LN2 : TA_NEG_INF;
+    }
+}
+
+// merge: one block of D threads per query row (b, hq, i); thread c owns output column c
+template <int D, bool BF16>
+__device__ __forceinline__ void merge(const float* __restrict__ part_o, const float* __restrict__ part_lse,
+                                      u16* __restrict__ o, float* __restrict__ lse, int n_part) {
+    const size_t row = blockIdx.x;
+    const int c = threadIdx.x;
+    const float* pl = part_lse + row * n_part;
+    float mx = TA_NEG_INF;
+    for (int p = 0; p < n_part; ++p) mx = fmaxf(mx, pl[p]);
+    float den = 0.f, num = 0.f;
+    if (mx != TA_NEG_INF) {
+        for (int p = 0; p < n_part; ++p) {
+            const float w = fast_exp2((pl[p] - mx) * 1.4426950408889634f);   // exp(lse_p - max)
+            den += w;
+            num = fmaf(w, part_o[(row * n_part + p) * D + c], num);
+        }
+    }
+    o[row * D + c] = from_float<BF16>(den > 0.f ? num / den : 0.f);
+    if (c == 0) lse[row] = den > 0.f ? mx + log2f(den) * TA_LN2 : TA_NEG_INF;
+}
+
+}  // namespace fdec
+
+// dynamic shared memory: NW * 16 * D * 2 (Q) + (NW / WPC) * 4 * BK * D * 2 (K, V) bytes
+// grid (ceil(n_part / (NW / WPC)), Hkv * ceil(G * Lq / (16 * WPC)), B); merge grid (B * Hq * Lq), block D
+#define TA_DECODE_SPLIT(D, BF16, T, WPC)                                                               \
+    extern "C" __global__ void __launch_bounds__(fdec::NW * 32, 1)                                      \
+    decode_split_##T##_d##D##_w##WPC(const u16* q, const u16* k, const u16* v, const int* table,         \
+                            const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
+                            int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
+                            float scale_log2, int causal, int paged) {                                   \
+        if (paged) fdec::split_kv<D, BF16, true, WPC>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
+        else fdec::split_kv<D, BF16, false, WPC>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
+    }
+#define TA_DECODE(D, BF16, T)                                                                          \
+    TA_DECODE_SPLIT(D, BF16, T, 1)                                                                     \
+    TA_DECODE_SPLIT(D, BF16, T, 4)                                                                     \
+    extern "C" __global__ void decode_merge_##T##_d##D(const float* part_o, const float* part_lse, u16* o, \
+                                                       float* lse, int n_part) {                       \
+        fdec::merge<D, BF16>(part_o, part_lse, o, lse, n_part);                                        \
+    }
+
+TA_DECODE(64, false, f16)
+TA_DECODE(64, true, bf16)
+TA_DECODE(128, false, f16)
+TA_DECODE(128, true, bf16)

@@ -76,7 +76,7 @@ def rec(impl, dtype, N=8192, d=64, causal=False):
 # part of the output accumulator in **registers**. Two numbers from the card itself, measured by the
 # benchmark (dense GEMM through PyTorch, a 4 GiB device copy):
 
-# %%
+# %% tags=["ledger-07-s1"]
 # NBVAL_CHECK_OUTPUT
 ceil = RUN["ceilings"]
 print(f"GPU: {RUN['gpu']}, {RUN['sm_count']} SMs")
@@ -119,7 +119,7 @@ for name, threads in (("cupy_f32_d64", 128), ("cupy_f16_d64", 128), ("cupy_f16_d
 # every score and every output element has exactly one owner, so no two threads ever add into the
 # same register. The rows' maxima and sums are combined across the 8 threads that share a row.
 
-# %%
+# %% tags=["ledger-07-s2"]
 cfg = NumbaConfig(tx=8, ty=16, rq=4, ck=4)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
 vg.plot_thread_ownership(axes, cfg.tx, cfg.ty, cfg.rq, cfg.ck, d=64)
@@ -256,7 +256,7 @@ print(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True
 # warp in a fixed pattern (the PTX ISA's "fragment" layouts); with $g = \text{lane}/4$,
 # $t = \text{lane} \bmod 4$, lane $\ell$ holds rows $g, g+8$ of $A$ and $C$:
 
-# %%
+# %% tags=["ledger-07-s4"]
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.3), gridspec_kw={"width_ratios": [2, 1, 1]})
 vg.plot_mma_fragments(axes)
 plt.tight_layout(); plt.show()
@@ -349,7 +349,7 @@ print("first bank of each row, swizzled:", banks(range(8), chunk=3, swizzle=True
 # about reading Q, K, V and writing O once, $4BHNd$ elements; the naive version also writes and reads
 # S and P, $\approx 4BHN^2$ more elements. At $N = 8192$, $d = 64$ (fp16, 2 bytes per element):
 
-# %%
+# %% tags=["ledger-07-s5"]
 # NBVAL_CHECK_OUTPUT
 N, d, B, H = 8192, 64, 2, 32
 flops = 4 * B * H * N * N * d
@@ -407,7 +407,7 @@ plt.show()
 # Each implementation was first checked against a float64 reference on fresh random inputs (ragged
 # $N$, causal and not, outputs poisoned with NaN before the run), then timed with CUDA events (median).
 
-# %%
+# %% tags=["ledger-07-s6"]
 # NBVAL_CHECK_OUTPUT
 worst = {}
 for chk in RUN["checks"]:

@@ -6,8 +6,9 @@ the Q Kᵀ sgemm, the P V sgemm, the row max, the exponentials, the rescale of O
 online-softmax loop. ``full - variant`` estimates the removed part's cost (the parts overlap a
 little: removing one can change how the others use the caches). The results of the variants are
 wrong on purpose; only their times matter. Naive NumPy is split the same way, line by line.
-Two causal runs measure the load balance: the kernel as it is (query blocks handed out largest
-causal workload first) and with the blocks handed out in ascending order.
+Three causal runs measure the load balance: the kernel as it is (an atomic counter hands out the
+query blocks largest causal workload first), with the blocks in ascending order, and with each
+thread given a fixed contiguous half of the tasks (numba's own ``prange`` split).
 
 All variants run interleaved (each repeat times every variant once, in turn, after ``--gap``
 seconds of idle), median of ``--repeats``; N = 4096, d = 64, non-causal, ``--threads`` threads.
@@ -47,18 +48,27 @@ from tinyattn.flash import numba_cpu  # noqa: E402
 # variant name -> (text in the kernel, replacement); the kernel's S tile becomes zeros so that a
 # variant without the Q K^T product still feeds finite numbers to the softmax
 EDITS = {
-    "no Q K^T sgemm": ("            _gemm(ch, iv, fv, 1, 0,", "            if False: _gemm(ch, iv, fv, 1, 0,"),
-    "no P V sgemm": ("            _gemm(ch, iv, fv, 0, 0,", "            if False: _gemm(ch, iv, fv, 0, 0,"),
+    "no Q K^T sgemm": ("_gemm(ch, iv, fv, 1, 0,", "if False: _gemm(ch, iv, fv, 1, 0,"),
+    "no P V sgemm": ("_gemm(ch, iv, fv, 0, 0,", "if False: _gemm(ch, iv, fv, 0, 0,"),
     "no row max": ("mx = _row_max(srow, n, m[i])", "mx = max(m[i], srow[0])"),
     "no exp": ("rs = _exp2_rows(srow, n, mx)", "rs = np.float32(n)"),
     "no rescale of O~": ("if mx > m[i]:", "if False:"),
-    "no softmax loop": ("            for i in range(nq):                           # online softmax",
-                        "            for i in range(0):                           # online softmax"),
+    "no softmax loop": ("for i in range(nq):                       # online softmax",
+                        "for i in range(0):                       # online softmax"),
 }
 EDITS["no sgemm at all"] = (EDITS["no Q K^T sgemm"], EDITS["no P V sgemm"])
-# causal runs: the kernel as is (largest query block first) and with the blocks in ascending order
-CAUSAL = {"causal": [], "causal, ascending block order": [
-    ("q0 = (n_qblocks - 1 - task % n_qblocks) * bq", "q0 = (task % n_qblocks) * bq")]}
+# causal runs: the kernel as is (a shared counter hands out the largest query blocks first), with
+# the blocks handed out in ascending order, and with each thread given a fixed contiguous half of
+# the tasks (what numba's prange does on its own, chunksize or not: the previous kernel's schedule)
+_PER = "((n_tasks + n_workers - 1) // n_workers)"
+CAUSAL = {
+    "causal": [],
+    "causal, ascending block order": [("q0 = (n_qblocks - 1 - task // B) * bq", "q0 = (task // B) * bq")],
+    "causal, static contiguous split": [
+        ("for _ in prange(min(n_workers, n_tasks)):", "for w in prange(min(n_workers, n_tasks)):"),
+        ("        task = _next_task(head)\n        while", f"        task = w * {_PER}\n        while"),
+        ("            task = _next_task(head)\n", f"            task = task + 1 if (task + 1) % {_PER} else n_tasks\n")],
+}
 
 
 def kernel_variant(name: str, edits) -> object:
@@ -102,8 +112,8 @@ def main() -> None:
         kernels[name] = kernel_variant(name, e)
 
     def run_kernel(kern, causal=False):
-        with numba_cpu._one_blas_thread(), numba.parallel_chunksize(1):
-            kern(q, k, v, 1 / np.sqrt(d), bq, bk, causal, out, lse)
+        with numba_cpu._one_blas_thread():
+            kern(q, k, v, 1 / np.sqrt(d), bq, bk, causal, out, lse, numba.get_num_threads())
 
     q2, k2, v2 = q[0], k[0], v[0]
     st = {}
@@ -144,10 +154,10 @@ def main() -> None:
         part = None if name == "full kernel" or name.startswith(("naive", "causal")) else full - ms
         rows.append(dict(variant=name, ms=ms, removed_part_ms=part))
         extra = f"   -> the removed part ~ {part:5.1f} ms ({part / full:4.0%})" if part is not None else ""
-        print(f"{name:<28} {ms:8.2f} ms{extra}")
+        print(f"{name:<32} {ms:8.2f} ms{extra}")
     naive_total = sum(med[f"naive: {line}"] for line in lines)
-    print(f"naive total (sum of lines)   {naive_total:8.2f} ms")
-    print(f"causal speed-up: {full / med['causal']:.2f}x (ascending order: {full / med['causal, ascending block order']:.2f}x)")
+    print(f"{'naive total (sum of lines)':<32} {naive_total:8.2f} ms")
+    print("causal speed-up: " + ", ".join(f"{name[8:] or 'as is'} {full / med[name]:.2f}x" for name in CAUSAL))
     res = dict(
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         machine=dict(processor=cpu_model(), platform=platform.platform(),

@@ -93,3 +93,25 @@ def test_default_blocks_ragged_and_lse(is_causal):
     ref_out, ref_lse = dense(q, k, v, is_causal)
     np.testing.assert_allclose(out, ref_out, atol=1e-5)   # float32, logits of std 4
     np.testing.assert_allclose(lse, ref_lse, atol=2e-5)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_every_task_done_once_for_any_thread_count(threads):
+    """The worker threads take (batch row, query block) tasks from a shared counter: with 1, 2 or 3
+    threads (more workers than tasks for a short input) every row must be computed, identically."""
+    import numba
+
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((5, 70, 8)).astype(np.float32)
+    k = rng.standard_normal((5, 90, 8)).astype(np.float32)
+    v = rng.standard_normal((5, 90, 3)).astype(np.float32)
+    ref_out, _ = dense(q, k, v, True)
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        out, _ = flash_attention_numba(q, k, v, is_causal=True, block_q=16, block_k=32)
+        one, _ = flash_attention_numba(q[:1, :16], k[:1], v[:1], is_causal=True, block_q=16, block_k=32)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_allclose(out, ref_out, atol=2e-6)
+    np.testing.assert_allclose(one, dense(q[:1, :16], k[:1], v[:1], True)[0], atol=2e-6)   # 1 task

@@ -19,8 +19,10 @@ polynomial times ``2^k`` built from IEEE-754 bits), so the loop vectorises; libm
 The sgemm is SciPy's BLAS (``scipy.linalg.cython_blas``) called through a function pointer, on
 views of the inputs with leading dimensions, so no tile is copied and nothing is allocated per tile.
 Fully-masked causal tiles are never visited: the key loop stops at the block holding the diagonal;
-only tiles crossing the diagonal limit each row's key count. Query blocks are handed out largest
-causal workload first (one at a time), so the two threads finish together.
+only tiles crossing the diagonal limit each row's key count. The tasks are handed out one at a time
+from an atomic counter, largest causal workload first, so the threads finish together (numba's
+``prange`` alone splits its range into equal contiguous parts: with causal masks one thread got
+the long query blocks and the other the short ones).
 Arithmetic is float32 (inputs are converted), like the GPU kernels of chapter 07.
 Measured speed and the profile behind these choices: ``benchmarks/cpu_flash.py`` and chapter 06.
 """
@@ -29,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS whose sgemm the kernel calls)
 from llvmlite import binding as llvm_binding, ir
-from numba import njit, prange, types
+from numba import get_num_threads, njit, prange, types
 from numba.extending import get_cython_function_address, intrinsic
 
 __all__ = ["flash_attention_numba", "DEFAULT_BLOCKS"]
@@ -52,6 +54,17 @@ def _f32_from_bits(typingctx, bits):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
     return types.float32(types.int32), codegen
+
+
+@intrinsic
+def _next_task(typingctx, counter):
+    """``old = counter[0]; counter[0] += 1`` as one atomic step (LLVM ``atomicrmw add``); returns old.
+    counter: int64 1-D array shared by the worker threads (a task queue's head)."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        one = ir.Constant(ir.IntType(64), 1)
+        return builder.atomic_rmw("add", ary.data, one, "seq_cst")
+    return types.int64(counter), codegen
 
 
 @njit(fastmath=_FASTMATH, cache=True, inline="always")
@@ -111,57 +124,72 @@ def _gemm(ch, iv, fv, ta, tb, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc):  #
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse):  # pragma: no cover - compiled
-    """q: (B, Lq, d), k: (B, Lk, d), v: (B, Lk, dv) float32 C-contiguous; writes out, lse."""
+def _fwd_kernel(q, k, v, scale, bq, bk, causal, out, lse, n_workers):  # pragma: no cover
+    """q: (B, Lq, d), k: (B, Lk, d), v: (B, Lk, dv) float32 C-contiguous; writes out, lse.
+
+    ``n_workers`` workers (one per thread: pass numba.get_num_threads()); each takes the next
+    (batch row, query block) task from a shared atomic counter until none is left (dynamic
+    scheduling: numba's prange splits its range statically).
+    Tasks are numbered largest causal workload first (the last query blocks, for every batch row),
+    so the last tasks handed out are the shortest and the workers finish together.
+    """
     B, Lq, d = q.shape
     Lk, dv = k.shape[1], v.shape[2]
     off = Lk - Lq                                         # query i sees keys j <= i + off
     n_qblocks = (Lq + bq - 1) // bq
+    n_tasks = B * n_qblocks
     alpha_s = np.float32(scale * _LOG2E)                  # S in base 2: scores · scale · log2(e)
-    for task in prange(B * n_qblocks):
-        b = task // n_qblocks
-        q0 = (n_qblocks - 1 - task % n_qblocks) * bq      # last (largest causal) query block first
-        nq = min(bq, Lq - q0)
-        st = np.empty((nq, bk), dtype=np.float32)         # S / P~ tile, reused for every key tile
-        acc = np.zeros((nq, dv), dtype=np.float32)        # unnormalised O_i
-        m = np.full(nq, -np.inf, dtype=np.float32)        # running row max (base-2 units)
-        l = np.zeros(nq, dtype=np.float32)                # running row sum
+    head = np.zeros(1, dtype=np.int64)                    # the task queue's head
+    for _ in prange(min(n_workers, n_tasks)):            # one iteration per worker thread
+        st = np.empty((bq, bk), dtype=np.float32)         # S / P~ tile, reused for every key tile
+        acc = np.empty((bq, dv), dtype=np.float32)        # unnormalised O_i
+        m = np.empty(bq, dtype=np.float32)                # running row max (base-2 units)
+        l = np.empty(bq, dtype=np.float32)                # running row sum
         ch = np.array([78, 84], dtype=np.uint8)           # 'N', 'T'
         iv = np.empty(6, dtype=np.int32)
         fv = np.empty(2, dtype=np.float32)
-        k_end = min(Lk, q0 + nq + off) if causal else Lk  # keys beyond the last row's limit: skipped
-        for k0 in range(0, max(k_end, 0), bk):
-            nk = min(bk, Lk - k0)
-            # row-major S(nq, nk) = Q_i K_j^T is column-major S^T = K_j Q_i^T: sgemm('T', 'N')
-            _gemm(ch, iv, fv, 1, 0, nk, nq, d, alpha_s, k[b, k0:], d, q[b, q0:], d, 0.0, st, bk)
-            whole = not causal or k0 + nk - 1 <= q0 + off  # every row of the block sees every key
-            for i in range(nq):                           # online softmax, row by row
-                n = nk if whole else max(0, min(nk, q0 + i + off - k0 + 1))
-                srow = st[i]
-                if n > 0:
-                    mx = _row_max(srow, n, m[i])          # m' = max(m, rowmax S)
-                    rs = _exp2_rows(srow, n, mx)          # P~ = 2^(S - m'), rs = rowsum P~
-                    if mx > m[i]:                         # max moved: rescale the old sums
-                        a = _exp2(m[i] - mx)              # 2^(m - m'), 0 on the first tile
-                        l[i] = a * l[i]
-                        for x in range(dv):
-                            acc[i, x] *= a                # O~' = 2^(m-m') O~ ...
-                        m[i] = mx
-                    l[i] += rs                            # l' = 2^(m-m') l + rowsum P~
-                for j in range(n, nk):
-                    srow[j] = 0.0                         # masked keys contribute nothing to P~V
-            # ... + P~ V_j: row-major acc(nq, dv) += P~(nq, nk) V_j(nk, dv), column-major sgemm('N', 'N')
-            _gemm(ch, iv, fv, 0, 0, dv, nq, nk, 1.0, v[b, k0:], dv, st, bk, 1.0, acc, dv)
-        for i in range(nq):
-            if l[i] > 0:
-                inv = np.float32(1.0) / l[i]
-                for x in range(dv):
-                    out[b, q0 + i, x] = acc[i, x] * inv   # O = O~ / l
-                lse[b, q0 + i] = _LN2 * (m[i] + np.log2(l[i]))   # lse = ln2 (m + log2 l) = ln sum e^s
-            else:                                         # row saw no key: 0 and -inf, no NaN
-                for x in range(dv):
-                    out[b, q0 + i, x] = 0.0
-                lse[b, q0 + i] = -np.inf
+        task = _next_task(head)
+        while task < n_tasks:
+            b = task % B
+            q0 = (n_qblocks - 1 - task // B) * bq         # last (largest causal) query blocks first
+            nq = min(bq, Lq - q0)
+            acc[:nq] = 0.0
+            m[:nq] = -np.inf
+            l[:nq] = 0.0
+            k_end = min(Lk, q0 + nq + off) if causal else Lk   # keys beyond the last row's limit: skipped
+            for k0 in range(0, max(k_end, 0), bk):
+                nk = min(bk, Lk - k0)
+                # row-major S(nq, nk) = Q_i K_j^T is column-major S^T = K_j Q_i^T: sgemm('T', 'N')
+                _gemm(ch, iv, fv, 1, 0, nk, nq, d, alpha_s, k[b, k0:], d, q[b, q0:], d, 0.0, st, bk)
+                whole = not causal or k0 + nk - 1 <= q0 + off  # every row of the block sees every key
+                for i in range(nq):                       # online softmax, row by row
+                    n = nk if whole else max(0, min(nk, q0 + i + off - k0 + 1))
+                    srow = st[i]
+                    if n > 0:
+                        mx = _row_max(srow, n, m[i])      # m' = max(m, rowmax S)
+                        rs = _exp2_rows(srow, n, mx)      # P~ = 2^(S - m'), rs = rowsum P~
+                        if mx > m[i]:                     # max moved: rescale the old sums
+                            a = _exp2(m[i] - mx)          # 2^(m - m'), 0 on the first tile
+                            l[i] = a * l[i]
+                            for x in range(dv):
+                                acc[i, x] *= a            # O~' = 2^(m-m') O~ ...
+                            m[i] = mx
+                        l[i] += rs                        # l' = 2^(m-m') l + rowsum P~
+                    for j in range(n, nk):
+                        srow[j] = 0.0                     # masked keys contribute nothing to P~V
+                # ... + P~ V_j: row-major acc(nq, dv) += P~(nq, nk) V_j(nk, dv): column-major sgemm('N', 'N')
+                _gemm(ch, iv, fv, 0, 0, dv, nq, nk, 1.0, v[b, k0:], dv, st, bk, 1.0, acc, dv)
+            for i in range(nq):
+                if l[i] > 0:
+                    inv = np.float32(1.0) / l[i]
+                    for x in range(dv):
+                        out[b, q0 + i, x] = acc[i, x] * inv   # O = O~ / l
+                    lse[b, q0 + i] = _LN2 * (m[i] + np.log2(l[i]))   # lse = ln2 (m + log2 l) = ln sum e^s
+                else:                                     # row saw no key: 0 and -inf, no NaN
+                    for x in range(dv):
+                        out[b, q0 + i, x] = 0.0
+                    lse[b, q0 + i] = -np.inf
+            task = _next_task(head)
 
 
 _CONTROLLER = []   # one threadpoolctl controller, built on first use (building one scans the libraries)
@@ -204,9 +232,7 @@ def flash_attention_numba(q, k, v, *, is_causal: bool = False, scale: float | No
                   if x.shape[-1] == 0 else x for x in (q3, k3, v3))
     out = np.empty(q3.shape[:-1] + (v3.shape[-1],), dtype=np.float32)
     lse = np.empty(q3.shape[:-1], dtype=np.float32)
-    import numba
-
-    # one BLAS thread per tile product; query blocks handed out one at a time (balances causal work)
-    with _one_blas_thread(), numba.parallel_chunksize(1):
-        _fwd_kernel(q3, k3, v3, float(scale), int(block_q), int(block_k), bool(is_causal), out, lse)
+    with _one_blas_thread():                     # one BLAS thread per tile product
+        _fwd_kernel(q3, k3, v3, float(scale), int(block_q), int(block_k), bool(is_causal), out, lse,
+                    get_num_threads())
     return out[..., :dv].reshape(batch + (Lq, dv)), lse.reshape(batch + (Lq,))

@@ -29,8 +29,8 @@ _p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 _p.add_argument("--N", type=int, default=4096)
 _p.add_argument("--d", type=int, default=64)
 _p.add_argument("--threads", type=int, default=2)
-_p.add_argument("--repeats", type=int, default=11)
-_p.add_argument("--gap", type=float, default=0.2)
+_p.add_argument("--repeats", type=int, default=15)
+_p.add_argument("--gap", type=float, default=0.3)
 _p.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                               "cpu_flash_profile.json"))
 ARGS = _p.parse_args()
@@ -53,7 +53,8 @@ from tinyattn.flash import numba_cpu  # noqa: E402
 EDITS = {
     "no Q K^T sgemm": ("_gemm(ch, iv, fv, 1, 0,", "if False: _gemm(ch, iv, fv, 1, 0,"),
     "no P V sgemm": ("_gemm(ch, iv, fv, 0, 0,", "if False: _gemm(ch, iv, fv, 0, 0,"),
-    "no row max": ("mx = _row_max(srow, n, m[i])", "mx = max(m[i], srow[0])"),
+    # a fixed shift above every score (|S log2 e| < 64 here): the exponentials stay normal floats
+    "no row max": ("mx = _row_max(srow, n, m[i])", "mx = np.float32(64.0)"),
     "no exp": ("rs = _exp2_rows(srow, n, mx)", "rs = np.float32(n)"),
     "no rescale of O~": ("if mx > m[i]:", "if False:"),
     "no softmax loop": ("for i in range(nq):                       # online softmax",
@@ -137,10 +138,13 @@ def main() -> None:
         else:
             st["o"] = st["s"] @ v2
 
-    items = {name: (lambda kern=kern, c=name.startswith("causal"): run_kernel(kern, c))
-             for name, kern in kernels.items()}
+    # naive lines first, then one discarded kernel call: NumPy's BLAS threads keep spinning for a
+    # while after a product, and no measured variant should run next to them
     lines = ["S = (Q scale) K^T", "rowmax S", "S -= max", "exp(S)", "P = S / rowsum S", "O = P V"]
-    items.update({f"naive: {line}": (lambda i=i: naive_line(i)) for i, line in enumerate(lines)})
+    items = {f"naive: {line}": (lambda i=i: naive_line(i)) for i, line in enumerate(lines)}
+    items["(discarded)"] = lambda: run_kernel(kernels["full kernel"])
+    items.update({name: (lambda kern=kern, c=name.startswith("causal"): run_kernel(kern, c))
+                  for name, kern in kernels.items()})
     for fn in items.values():          # compile every variant, warm every line
         fn()
     load_before = os.getloadavg()
@@ -153,6 +157,8 @@ def main() -> None:
             fn()
             times[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
+    for t in (times, cpu):
+        del t["(discarded)"]
     med = {name: float(np.median(t)) * 1e3 for name, t in times.items()}
     med_cpu = {name: float(np.median(t)) * 1e3 for name, t in cpu.items()}
     full, full_cpu = med["full kernel"], med_cpu["full kernel"]

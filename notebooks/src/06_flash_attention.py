@@ -416,12 +416,12 @@ for n in Ns_bench:
 # than the tile products' ideal, since the exponentials shrink by 2×. At $N = 1024$ a call lasts
 # only a few milliseconds and its fixed costs dominate (section 9): 1.24×.
 #
-# An earlier version of this kernel measured only 1.23× here ($N = 2048$, 64 × 64 tiles, ideal
-# 1.94×). The cause was load imbalance, not arithmetic: it gave the query blocks to numba's
-# `prange`, which splits its range into equal contiguous parts (on the OpenMP threading layer even
-# with `numba.parallel_chunksize(1)`: the next cell prints which thread ran each iteration). One thread got
-# all the long blocks at the bottom of the causal triangle, about 3/4 of the causal work, so the
-# causal run could be at most $\frac{1/2}{3/8} = 1.33$× faster. The kernel now runs one worker per
+# The previous version of this kernel measured only 1.23× here (this notebook's earlier run:
+# $N = 2048$, 64 × 64 tiles, ideal 1.94×). The cause was load imbalance, not arithmetic: it gave
+# the query blocks to numba's `prange`, which splits its range into equal contiguous parts (on the
+# OpenMP threading layer even with `numba.parallel_chunksize(1)`: the next cell prints which thread
+# ran each iteration). One thread got all the long blocks at the bottom of the causal triangle,
+# about 3/4 of the causal work, so the causal run could be at most $\frac{1/2}{3/8} = 1.33$× faster. The kernel now runs one worker per
 # thread, and each worker takes the next task from a shared atomic counter, longest blocks first
 # (the CPU's version of a GPU kernel's tile scheduler).
 
@@ -646,8 +646,8 @@ for name, r in pm.items():
 # counted), which is why the split is read from them.
 #
 # How the kernel got here (details in `benchmarks/cpu_flash_notes.md`): the previous version (64 ×
-# 64 tiles) ran its tile products at half the SGEMM rate, because NumPy's `np.dot` allocated a new
-# result for every tile and 64 × 64 products are too small for BLAS, and its row max had not been
+# 64 tiles) ran its tile products at half the SGEMM rate, because `np.dot` (compiled by numba to a
+# BLAS call) allocated a new result for every tile and 64 × 64 products are too small for BLAS, and its row max had not been
 # vectorised by LLVM. Calling sgemm directly on views of $Q, K, V$ (accumulating $\tilde PV$ into
 # $\tilde O$ with `beta = 1`, no temporaries), 256 × 256 tiles, a vectorised max, base-2
 # exponentials and the task queue gave the numbers above. The source text's GPU timing tables

@@ -3,10 +3,12 @@
 One head, float32, q, k, v of shape (N, d); N = 1k, 2k, 4k, 8k, 16k and d = 64 by default, on
 ``--threads`` threads (default 2: OpenBLAS and Numba are limited before NumPy is imported).
 
-Timing is interleaved: each repeat runs every implementation once, in turn (and the Numba kernel
-once more with ``is_causal=True``), after a ``--gap`` pause (default 0.3 s) so that BLAS and OpenMP
-worker threads still spinning from the previous call have gone to sleep (without it, whichever
-implementation runs second loses up to half its speed to them). Reported: the median of the repeats
+Timing is interleaved: each repeat times every implementation once, in turn (and the Numba kernel
+once more with ``is_causal=True``). Before each timed call: a ``--gap`` pause (default 0.3 s) so
+that BLAS and OpenMP worker threads still spinning from the previous implementation have stopped
+(without it, whichever implementation runs second loses up to half its speed to them), then one
+untimed call of the same implementation, which wakes its own sleeping threads (after a pause, a
+2 ms call measured 3-15 ms here). Reported: the median of the repeats
 and ratios of medians; the first call of each (Numba compile or cache load) is an untimed check
 against naive. In the same loop, ``sgemm``: a float32 ``(2048, 2048) @ (2048, 2048)`` NumPy matmul,
 the machine's measured dense-matmul rate on the same threads and under the same load. Attention
@@ -70,13 +72,16 @@ def naive_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def interleaved_times(impls: dict, repeats: int, gap: float) -> dict:
-    """Seconds per call for each implementation: each repeat runs all of them once, in turn, each
-    after ``gap`` seconds of sleep, so all see the same background load and none inherits the
-    previous one's spinning worker threads. Returns {name: [seconds, ...]}."""
+    """Seconds per call for each implementation: each repeat runs all of them in turn, so all see
+    the same background load. Before each timed call: ``gap`` seconds of sleep (the previous
+    implementation's worker threads stop spinning), then one untimed call of the same
+    implementation (it wakes this one's sleeping threads: on this VM a wake-up costs milliseconds).
+    Returns {name: [seconds, ...]}."""
     times = {name: [] for name in impls}
     for _ in range(repeats):
         for name, fn in impls.items():
             time.sleep(gap)
+            fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -178,8 +183,9 @@ def main() -> None:
         config=dict(d=d, dtype="float32", heads=1, numpy_blocks=[npq, npk],
                     numba_blocks=[nbq, nbk], numba_tile_bytes=tile_bytes, gap_s=ARGS.gap,
                     flops="4 N^2 d per non-causal call (two products), half for causal",
-                    timing="median of interleaved repeats after a warm-up, each call after gap_s "
-                           "idle; the NumPy flash above N = 4096 is its single check run; "
+                    timing="median of interleaved repeats; each timed call follows gap_s of idle "
+                           "and one untimed call of the same implementation; the NumPy flash "
+                           "above N = 4096 is its single check run; "
                            "memory: tracemalloc peak above the inputs, separate call"),
     )
     with open(ARGS.out, "w") as f:

@@ -56,7 +56,9 @@ def prepare_inputs(q, k, v, block_q: int, block_k: int, scale: float | None):
     out_dtype = np.result_type(q.dtype, k.dtype, v.dtype)
     cdt = np.float64 if out_dtype == np.float64 else np.float32
     q, k, v = (np.broadcast_to(x.astype(cdt, copy=False), batch + x.shape[-2:]) for x in (q, k, v))
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    if scale is None:             # d = 0: every score is the empty sum 0, so any scale gives the same
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] > 0 else 1.0
+    scale = float(scale)
     return q, k, v, scale, out_dtype
 
 

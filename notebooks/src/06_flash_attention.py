@@ -72,7 +72,7 @@ def dense_attention(q, k, v, is_causal=False):
 # sees its own SM's ~100–200 KB. That per-SM size is the $M$ of the IO analysis below. We use
 # $M = 98{,}304$ elements (192 KB of fp16), the value REFERENCE.md uses for its exact counts.
 
-# %%
+# %% tags=["ledger-06-s1"]
 # NBVAL_CHECK_OUTPUT
 print(f"A100: 108 SMs x 192 KB = {108 * 192 / 1024:.1f} MB of L1/shared in total")
 print(f"photo analogy: 1e4 x 1e4 fp32 scores = {1e4 * 1e4 * 4 / 1e6:.0f} MB")
@@ -92,7 +92,7 @@ print(f"M = {M} elements = {M * 2 // 1024} KB in fp16")
 # says "about 1.6 TB" at $N = 4096$, $d = 64$. $2N^2d$ is the number of *FLOPs* of $QK^\top$,
 # not memory traffic; and neither count gives 1.6 TB:
 
-# %%
+# %% tags=["ledger-06-s2"]
 # NBVAL_CHECK_OUTPUT
 N, d = 1024, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -133,7 +133,7 @@ print(f"source text's 6N^2 + 2N^2 d = {source:,} elements = {source * 2 / 1e9:.1
 #
 # Check on streams: random, huge (±1e4) and with masked (-inf) entries, any block size:
 
-# %%
+# %% tags=["ledger-06-s3"]
 # NBVAL_CHECK_OUTPUT
 streams = {
     "normal": rng.standard_normal((4, 1000)),
@@ -183,7 +183,7 @@ plt.tight_layout(); plt.show()
 # `final_divide=False` dropping the last line), on standard-normal $Q, K, V$, $N = 256$, $d = 64$,
 # blocks of 64:
 
-# %%
+# %% tags=["ledger-06-s4"]
 # NBVAL_CHECK_OUTPUT
 N, d = 256, 64
 q, k, v = (rng.standard_normal((N, d)) for _ in range(3))
@@ -230,7 +230,7 @@ plt.tight_layout(); plt.show()
 #   query tile, parallel over the sequence), inner loop over K/V. $O_i$, $\ell_i$, $m_i$ stay on chip,
 #   $O$ is divided once, and only $O$ and $\text{lse}$ are written.
 
-# %%
+# %% tags=["ledger-06-s5"]
 fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
 vf.plot_loop_order(ax[0], 4, 5, "kv_outer")
 vf.plot_loop_order(ax[1], 4, 5, "q_outer")
@@ -305,7 +305,7 @@ for N, d, b_r, b_c, *_, peak in rows:
 # $4N^2 / (12N^2d^2/M) = M/(3d^2)$, not to a lower power of $N$.
 # Sweep $N$ (fixed $d$, $M$) and $M$ (fixed $N$, $d$), counting the real algorithm:
 
-# %%
+# %% tags=["ledger-06-s6"]
 d = 64
 Ns = [2048, 4096]                             # M / d = 1536 <= N: inside Theorem 2's range M <= Nd
 fa1_N, std_N = [], []
@@ -365,7 +365,7 @@ print("standard / FA1 over the N sweep:", ", ".join(f"{s / t:.1f}x" for s, t in 
 # ideal speedup over computing all $T^2$ is $2T/(T+1)$. The source text (4.4, 缺陷1) calls the
 # waste "25–30%" and the gain "1.4×"; the count says:
 
-# %%
+# %% tags=["ledger-06-s7"]
 fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
 vf.plot_tile_classes(ax[0], FL.classify_tiles(64, 64, 8, 8, is_causal=True), "Lq = Lk = 64, blocks 8")
 vf.plot_tile_classes(ax[1], FL.classify_tiles(40, 64, 8, 8, is_causal=True), "Lq = 40, Lk = 64 (bottom-right)")
@@ -522,7 +522,7 @@ print("flash vs dense backend, out, dq, dk, dv agree to 1e-12:",
 # "$O(N^2)\to O(N)$ (只存储统计量 m, l)" is right about the order; the $O(N)$ is $m$, $\ell$ (or lse)
 # *and* the output.
 
-# %%
+# %% tags=["ledger-06-s9"]
 peak_extra = FL.peak_extra_bytes          # tracemalloc peak above the inputs
 
 d = 64
@@ -642,7 +642,7 @@ for name, r in pm.items():
     if name.startswith("naive: "):
         print(f"  {name[7:]:<18} {r['ms']:6.1f} ms wall, {r['cpu_ms']:6.1f} ms CPU")
 
-# %% [markdown]
+# %% [markdown] tags=["ledger-06"]
 # The two sgemm calls take 87% of the kernel's CPU time and the online softmax 21% (the
 # exponentials 19%, the rescale of $\tilde O$ 4%; removing the row max saved nothing measurable);
 # the parts overlap a little, so the removed times do not add up exactly. Like the GPU kernels of

@@ -143,7 +143,7 @@ def _fake_python(path: Path, script: str) -> Path:
 
 @pytest.mark.skipif(os.name == "nt", reason="shell-script stand-ins for a venv python")
 @pytest.mark.parametrize("kind, script, reason", [
-    ("too old", "echo 3.8", "Python 3.8, older than the required 3.10"),
+    ("too old", "echo 3.8", "Python 3.8, older than the required 3.11"),
     ("broken", "echo 'error while loading shared libraries: libpython3.9.so' >&2; exit 127", "does not start"),
     ("dangling", None, "does not start"),
 ])
@@ -185,7 +185,7 @@ def test_venv_problem_accepts_a_working_current_python(course):
 
 
 def test_required_python_is_read_from_pyproject(course):
-    assert course.required_python() == (3, 10)
+    assert course.required_python() == (3, 11)
 
 
 def test_good_venv_is_reused_without_a_message(course, monkeypatch, capsys):

@@ -112,6 +112,10 @@ def choose(cells, fixed: list[str | None]) -> list[str]:
             k = "subslide"
         elif used + size(c) > SLIDE_BUDGET:
             k = "subslide"
+            lead = cells[i - 1]           # a prose lead-in moves to the new slide with its code
+            if (c.cell_type == "code" and lead.cell_type == "markdown" and not fixed[i - 1]
+                    and kinds[-1] in ("fragment", "-") and size(lead) + size(c) <= SLIDE_BUDGET):
+                kinds[-1], k, used = "subslide", "-", size(lead)
         elif (c.cell_type == "code" and prev_math) or (c.cell_type == "markdown" and prev_kind == "code"):
             k = "fragment"           # formula, then the code computing it; a result, then its reading
         else:

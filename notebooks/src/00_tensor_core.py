@@ -157,14 +157,14 @@ plt.show()
 order = ta.autograd.topological_order(L, only_requiring_grad=False)
 print(" -> ".join(n.name or n._op for n in order))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Graphs get deep: a long sequence unrolled, or a deep residual stack. The natural recursive
 # depth-first walk (visit the inputs, then append the node) makes one nested Python call per
 # level and stops at Python's recursion limit (`sys.getrecursionlimit()`, 1000 by default); the
 # library walks with an explicit stack instead.
 # Here both walks meet a chain of 20 000 multiplications:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 deep = ta.Tensor(np.ones(3), requires_grad=True)
 s = deep
@@ -220,12 +220,12 @@ def my_mean(x, axis=-1):
                      lambda g: (np.broadcast_to(np.expand_dims(g, axis) / n, x.shape).copy(),), "my_mean")
 
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **The softmax Jacobian.** For $p = \text{softmax}(s)$, $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$
 # (source text, 1.2, step 2), i.e. $J = \text{diag}(p) - pp^\top$. A check: build $J$ column by
 # column with finite differences of the library's `F.softmax` and compare.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s0 = np.array([1.0, -0.5, 2.0, 0.3])
 p0 = F.softmax(s0).data
@@ -314,11 +314,11 @@ print(f"float32: error = median |f'(v)| = {exact_median:.2f} (a zero quotient) f
 # loose enough to pass would also pass many wrong gradients. That is why gradcheck works in
 # float64 (it copies its inputs to float64) and uses `eps=1e-6, atol=1e-5, rtol=1e-3`.
 
-# %% [markdown] slideshow={"slide_type": "-"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The two ops of section 3 pass, and so do the library's own `*` (broadcast), `@` (batched) and
 # softmax, the operations of exercises 00.2-00.4; the grader runs this kind of check on yours:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 A = ta.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
 Bm = ta.Tensor(rng.standard_normal((4, 5)), requires_grad=True)
@@ -420,10 +420,10 @@ ax2.set(title="decision boundary (test points)", xlabel="x₁", ylabel="x₂")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The whole forward-backward of the MLP is one small graph: each box below is one fused op.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 for name, p in mlp.named_parameters():
     p.name = name                       # "0.weight" = weight of the first Linear
 small = F.cross_entropy(mlp(ta.Tensor(X_train[:4], name="x (4 points)")), y_train[:4])

@@ -67,11 +67,11 @@ for t, s, w in zip(titles, scores, weights):
     print(f"{t:42s} score {s:.2f}  weight {w:.3f}")
 print("retrieved content:", ", ".join(f"{t} {c:.3f}" for t, c in zip(topics, weights @ values)))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same numbers come out of the library function. Its inputs carry a head axis
 # `(..., H, L, d)`, so one query and three books are `q (1, 1, 3)`, `k (1, 3, 3)`, `v (1, 3, 4)`:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 out = F.scaled_dot_product_attention(query[None, None], keys[None], values[None])
 print(type(out).__name__, out.shape, np.round(out.data[0, 0], 3))
@@ -451,14 +451,14 @@ fig.suptitle("bottom-right aligned causal masks (yellow = may attend)")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Why does a fully masked row need care? Three ways to write "forbidden": with $-\infty$ a row
 # that forbids everything computes $e^{-\infty}/\sum e^{-\infty} = 0/0 = $ NaN; with a large
 # finite number like $-10^9$ the row silently becomes a **uniform** average over keys it was not
 # allowed to see. SDPA detects rows with no allowed key and returns 0 (as current PyTorch SDPA
 # and FlashAttention do), with zero gradient.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s_row = np.array([[0.3, -1.2, 2.0]])
 v3 = np.array([[1.0], [2.0], [3.0]])

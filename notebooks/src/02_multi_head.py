@@ -136,11 +136,11 @@ for n_heads, n_kv in [(8, 2), (8, 4), (64, 8)]:
     if n_heads <= 8:
         print("   floor(i/(h/g)):", ours, "\n   floor(i/g)    :", source)
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The module follows the contiguous rule; sharing needs no copies, SDPA broadcasts each KV head over
 # its group, and gives the same numbers as explicitly repeating K and V:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 gqa = MultiHeadAttention(d_model=16, n_heads=8, n_kv_heads=2, rng=np.random.default_rng(2), dtype=np.float64)
 xg = rng.standard_normal((1, 4, 16))
@@ -180,7 +180,7 @@ causal = np.abs(mha(X[:, perm], is_causal=True).data - mha(X, is_causal=True).da
 print("MHA(Pi X) vs Pi MHA(X), no mask :", below(plain))
 print("MHA(Pi X) vs Pi MHA(X), causal  :", f"{causal:.2f}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The source text concludes that pure self-attention "has no position information" and that a
 # position encoding is therefore **necessary**. The first half is right for unmasked attention.
 # The second half is too strong for decoders: a **causal mask** already breaks the symmetry,
@@ -190,7 +190,7 @@ print("MHA(Pi X) vs Pi MHA(X), causal  :", f"{causal:.2f}")
 # Haviv et al. (2022, "Transformer Language Models without Positional Encodings Still Learn
 # Positional Information") trained such NoPE decoders; [chapter 03](03_positional_encodings.ipynb) returns to this.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 n_seq, L_long, d_small = 400, 32, 16
 uniform = MultiHeadAttention(d_small, 1, rng=np.random.default_rng(3), dtype=np.float64)
 uniform.q_proj.weight.data[...] = 0.0                   # W^Q = 0: every allowed key scores 0
@@ -385,10 +385,10 @@ fig = plot_heads(w_hand, ncols=4, titles=["0: previous token", "1: same word", "
                  suptitle="four hand-built causal heads, beta = 32")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # For contrast, the four heads of a randomly initialised layer on random inputs: no structure yet.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 random_layer = MultiHeadAttention(d_hand, 4, rng=np.random.default_rng(5))
 _, w_rand = random_layer(rng.standard_normal((1, n_pos, d_hand)).astype(np.float32), is_causal=True, need_weights=True)
 fig = plot_heads(w_rand[0], ncols=4, size=2.2, suptitle="four random causal heads")

@@ -63,12 +63,12 @@ print(f"max |library - closed form| = {small(np.abs(pe - closed).max(), 1e-6)} (
 vp.plot_encoding(P.sinusoidal(128, 64), title="PE[p, :], d = 64: fast pairs on the left")
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Many libraries store the same numbers as two blocks, $[\sin \mid \cos]$, instead of interleaving
 # them. Same information, different column order: the permutation $[0, 2, 4, \ldots, 1, 3, 5, \ldots]$ maps
 # one to the other (we meet the same permutation again with RoPE's two layouts).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ang = np.arange(64)[:, None] * 10000.0 ** (-np.arange(0, 32, 2) / 32)   # (64, 16) angles p * w_i
 concat = np.concatenate([np.sin(ang), np.cos(ang)], axis=1)              # [sin | cos] layout
@@ -119,14 +119,14 @@ print(f"|T_k^T T_k - I| = {small(np.abs(T.T @ T - np.eye(d)).max())}, det T_k = 
 print(f"|T_3 T_4 - T_7| = {small(np.abs(P.shift_matrix(3, d) @ P.shift_matrix(4, d) - T).max())}")
 print("block of pair 0:\n", np.round(T[:2, :2], 4))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A consequence worth seeing: the dot product of two encodings,
 # $\mathrm{PE}(p)\cdot\mathrm{PE}(q) = \sum_i \cos(\omega_i (p - q))$, depends on $p - q$ only and is
 # largest at offset 0. (Once the encodings are *added* to token embeddings and projected by
 # $W_Q, W_K$, the attention score also contains content-position cross terms, which is why the
 # sinusoidal encoding is called absolute.)
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 offsets = np.arange(0, 300)
 pe = P.sinusoidal_at(offsets, 64, dtype=np.float64)
 vp.plot_curves(offsets, {"PE(0) . PE(k)": pe @ pe[0]}, xlabel="offset k", ylabel="dot product",
@@ -494,7 +494,7 @@ ax.set(xlabel="head h", ylabel="slope m_h", title="ALiBi slopes (fixed, not lear
 ax.legend(fontsize=7, ncol=2)
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The bias for 8 heads on 32 positions, all heads on **one** colour scale, so that the slope visibly
 # sets how far each head can look. One way to put a number on a head's reach: the distance $1/m_h$ at
 # which its penalty reaches $-1$, i.e. a key's weight has dropped by a factor $e$ against an equally
@@ -502,7 +502,7 @@ plt.show()
 # removed by the causal mask, so the bias never touches them. With a KV cache ($L_q < L_k$) the
 # queries are the *last* $L_q$ positions (bottom-right alignment, like the mask).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 slopes8 = P.alibi_slopes(8)
 print("reach 1/m_h (positions) for heads 1..8:", " ".join(f"{1 / s:.0f}" for s in slopes8))
@@ -511,7 +511,7 @@ far = b32[:, -1, 0]                                    # query 31, key 0: distan
 print("bias at distance 31 per head           :", " ".join(f"{v:.2f}" for v in far))
 print("weight factor e^bias at distance 31    :", " ".join(f"{v:.1e}" for v in np.exp(far)))
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 vp.plot_heads(b32, titles=[f"m = 2^{np.log2(s):.0f}" for s in slopes8],
               suptitle="ALiBi bias -m_h (i - j), 8 heads on one shared colour scale")
 plt.show()
@@ -574,14 +574,14 @@ for r in (0, -1, -15, -16, -32, -64, -127, -128, -1000, 1, 15, 16, 1000):
     print(f"rel {r:6d}: bidirectional {int(P.t5_relative_bucket(np.array(r))):2d}, "
           f"causal {int(P.t5_relative_bucket(np.array(r), bidirectional=False)):2d}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Where the bias goes (a correction).** The source writes
 # $\mathrm{softmax}\big((QK^\top + B)/\sqrt d\big)$. T5 has no $1/\sqrt d$ at all (it folds the scale
 # into its weight initialisation) and adds the bias to the **unscaled** logits: $\mathrm{softmax}(QK^\top + B)$.
 # In our SDPA that is `scale=1.0, bias=B`. One `T5RelativeBias` module is created per model and shared
 # by every layer; it is differentiable with respect to its `(num_buckets, n_heads)` table.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 t5 = P.T5RelativeBias(n_heads=4, rng=np.random.default_rng(0))
 print("table shape", t5.table.shape, "->", sum(p.data.size for p in t5.parameters()), "parameters for all layers")
 Bias = t5(24, 24)                                            # (H, Lq, Lk) Tensor

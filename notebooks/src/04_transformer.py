@@ -92,13 +92,13 @@ print("block(x) equals the manual composition:", err < 1e-6)
 print(f"LN_1(x) per position: mean ~ 0: {np.abs(z.data.mean(-1)).max() < 1e-5}, "
       f"std ~ 1: {np.abs(z.data.std(-1) - 1).max() < 1e-3}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The parameters of one block are four $d\times d$ attention matrices and an MLP with
 # $d \cdot 4d + 4d + 4d \cdot d + d$ entries, plus two LayerNorms with a gain and a bias each
 # ($4d$): $12d^2 + 9d$ in total (no attention biases here). Note what is *not* in the formula: the number
 # of heads. Splitting $d$ into more heads changes how the same matrices are used, not their size.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 n_block = sum(p.data.size for p in block.parameters())
 print(f"one block, d = {d}: {n_block} parameters; 12 d^2 + 9 d = {12 * d * d + 9 * d}")
@@ -165,7 +165,7 @@ for n_layers, width, heads in [(2, 128, 4), (4, 128, 4), (8, 128, 4), (2, 256, 4
     n = TransformerLM(V, width, n_layers, heads, 128).num_parameters()
     print(f"{n_layers:>6} {width:>7} {heads:>5} {n:>11,}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Doubling the layers adds a fixed amount per layer ($12d^2+9d$, linear); doubling $d$ roughly
 # quadruples the block parameters (quadratic); the head count changes nothing. The first row is the
 # reference configuration timed in `benchmarks/train_step.py`.
@@ -175,7 +175,7 @@ for n_layers, width, heads in [(2, 128, 4), (4, 128, 4), (8, 128, 4), (2, 256, 4
 # (全局感受野, section 1.3) holds for encoders (BERT) but not for GPT. A direct test: change the
 # tokens after position 5 and compare the logits before it.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 lm = TransformerLM(V, 32, 2, 4, 16, rng=np.random.default_rng(2)).eval()
 tok = rng.integers(0, V, size=(1, 12))
@@ -230,11 +230,11 @@ print("norm before clipping:", ta.optim.clip_grad_norm([g1, g2], 1.0),
       "| after:", np.round(np.sqrt((g1.grad ** 2).sum() + (g2.grad ** 2).sum()), 6),
       "| direction kept:", np.round(g1.grad, 6), np.round(g2.grad, 6))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # All randomness in `train` comes from one seeded generator, so the run below is reproducible. A
 # two-layer model with two heads of size 16 is enough.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 N_COPY, V_COPY, STEPS = 8, 10, 200
 copy_lm = TransformerLM(V_COPY, 32, 2, 2, 2 * N_COPY, positional="rope", rng=np.random.default_rng(0))
 opt = ta.optim.AdamW(copy_lm.parameters(), lr=3e-3)
@@ -559,13 +559,13 @@ for temperature in (0.5, 1.0):
 # word): at a perplexity near 10 the model has learned spelling-level statistics and the layout of
 # lines, not Python's syntax. More steps and a longer context are what it would take (the same loop, a larger budget).
 
-# %% [markdown] slideshow={"slide_type": "-"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The trained character heads, on a stretch of real code: the weight sits in bands just left of the
 # diagonal, i.e. on the last few characters; the figure shows how far back each head reaches. The meeting analogy of section 3.2 gives
 # illustrative proportions ("your own idea 70% + those who agree 20% + the opponents 10%"); they are
 # not a measurement. What real heads give to the token itself is measured below.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 snippet = corpus.encode(corpus.text[4000:4000 + 48])[None, :]
 char_maps = char_lm.attention_maps(snippet)
 va.plot_heads(char_maps[1][0], ncols=4, size=2.4, suptitle="character LM, layer 1")

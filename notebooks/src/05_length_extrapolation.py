@@ -224,14 +224,14 @@ fig.suptitle("angles m*theta_i: the fast pair has seen them all, the slow pair m
 plt.tight_layout()
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Measured on a trained model.** We retrain the seed-0 RoPE model of §2 here (same seed, same
 # code: its loss at $L$ must equal the stored one), then evaluate it at $4L$ four ways, changing only
 # the frequency table: plain; only the **slow** pairs ($r_i < 1$) interpolated ($\theta_i/4$, so
 # their angles at $4L$ stay inside the training arc); only the **fast** pairs interpolated; all of
 # them (PI).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 model, _ = X.train_model(cfg, "rope", 0, progress=True)
 full = not res.get("reduced") and 0 in SEEDS       # the stored numbers come from the same model
 stored = res["encodings"]["rope"][0]["eval"][str(L_TRAIN)]["loss"] if full else float("nan")
@@ -395,12 +395,12 @@ na = np.array([r["eval"][four]["acc"] for r in n_runs])
 print(f"accuracy at 4L: unscaled {na.mean():.3f} (range {na.min():.3f}..{na.max():.3f}), "
       f"YaRN {ya.mean():.3f} (range {ya.min():.3f}..{ya.max():.3f})")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same check live, on the seed-0 model retrained in §3: `set_rope_scaling` with YaRN must give
 # the stored zero-shot number; and the source's 4.2 version of YaRN (fast pairs sped up by $s$, slow
 # pairs kept, drawn in §4) is evaluated the same way.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 model.set_rope_scaling({"method": "yarn", "factor": 4.0})
 e = X.evaluate(model, cfg, 4 * L_TRAIN)

@@ -149,11 +149,11 @@ for name, x in streams.items():
         worst = max(worst, np.abs(m - mx).max(), np.abs(l / l_ref - 1).max())
     print(f"{name:>12}: max |online - two-pass| over block sizes 1, 7, 64, 1000 below 1e-12: {worst < 1e-12}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # How the statistics evolve along one stream: $m$ jumps at each new maximum, and at that moment
 # $\ell$ is **rescaled down** by $e^{m - m'}$ (the source text: "m变化时需重新缩放之前的累积和").
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 x = rng.standard_normal(60) * 2
 ms, ls = [], []
 m, l = -np.inf, 0.0
@@ -195,7 +195,7 @@ print(f"source text, literal:             max |error| = {np.abs(wrong - ref).max
 print(f"source text, without the final /l: max |error| = {np.abs(wrong_nodiv - ref).max():.2f}")
 print(f"fixed (rescale P~V by e^(m~-m')): max |error| below 1e-12: {np.abs(fixed - ref).max() < 1e-12}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The fix (REFERENCE section 4, FlashAttention-2 form): with $\tilde P = e^{S_{ij} - m'}$
 # computed against the **new** running max,
 # $$O' = e^{m - m'}O + \tilde P V_j,\qquad \ell' = e^{m-m'}\ell + \mathrm{rowsum}(\tilde P),$$
@@ -203,7 +203,7 @@ print(f"fixed (rescale P~V by e^(m~-m')): max |error| below 1e-12: {np.abs(fixed
 # How the error of the wrong version depends on the number of key blocks (one block: only the
 # double division; more blocks: also the wrong mixing):
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 blocks = [256, 128, 64, 32, 16, 8]
 errs = [np.abs(FL.source_text_flash_forward(q, k, v, block_k=b) - ref).max() for b in blocks]
 errs_nd = [np.abs(FL.source_text_flash_forward(q, k, v, block_k=b, final_divide=False) - ref).max()
@@ -262,14 +262,14 @@ for N, d in [(1024, 64), (4096, 64), (4096, 128)]:
           f"{FL.fa1_io(N, d, M):>11,} | FA2 (same blocks) {c2.total:>11,} | standard {std:>11,} "
           f"({std / c1.total:.1f}x FA1)")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Where FA1's traffic goes, by array, at $N = 1024$, $d = 64$: $K$ and $V$ once, but $Q$, $O$, $\ell$,
 # $m$ once **per key block**; FA2 is the mirror image ($Q$ once, $K$ and $V$ once per query block).
 # The source text's FA2 argument ("each K block loaded $N_Q$ times … K/V read only once") describes
 # the trade-off correctly but attaches it to the wrong algorithm, and neither order changes the
 # asymptotic count:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N, d = 1024, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -444,10 +444,10 @@ with numba.parallel_chunksize(1):
 print(f"{numba.get_num_threads()} threads ({numba.threading_layer()} layer), chunk size 1; "
       f"the thread that ran each of 16 iterations: {tids}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same comparison on your machine (timings vary, so this cell's output is not checked):
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 N, d = 2048, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
 FL.flash_attention_numba(q[:64], k[:64], v[:64])              # compile (or load the cache) first
@@ -496,12 +496,12 @@ for name, g, which in zip("qkv", grads, range(3)):
         num[idx] = ((dense_attention(*args_p, True) - dense_attention(*args_m, True)) * W).sum() / (2 * eps)
     print(f"d{name}: max |flash - finite difference| = {np.abs(g - num).max():.0e}  (largest gradient {np.abs(num).max():.1f})")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same backward runs inside autograd: `FL.flash_sdpa` is one graph node whose backward calls
 # `flash_attention_backward`, registered as `F.scaled_dot_product_attention(..., backend="flash")`
 # (GQA by repeating KV heads and summing their gradients). Any model can train through it:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 qt, kt, vt = (ta.Tensor(rng.standard_normal((2, 4, 12, 8)), requires_grad=True) for _ in range(3))
 res = {}

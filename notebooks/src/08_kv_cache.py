@@ -306,7 +306,7 @@ plt.show()
 vc.draw_mla_dataflow()
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Absorption.** At inference nothing forces us to rebuild $k^C$ and $v$:
 # $q^C_i \cdot (c^{KV} W^{UK}_i) = (q^C_i W^{UK\top}_i)\cdot c^{KV}$, so $W^{UK}_i$ moves to the query
 # side, and $\mathrm{softmax}(\cdot)\,(c^{KV} W^{UV}_i) W^O_i = \mathrm{softmax}(\cdot)\,c^{KV}\,(W^{UV}_i W^O_i)$,
@@ -315,7 +315,7 @@ plt.show()
 # `MultiHeadLatentAttention` (`absorbed=False/True`); they agree to round-off, with and without a
 # cache, and the absorbed cache holds only the latent and the rotary key.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 mla = MultiHeadLatentAttention(d_model=32, n_heads=4, kv_lora_rank=12, qk_nope_head_dim=8,
                                qk_rope_head_dim=4, v_head_dim=6, q_lora_rank=10,
@@ -335,7 +335,7 @@ print("per-head K and V would be:", 2 * 4 * 8, "numbers (H = 4, d_h = 8)")
 w_uk, w_uvo = mla.absorbed_weights()
 print("folded matrices: W^UK per head", w_uk.shape, " W^UV_i W^O_i", w_uvo.shape)
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Why the decoupled key?** Put RoPE on the content keys instead, $k^C_s = R_s\,c^{KV}_s W^{UK}$.
 # The score becomes $q^C_t R_t^\top R_s W^{UK\top} c^{KV}_s = q^C_t R_{s-t} W^{UK\top} c^{KV}_s$:
 # a rotation that depends on the key's position now sits between the query and the cache, so no
@@ -351,7 +351,7 @@ print(f"RoPE on k^C:     folded-matrix scores differ by {r['rope_on_content']:.2
 print(f"the true RoPE scores are relative: shifting all positions by 5 changes them by < 1e-12: "
       f"{r['content_shift_change'] < 1e-12}")
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With RoPE on $k^C$ the folded scores are off by more than the scores' own size, so absorption
 # needs the rotary information in a separate, small, shared key that is cached as it is.
 #
@@ -375,7 +375,7 @@ print(f"MLA at {N} tokens: {mla_cache_bytes(1, 512, 64, N) / 2**20:.1f} MiB per 
 print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128, N) / 2**30:.2f} GiB "
       f"(source text: 9.2 GB)")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # So MLA's cache is 56.9 times smaller than an MHA cache of the same head shape (not 64 times), and
 # DeepSeek-V2 caches 270 MiB per 4096-token sequence, not 144 MB. The source text's comparison
 # with Llama-2-70B also gives that model an MHA-sized cache; with its 8 KV heads it needs 1.25 GiB.

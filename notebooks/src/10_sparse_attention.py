@@ -111,13 +111,13 @@ for name, m in patterns.items():
     print(f"{name:30s} max |diff| < 1e-12: {err < 1e-12}   tiles computed {c.tiles_computed:2d} "
           f"= non-empty tiles {nonempty:2d}: {c.tiles_computed == nonempty}   of {c.tiles_computed + c.tiles_skipped}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The catch is the **granularity**: what counts is the fraction of *tiles* touched, not of elements.
 # A strided pattern keeps few elements but puts one in almost every tile; a window keeps a band that
 # fills the diagonal tiles; BigBird is built from blocks, so its element and tile densities coincide
 # when its block equals the tile.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N, b = 1024, 64
 gran = {"causal window r=64": S.sliding_window_mask(N, 64, causal=True),
@@ -131,13 +131,13 @@ ti = np.arange(8192 // 64)
 gap = np.maximum(np.abs(ti[:, None] - ti[None, :]) * 64 - 63, 0)     # smallest |i - j| inside a tile pair
 print(f"window +-256, N = 8192, 64x64 tiles: {(gap <= 256).mean():.3f} of the tiles are non-empty")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Now time against density. Random block masks at $N=1024$, $d=64$, tiles $64\times64$ (256 tiles),
 # float32, one thread; the dense baseline is the same tile loop with every tile on (density 1) and,
 # for reference, plain NumPy attention that materialises the $N\times N$ matrix. Timings are wall
 # clock on whatever machine ran this notebook, so the cell that prints them is not checked.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 N, d, b = 1024, 64, 64
 T = N // b
 qf, kf, vf = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -156,12 +156,12 @@ for dens, t, fl in zip(dens_list, t_sparse, flops):
           f"time ratio to all tiles {t / t_sparse[-1]:.2f} (FLOP ratio {fl / flops[-1]:.2f})")
 print(f"plain NumPy dense attention: {1e3 * t_numpy:.2f} ms")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same measurement at $N = 4096$ (4096 tiles), run by `benchmarks/sparse_linear.py` with
 # interleaved repeats and committed as `benchmarks/results/sparse_linear.json`; this cell only
 # reads the file:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 import json
 from pathlib import Path

@@ -149,13 +149,13 @@ slope = np.polyfit(np.log(ms), np.log(var_iid), 1)[0]
 print(f"log-log slope of the i.i.d. variance against m: {slope:.2f} (1/m gives -1)")
 print(f"orthogonal / i.i.d. variance at m = 16, 64, 256: {', '.join(f'{r:.2f}' for r in var_orth[1:] / var_iid[1:])}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Now the source text's map. Its infinite-feature limit is known in closed form,
 # $\exp(\bar q^\top\bar k + |\bar q|^2/2 + |\bar k|^2/2)$, so we can compare *attention weights* (one
 # query, 32 keys, entries with standard deviation 0.5) from both maps as $m$ grows with the exact
 # softmax weights.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 rng4 = np.random.default_rng(4)
 qw, keys = 0.5 * rng4.standard_normal(d), 0.5 * rng4.standard_normal((32, d))
@@ -264,12 +264,12 @@ axes[1].set_xlabel("N"); axes[1].set_ylabel("ms"); axes[1].legend(fontsize=8)
 axes[1].set_title("wall time, d=64, float32, 1 thread")
 plt.tight_layout(); plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same comparison up to $N = 8192$, run by `benchmarks/sparse_linear.py` (median of interleaved
 # repeats, one BLAS thread) and committed as `benchmarks/results/sparse_linear.json` (machine, load
 # and date inside the file); this cell only reads it, so its output is fixed:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 import json
 from pathlib import Path

@@ -158,13 +158,13 @@ def show(first: str, last: str) -> None:
 
 show("def kernel(", "kv = cuda.local.array")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Stage Q once, count the key tiles.** Each thread copies a strided share of the query tile
 # (consecutive threads read consecutive addresses: *coalesced*). With a causal mask, tiles entirely
 # above the diagonal are never loaded: for the block's last row $i$, keys $j > i + N_k - N_q$ are
 # invisible, so the loop stops at that tile.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
@@ -175,7 +175,7 @@ show("# stage the Q tile once", "n_tiles = min(n_tiles")
 # %% slideshow={"slide_type": "-"}
 show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
 # shared memory, barrier, each thread combines the 8 partials of its rows: $m' = \max(m, \max_j S)$,
 # $P = e^{S - m'}$, $\alpha = e^{m - m'}$ rescales $\ell$ and the accumulator. A row that has seen only
@@ -184,7 +184,7 @@ show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 # %% slideshow={"slide_type": "-"}
 show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
 
 # %% slideshow={"slide_type": "-"}
@@ -220,14 +220,14 @@ sim_rate = 4 * 40 * 40 * 64 / sim_s
 print(f"simulator: {sim_s:.2f} s for N = 40, d = 64  ->  {sim_rate / 1e3:.0f} kFLOP/s "
       f"(the H200 ran the same kernel at {rec('numba_fp32', 'float32')['tflops']:.1f} TFLOP/s)")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The simulator does not type-check like the compiler. The tests therefore also compile every Numba
 # kernel for the real chip, `numba.cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))`, and check
 # that the PTX has no `.f64` instruction. That needs NVIDIA's NVVM compiler library (the CUDA toolkit,
 # or the pip packages `nvidia-nvvm` and `nvidia-cuda-nvrtc`); the cell below shows the literal trap
 # when NVVM is present and says so when not.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 import subprocess, sys
 probe = r'''
 from numba import cuda, float32
@@ -261,7 +261,7 @@ fig, axes = plt.subplots(1, 3, figsize=(9, 3.3), gridspec_kw={"width_ratios": [2
 vg.plot_mma_fragments(axes)
 plt.tight_layout(); plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # In the kernel (`tinyattn/gpu/flash_mma.cu`), a block of 4 warps owns 128 query rows (2 × 16 per
 # warp). Per 64-key tile: **S = QKᵀ** with Q fragments as $A$ (loaded once by `ldmatrix` at $d = 64$;
 # re-read from shared memory each tile at $d = 128$, where registers run out) and K from shared memory as $B$; the online softmax works on the $S$ accumulators in registers (row max over
@@ -270,7 +270,7 @@ plt.tight_layout(); plt.show()
 # tile, so each lane packs its own four fp32 probabilities into two fp16 pairs and feeds them
 # straight back to the tensor core. Checked on the layouts themselves:
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 own = vg.mma_fragment_owners()
 c_pair = np.concatenate([own["C"], own["C"]], axis=1)          # S tiles n and n+1 side by side
@@ -287,7 +287,7 @@ print("each lane holds", len(frag_a[0]), "A values; reassembled A equals A:", bo
 D = A.astype(np.float32) @ B.astype(np.float32)
 print("lane 5 holds D at", [(r, c) for (r, c), o in np.ndenumerate(own["C"]) if o == 5])
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The CUDA C itself, around the two matrix products (the full file has the loader, masking and the
 # double-buffered `cp.async` pipeline):
 
@@ -375,7 +375,7 @@ print(f"K/V requested {N // BQ_} times: {fa2_bytes / 1e9:.1f} GB, intensity {flo
       f"vs compute floor {flops / ceil['gemm_fp16_tflops'] / 1e9:.2f} ms")
 print(f"K and V of one head: {2 * N * d * 2 / 1e6:.1f} MB; all {B * H} heads: {2 * B * H * N * d * 2 / 1e6:.0f} MB")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Served from HBM, those re-reads would put FlashAttention-2 *left* of the ridge, memory-bound.
 # The L2 cache is what prevents it: the blocks of one head are launched next to each other
 # (`blockIdx.x` walks the query blocks of a head), so they run at the same time and request the same
@@ -386,7 +386,7 @@ print(f"K and V of one head: {2 * N * d * 2 / 1e6:.1f} MB; all {B * H} heads: {2
 # minimum, $3BHNd\cdot 2$ B = 201 MB) and **8.50 GB through the L2** at a **95.7% L2 hit rate**: the
 # L2 serves every re-read, and HBM traffic is what the simple count promised.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 pts = [(impl, flops / (naive_bytes if impl.startswith("naive") or impl == "torch_sdpa_math" else flash_bytes),
         rec(impl, dt)["tflops"])
        for impl, dt in (("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"),
@@ -520,13 +520,13 @@ for name, flag in (("fp32 exp, P rounded to fp16", False), ("EXP16: argument and
     o_e = attention_exp_paths(qe, ke, ve, flag)
     print(f"{name:32s} max |err| {np.abs(o_e - ref_e).max():.1e}, relative {np.linalg.norm(o_e - ref_e) / np.linalg.norm(ref_e):.1e}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Both stay far inside the fp16 tolerance the benchmark checks (relative error below $5\cdot10^{-3}$),
 # but EXP16's error is about twice as large: it buys instruction slots (one SFU instruction per two
 # probabilities) with accuracy. On this card it bought no speed at $d = 64$ (step 2d) and is kept at
 # $d = 128$ only inside the variant that fits 64-key tiles in registers (step 4b, `NOTES.md`).
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_SKIP
 # Needs a CUDA GPU and CuPy: run the CUDA C kernels directly (skipped on CPU and in CI).
 try:
@@ -636,7 +636,7 @@ lse_all = np.logaddexp.reduce(np.stack([p_[1] for p_ in parts]), axis=0)
 merged = sum(np.exp(l_ - lse_all)[:, None] * o_ for o_, l_ in parts)
 print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_attention(qd_[None], kd_[None], vd_[None])[0]))
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The kernel (`tinyattn/gpu/flash_decode.cu`, `tinyattn.gpu.flash_decode`): one warp per chunk of keys
 # when $G\cdot L_q \le 16$; otherwise the 4 warps of a block share one chunk's K/V tiles in shared
 # memory, 16 query rows each. The paged variant (`paged_flash_decode`) reads key $t$ of sequence $b$ as
@@ -646,7 +646,7 @@ print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_a
 # time, against the copy bandwidth measured in the same run (bytes read + written, so a read-only
 # kernel can exceed it):
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 dec = [r for r in RUN2["results"] if r.get("ms")]
 copy = RUN2["copy_gbps"]

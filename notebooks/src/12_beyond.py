@@ -110,14 +110,14 @@ for causal in (False, True):
             assert err < 1e-12, (causal, name, p, err)
     print(f"causal={causal}: ring == dense for P = 1, 2, 4, 8 and all three layouts (max error < 1e-12)")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The picture below is the ring's schedule for P = 4 with a causal mask: row = step, column = device,
 # the label says whose K/V block the device holds at that step (`KV3` = device 3's keys), and the
 # colour is the number of (query, key) pairs the causal mask lets it score. With the **contiguous**
 # layout, blocks of *future* keys are skipped entirely (white cells): device 0 works only at step 0,
 # device 3 at every step.
 
-# %% slideshow={"slide_type": "subslide"}
+# %% slideshow={"slide_type": "-"}
 p_demo = 4
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
 for ax, name in zip(axes, D.LAYOUTS):

@@ -166,8 +166,15 @@ EXPORTED = ["01", "09"]
 
 @pytest.fixture(scope="module")
 def decks(tmp_path_factory):
+    """The documented command, `python3 course.py slides NN ...`, into a temporary folder."""
+    import os
+    import subprocess
+
     out = tmp_path_factory.mktemp("slides")
-    return slides.export(EXPORTED, out)
+    res = subprocess.run([sys.executable, str(ROOT / "course.py"), "slides", *EXPORTED, "--out", str(out)],
+                         env=dict(os.environ, TINYATTN_NO_VENV="1"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return sorted(out.glob("*.slides.html"))
 
 
 def test_exported_decks_load_only_local_files(decks):

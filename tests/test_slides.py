@@ -245,3 +245,18 @@ def test_exported_decks_run_in_a_browser(decks, chromium):
         assert errors == [], f"{deck.name}: console errors {errors[:3]}"
         assert remote == [], f"{deck.name}: requests to other hosts {remote[:3]}"
         page.close()
+
+
+def test_jupyterlab_presents_live_with_rise():
+    """`course.py lab` can present a notebook as slides: jupyterlab-rise's extension is installed."""
+    import os
+    from importlib import metadata
+
+    try:
+        metadata.version("jupyterlab_rise")
+    except metadata.PackageNotFoundError:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("jupyterlab-rise (pyproject's dev extra) is not installed")
+        pytest.skip("jupyterlab-rise not installed in this environment")
+    ext = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "jupyterlab-rise" / "package.json"
+    assert ext.exists(), f"jupyterlab-rise is installed but its lab extension is missing: {ext}"

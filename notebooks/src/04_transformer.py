@@ -351,7 +351,7 @@ for layer, mp in enumerate(all_maps):
         back_1 = mp[:, head, queries, queries - 1].mean()
         print(f"{layer:>5} {head:>4} {back_n:>11.2f} {back_n1:>13.2f} {back_1:>11.2f}")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "notes"}
 # The answer half of the maps shows the copy pattern: a diagonal offset from the main one by the
 # prompt length (the heads trace "the token I must write next sits $n$ positions back"). Which head
 # carries it, and how sharply, depends on the run; the table above gives this run's numbers: both

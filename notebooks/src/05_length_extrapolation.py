@@ -424,7 +424,7 @@ fig.suptitle("RoPE models trained at L, stretched with PI (linear), NTK, dynamic
 plt.tight_layout()
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "notes"}
 # **Zero-shot** (left). At $4L$, the length the static methods were set for, YaRN brings the loss
 # from 3.71 (unscaled, 3 seeds 3.64..3.78) down to 0.14 (0.11..0.16), a 23- to 35-fold reduction
 # in every seed, and accuracy from 0.32 to 0.95. The source's backwards version makes the seed-0

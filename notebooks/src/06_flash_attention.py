@@ -643,7 +643,7 @@ for name, r in pm.items():
     if name.startswith("naive: "):
         print(f"  {name[7:]:<18} {r['ms']:6.1f} ms wall, {r['cpu_ms']:6.1f} ms CPU")
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "notes"}
 # The two sgemm calls take 87% of the kernel's CPU time and the online softmax 21% (the
 # exponentials 19%, the rescale of $\tilde O$ 4%; removing the row max saved nothing measurable);
 # the parts overlap a little, so the removed times do not add up exactly. Like the GPU kernels of

@@ -24,7 +24,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 MAX_LINES = 40          # what one slide may hold (a slide and its fragments / "-" cells)
 FIGURE = 12             # a stored figure counts as this many lines
-TEXT_CAP = 10           # printed output counts up to this many lines
 LONG_CODE = 25          # a longer code cell starts its own slide or subslide
 
 
@@ -51,17 +50,21 @@ def _first_content_line(source: str) -> int:
 
 
 def _lines(cell) -> int:
+    """Lines a cell fills on a slide: source, printed output (a rendered table: one line per row), figures."""
     n = len(cell.source.strip("\n").splitlines())
-    text = 0
     for o in cell.get("outputs", []):
         data = o.get("data", {})
         if "image/png" in data:
             n += FIGURE
         elif o.get("output_type") == "stream":
-            text += o["text"].count("\n")
+            n += o["text"].count("\n")
+        elif "text/markdown" in data:
+            n += data["text/markdown"].count("\n") + 1
+        elif "text/html" in data:
+            n += data["text/html"].count("<tr") + 1
         elif "text/plain" in data:
-            text += data["text/plain"].count("\n") + 1
-    return n + min(text, TEXT_CAP)
+            n += data["text/plain"].count("\n") + 1
+    return n
 
 
 def _load(path: Path):

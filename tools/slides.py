@@ -30,9 +30,8 @@ ANCHOR = re.compile(r"^\s*<a id=\"[^\"]*\"></a>\s*$")
 HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?P<rest>.*)$")
 SETUP = re.compile(r"^\s*(%config|%matplotlib|import |from \S+ import |setup_notebook\(|#|$)")
 LONG_CODE = 25           # a code cell longer than this starts its own (sub)slide
-SLIDE_BUDGET = 40        # lines a slide may hold (tests/test_slides.py): source lines ...
-FIGURE_LINES = 12        # ... plus this much per stored figure ...
-TEXT_OUTPUT_CAP = 10     # ... plus the printed output, counted up to this many lines
+SLIDE_BUDGET = 40        # lines a slide may hold (tests/test_slides.py): source and printed lines ...
+FIGURE_LINES = 12        # ... plus this much per stored figure
 
 
 # ---------------------------------------------------------------- conventions (shared with suggest)
@@ -53,18 +52,22 @@ def is_setup(source: str) -> bool:
 
 
 def size(cell) -> int:
-    """Lines a cell takes on a slide: its source, FIGURE_LINES per figure, capped printed text."""
+    """Lines a cell takes on a slide: its source, its printed output (a rendered table: one line per
+    row) and FIGURE_LINES per figure (tests/test_slides.py counts the same way)."""
     n = len(cell.source.strip("\n").splitlines())
-    text = 0
     for o in cell.get("outputs", []):
         data = o.get("data", {})
         if "image/png" in data or "image/svg+xml" in data:
             n += FIGURE_LINES
         elif o.get("output_type") == "stream":
-            text += len(o.get("text", "").splitlines())
-        elif "text/plain" in data or "text/markdown" in data:
-            text += len((data.get("text/markdown") or data["text/plain"]).splitlines())
-    return n + min(text, TEXT_OUTPUT_CAP)
+            n += o.get("text", "").count("\n")
+        elif "text/markdown" in data:
+            n += data["text/markdown"].count("\n") + 1
+        elif "text/html" in data:
+            n += data["text/html"].count("<tr") + 1
+        elif "text/plain" in data:
+            n += data["text/plain"].count("\n") + 1
+    return n
 
 
 def prose_only(source: str) -> bool:

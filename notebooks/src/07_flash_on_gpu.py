@@ -145,7 +145,7 @@ print(f"per thread and tile: {cfg.rq * cfg.ck * d} FMAs for S, {cfg.rq * (d // c
 # and would put double-precision instructions in the kernel (measured on an H200 to halve the
 # speed of an earlier kernel, GPU.md).
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 SRC = inspect.getsource(numba_flash.make_kernel).splitlines()
 
 
@@ -167,7 +167,7 @@ show("def kernel(", "kv = cuda.local.array")
 # %% slideshow={"slide_type": "-"}
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
 # barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
 # row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
@@ -184,7 +184,7 @@ show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 # %% slideshow={"slide_type": "-"}
 show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
 
 # %% slideshow={"slide_type": "-"}
@@ -287,11 +287,11 @@ print("each lane holds", len(frag_a[0]), "A values; reassembled A equals A:", bo
 D = A.astype(np.float32) @ B.astype(np.float32)
 print("lane 5 holds D at", [(r, c) for (r, c), o in np.ndenumerate(own["C"]) if o == 5])
 
-# %% [markdown] slideshow={"slide_type": "subslide"}
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The CUDA C itself, around the two matrix products (the full file has the loader, masking and the
 # double-buffered `cp.async` pipeline):
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 cu = (ROOT / "tinyattn" / "gpu" / "flash_mma.cu").read_text().splitlines()
 i0 = next(i for i, s in enumerate(cu) if "// S = Q K^T" in s)
 print("\n".join(cu[i0:i0 + 26]))
@@ -428,7 +428,7 @@ for ax, (dd, causal) in zip(axes.flat, [(64, False), (64, True), (128, False), (
 axes[0, 0].legend(fontsize=6, loc="lower left")
 plt.tight_layout(); plt.show()
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print(f"{'N = 8192, TFLOP/s':28s} {'d=64':>7s} {'causal':>7s} {'d=128':>7s} {'causal':>7s}")
 for impl, dt in impls + [("torch_sdpa_efficient", "float32"), ("torch_sdpa_math", "float16")]:

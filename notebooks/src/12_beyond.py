@@ -252,7 +252,7 @@ for ranks, extra in ((2, ["--causal", "--layout", "zigzag"]), (4, ["--causal", "
 # For the ring, the same run with blocking `Sendrecv` after the compute gives the communication time;
 # the non-blocking run's time spent waiting for messages is what compute did not hide.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 bench = json.loads(Path("../benchmarks/results/ring_mpi.json").read_text())
 res = bench["results"]
 print(f"{bench['date']}, {bench['machine']['cpu_count']} CPUs, load average before/after "
@@ -350,7 +350,7 @@ for v, colour in zip(verdicts, ("tab:green", "tab:orange", "tab:grey")):
 ax.set_xlabel("chapter"); ax.set_ylabel("source-text claims"); ax.legend(fontsize=8)
 ax.set_title("the claims ledger: verdict per chapter", fontsize=9); plt.tight_layout(); plt.show()
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 from IPython.display import Markdown
 rows = [f"| {e['id']} | {e['claim']} | {e['verdict']} | `{e['cell']}` |" for e in entries]
 Markdown("| id | source-text claim (section) | verdict | checked in cell |\n|---|---|---|---|\n" + "\n".join(rows))

@@ -412,7 +412,7 @@ e = X.evaluate(model, cfg, 4 * L_TRAIN)
 print(f"seed 0, source-text 'YaRN' (theta*s on fast pairs) at 4L: loss {e['loss']:.3f}, accuracy {e['acc']:.3f}")
 model.set_rope_scaling(None)
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
 for col, stage in enumerate(("zero_shot", "finetuned")):
     plot_lengths(axes[0, col], res[stage], "loss", f"{stage.replace('_', '-')}: loss (nats)")

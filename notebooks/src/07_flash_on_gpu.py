@@ -473,7 +473,7 @@ for ax, dd in zip(axes, (64, 128)):
 axes[0].legend(fontsize=7)
 plt.tight_layout(); plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The history, with each prediction written down before the run (full table and reasoning in
 # `benchmarks/NOTES.md`; figures quoted from there, $d = 64$, non-causal, TFLOP/s):
 #

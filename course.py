@@ -10,6 +10,7 @@
     python3 course.py grade ...  the grader (python -m tinyattn.grading --help)
     python3 course.py lab        open JupyterLab on the course folder (notebooks/ first; exercises/ beside it)
     python3 course.py book       build the static HTML edition into build/book/ (open build/book/index.html)
+    python3 course.py slides [NN] reveal.js lecture slides of the stored notebooks into build/slides/ (offline)
     python3 course.py lock       refresh requirements/lock.txt (exact versions) from a fresh install
     python3 course.py help       this text (also -h, --help)
 
@@ -268,6 +269,7 @@ def main(argv: list[str]) -> int:
         "grade": lambda: run([sys.executable, "-m", "tinyattn.grading", *extra]),
         "lab": cmd_lab,
         "book": lambda: run([sys.executable, str(ROOT / "tools" / "book.py"), *extra]),
+        "slides": lambda: run([sys.executable, str(ROOT / "tools" / "slides.py"), "export", *extra]),
         "lock": cmd_lock,
     }
     if command not in commands:

@@ -84,10 +84,27 @@ def stage(src: Path) -> None:
 
 INSTRUCTORS = """# For instructors: lecturing and grading
 
-## Lecturing
+## Lecturing from the notebooks
 Every chapter is a notebook in `notebooks/`, stored with the outputs CI re-executed (nbval), so what
 you show is what a learner's laptop reproduces. `python3 course.py lab` opens JupyterLab on the
 course; the sources in `notebooks/src/` are jupytext percent files and open as notebooks too.
+
+Every notebook is also a slide deck: its cells carry reveal.js slide types chosen for a lecture (the
+title slide, one slide per numbered section, subslides for subsections and long code, fragments that
+reveal a formula before the code computing it or a result before its reading, setup cells skipped,
+some commentary kept as speaker notes). Two ways to present:
+
+- **Offline decks:** `python3 course.py slides` (or `slides 06` for one chapter) writes
+  `build/slides/NN_topic.slides.html` from the stored notebooks, without re-executing anything.
+  reveal.js and MathJax are copied next to the decks, so the folder works from a USB stick with no
+  network. Keys: arrows or space to move, S for the speaker view with the notes, F for full screen,
+  Esc for the overview.
+- **Live, with running code:** open a notebook in `python3 course.py lab` and start RISE
+  (jupyterlab-rise: "Render as Reveal Slideshow", or Alt-R for a preview). Cells stay editable and
+  runnable during the talk.
+
+To change a slide boundary, edit the cell's header in `notebooks/src/NN_topic.py`
+(`# %% [markdown] slideshow={"slide_type": "subslide"}`) and run `python tools/resync.py NN`.
 
 ## Grading one checkout
 `python3 course.py grade` (or `tinyattn grade` inside the environment) runs every chapter's graded

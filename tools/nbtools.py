@@ -22,13 +22,15 @@ import nbformat
 MARKER = re.compile(r"^# %%(?P<md>\s*\[markdown\])?(?P<rest>.*)$")
 
 
-def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
-    """Split a percent-format source into ``(cell_type, source, tags)`` triples, in order.
+KEPT_METADATA = ("tags", "slideshow")   # cell metadata carried from a source header into the notebook
 
-    The parsing is jupytext's (``py:percent``), so the same file opens as a notebook in JupyterLab
-    with jupytext installed; a header may carry cell tags (``# %% tags=["ledger-06-s3"]``). Empty
-    cells are dropped, and code before the first ``# %%`` marker is refused (it would be a hidden
-    cell in jupytext's reading).
+
+def percent_cells(text: str) -> list[nbformat.NotebookNode]:
+    """The non-empty cells of a percent-format source, as jupytext reads them (``py:percent``).
+
+    A header may carry cell metadata as JSON values: tags (``# %% tags=["ledger-06-s3"]``) and the
+    reveal.js slide type (``# %% [markdown] slideshow={"slide_type": "slide"}``, see CONTRIBUTING.md).
+    Code before the first ``# %%`` marker is refused (it would be a hidden cell in jupytext's reading).
     """
     import jupytext
 
@@ -37,9 +39,22 @@ def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
             break
         if line.strip() and not line.startswith("#"):
             raise ValueError(f"code before the first '# %%' marker: {line!r}")
-    nb = jupytext.reads(text, fmt="py:percent")
-    return [(c.cell_type, c.source.strip("\n"), list(c.metadata.get("tags", [])))
-            for c in nb.cells if c.source.strip()]
+    return [c for c in jupytext.reads(text, fmt="py:percent").cells if c.source.strip()]
+
+
+def parse_percent_cells(text: str) -> list[tuple[str, str, list[str]]]:
+    """Split a percent-format source into ``(cell_type, source, tags)`` triples, in order.
+
+    The parsing is jupytext's (``py:percent``, see ``percent_cells``), so the same file opens as a
+    notebook in JupyterLab with jupytext installed. Empty cells are dropped.
+    """
+    return [(c.cell_type, c.source.strip("\n"), list(c.metadata.get("tags", []))) for c in percent_cells(text)]
+
+
+def slide_types(cells) -> list[str | None]:
+    """Each non-empty cell's reveal.js ``slide_type`` (None when unset), for a notebook's or a source's
+    cells (``percent_cells``): the stored notebook and its source must agree."""
+    return [c.metadata.get("slideshow", {}).get("slide_type") for c in cells if c.source.strip()]
 
 
 def parse_percent(text: str) -> list[tuple[str, str]]:
@@ -49,11 +64,11 @@ def parse_percent(text: str) -> list[tuple[str, str]]:
 
 def build_notebook(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    for kind, source, tags in parse_percent_cells(src.read_text(encoding="utf-8")):
-        cell = nbformat.v4.new_markdown_cell(source) if kind == "markdown" else nbformat.v4.new_code_cell(source)
+    for c in percent_cells(src.read_text(encoding="utf-8")):
+        source = c.source.strip("\n")
+        cell = nbformat.v4.new_markdown_cell(source) if c.cell_type == "markdown" else nbformat.v4.new_code_cell(source)
         cell.pop("id", None)
-        if tags:
-            cell.metadata["tags"] = tags
+        cell.metadata.update({k: c.metadata[k] for k in KEPT_METADATA if c.metadata.get(k)})
         nb.cells.append(cell)
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -99,7 +114,7 @@ def write(nb: nbformat.NotebookNode, path: Path) -> None:
 def resync(src: Path, stored: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The notebook of ``src`` with the stored outputs carried over, for prose-only edits.
 
-    Markdown cells and cell tags come from the source; every code cell must be unchanged (same
+    Markdown cells and cell metadata (tags, slide types) come from the source; every code cell must be unchanged (same
     source, same position), and keeps its stored outputs. Raises ``ValueError`` naming the first
     code cell that differs: then the notebook must be re-executed (``course.py regen NN``).
     """

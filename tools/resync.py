@@ -1,6 +1,6 @@
 """Carry stored outputs over to prose-only edits: python tools/resync.py NN [NN ...].
 
-For a notebook whose markdown (or cell tags) changed but whose code did not, rebuild
+For a notebook whose markdown (or cell tags, or slide types) changed but whose code did not, rebuild
 notebooks/NN_*.ipynb from notebooks/src/NN_*.py keeping every code cell's stored outputs, instead of
 re-executing it. Refuses (exit 1) when a code cell changed.
 """

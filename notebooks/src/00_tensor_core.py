@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 00 · The tensor core: arrays, broadcasting, reverse-mode autograd (自动微分)
 #
 # Every later chapter computes attention and then *trains* something through it, so it needs
@@ -23,7 +23,7 @@
 # the engine's core (its walk order and its gradient accumulation). This notebook explains each
 # idea on *other* examples, so the exercises are still yours to solve.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -37,7 +37,7 @@ from tinyattn import nn, optim
 from tinyattn.autograd import GradcheckError, custom_op
 from tinyattn.viz.graph import draw_broadcast, draw_graph, graph_nodes
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Arrays and broadcasting (广播)
 #
 # A NumPy array is a block of numbers plus a **shape**. Attention lives on 4-D arrays
@@ -46,12 +46,12 @@ from tinyattn.viz.graph import draw_broadcast, draw_graph, graph_nodes
 # two sizes are compatible when they are equal or one of them is 1; a size-1 (or missing) axis
 # is *stretched* by repeating the array along it. Nothing is copied: the repeat is virtual.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 ax = draw_broadcast((3, 1), (1, 4))
 ax.set_title("broadcasting: size-1 axes are repeated (light cells) to the common shape")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 a = np.arange(3.0).reshape(3, 1)          # a column
 b = 10 * np.arange(4.0).reshape(1, 4)     # a row
@@ -62,7 +62,7 @@ mask = np.tril(np.ones((5, 5), dtype=bool))   # (Lq, Lk) broadcasts over B and H
 print(np.where(mask, scores, -np.inf).shape)
 print(np.broadcast_shapes((2, 4, 5, 5), (5, 5)), np.broadcast_shapes((8, 1, 6), (7, 1)))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **What broadcasting means for gradients.** If `a` of shape `(3, 1)` is stretched to `(3, 4)`,
 # each `a[i]` is *used four times*. The multivariate chain rule adds up the contributions of
 # every use. For the sum $c = a + b$ each use contributes $\partial L/\partial c_{ij}$ (the
@@ -75,7 +75,7 @@ print(np.broadcast_shapes((2, 4, 5, 5), (5, 5)), np.broadcast_shapes((8, 1, 6), 
 # Every backward in `tinyattn` ends with this "unbroadcast" step: sum over leading axes that were
 # added, and over axes where the input had size 1 (exercise 00.1 writes it for any shapes).
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 at = ta.Tensor(a, requires_grad=True)
 bt = ta.Tensor(b, requires_grad=True)
@@ -85,7 +85,7 @@ c.backward(g_out)
 print("a.grad", at.grad.ravel(), "= rows of dL/dc summed:   ", g_out.sum(axis=1))
 print("b.grad", bt.grad.ravel(), "= columns of dL/dc summed:", g_out.sum(axis=0))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The chain rule on a computation graph (计算图与链式法则)
 #
 # Take one neuron with a squared-error loss, $L = (\tanh(w x + b) - t)^2$. Every operation
@@ -93,7 +93,7 @@ print("b.grad", bt.grad.ravel(), "= columns of dL/dc summed:", g_out.sum(axis=0)
 # maps the gradient of its output to the gradients of its inputs. Here is the graph *before*
 # any gradient is computed:
 
-# %% tags=["ledger-00-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-00-s2"]
 x = ta.Tensor(1.5, requires_grad=True, name="x")
 w = ta.Tensor(0.8, requires_grad=True, name="w")
 b = ta.Tensor(-0.3, requires_grad=True, name="b")
@@ -111,7 +111,7 @@ L.name = "L"
 draw_graph(L, title="forward: L = (tanh(w x + b) - t)^2")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Reverse mode** walks this graph once from right to left. Start with $\partial L/\partial L = 1$;
 # at each node multiply the incoming gradient by the *local* derivative of that node:
 #
@@ -126,7 +126,7 @@ plt.show()
 # The cost is one backward step per forward step, *whatever the number of inputs*: that is why
 # reverse mode (not forward mode) trains networks with millions of parameters and one loss.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 L.backward()
 yv, ev = np.tanh(0.8 * 1.5 - 0.3), np.tanh(0.8 * 1.5 - 0.3) - 0.5
@@ -134,11 +134,11 @@ hbar = 2 * ev * (1 - yv ** 2)                 # the table above, by hand
 print(f"by hand : dL/dw = {hbar * 1.5:.6f}  dL/dx = {hbar * 0.8:.6f}  dL/db = {hbar:.6f}")
 print(f"autograd: dL/dw = {w.grad.item():.6f}  dL/dx = {x.grad.item():.6f}  dL/db = {b.grad.item():.6f}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 draw_graph(L, title="after L.backward(): every box shows its gradient dL/d(box)")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # That right-to-left walk is the whole engine (`tinyattn/autograd.py`). It rests on two rules,
 # and exercises 00.7 and 00.8 ask you to write both for a ten-line `Node` class:
 #
@@ -152,19 +152,19 @@ plt.show()
 #
 # The order the library computes for the neuron's graph (leaves first, the loss last):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 order = ta.autograd.topological_order(L, only_requiring_grad=False)
 print(" -> ".join(n.name or n._op for n in order))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Graphs get deep: a long sequence unrolled, or a deep residual stack. The natural recursive
 # depth-first walk (visit the inputs, then append the node) makes one nested Python call per
 # level and stops at Python's recursion limit (`sys.getrecursionlimit()`, 1000 by default); the
 # library walks with an explicit stack instead.
 # Here both walks meet a chain of 20 000 multiplications:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 deep = ta.Tensor(np.ones(3), requires_grad=True)
 s = deep
@@ -189,7 +189,7 @@ except RecursionError:
 s.sum().backward()
 print(f"library: nodes: {len(graph_nodes(s)[0])}, gradient {deep.grad[0]:.6f} = 1.0001^20000 = {1.0001 ** 20000:.6f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Building backward for new ops
 #
 # An op needs two things: the forward value and a **vector-Jacobian product** (VJP): given
@@ -208,7 +208,7 @@ print(f"library: nodes: {len(graph_nodes(s)[0])}, gradient {deep.grad[0]:.6f} = 
 # softmax Jacobian below is $N\times N$ per row, but its VJP can be had in $O(N)$ (write
 # $J^\top \bar p$ entry by entry and look for a sum that is the same for every entry).
 
-# %% tags=["ledger-00-s3"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-00-s3"]
 def my_tanh(x):
     y = np.tanh(x.data)
     return custom_op(y, [x], lambda g: (g * (1 - y * y),), "my_tanh")
@@ -220,12 +220,12 @@ def my_mean(x, axis=-1):
                      lambda g: (np.broadcast_to(np.expand_dims(g, axis) / n, x.shape).copy(),), "my_mean")
 
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **The softmax Jacobian.** For $p = \text{softmax}(s)$, $\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$
 # (source text, 1.2, step 2), i.e. $J = \text{diag}(p) - pp^\top$. A check: build $J$ column by
 # column with finite differences of the library's `F.softmax` and compare.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s0 = np.array([1.0, -0.5, 2.0, 0.3])
 p0 = F.softmax(s0).data
@@ -237,13 +237,13 @@ print(np.round(J_formula, 4))
 print("formula == finite differences (to 1e-8):", np.abs(J_formula - J_fd).max() < 1e-8)
 print("rows of J sum to 0 (softmax ignores an added constant):", np.abs(J_formula.sum(axis=1)).max() < 1e-15)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The same formula says why a *saturated* softmax learns slowly (source text 1.2: "Softmax退化为
 # argmax, 梯度消失"). Scale a fixed score vector by $c$: as $c$ grows $p$ becomes one-hot, and
 # $p_i(\delta_{ij} - p_j)$ goes to 0 for every entry, so does the gradient reaching the scores.
 # This is the reason for the $1/\sqrt d$ in attention (chapter 01).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s_base = np.random.default_rng(1).standard_normal(16)
 for c in [1, 4, 16, 64, 256]:
@@ -251,7 +251,7 @@ for c in [1, 4, 16, 64, 256]:
     J_c = np.diag(p_c) - np.outer(p_c, p_c)
     print(f"scale {c:3d}: max p = {p_c.max():.4f}   ||J||_F = {np.linalg.norm(J_c):.2e}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. gradcheck: trust, but verify (梯度检验)
 #
 # A backward formula is easy to get subtly wrong (a missing transpose, a forgotten sum over a
@@ -261,7 +261,7 @@ for c in [1, 4, 16, 64, 256]:
 # $\epsilon \approx 10^{-6}$? The truncation error of the central formula is $O(\epsilon^2)$; the rounding
 # error is about $u/\epsilon$ with $u$ the unit roundoff. The total is smallest in between:
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 f = lambda v: np.tanh(v) ** 2
 df = lambda v: 2 * np.tanh(v) * (1 - np.tanh(v) ** 2)          # exact derivative
 v_points = np.linspace(0.2, 1.4, 13)                            # median over a few points
@@ -286,7 +286,7 @@ ax.set(xlabel="step ε", ylabel="median |numerical − exact|",
 ax.legend(fontsize=8)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Right of each minimum truncation dominates: slope 2 for central differences, 1 for forward ones.
 # Left of it rounding dominates, and the two precisions differ. In float64 the error grows like
 # $u/\epsilon$ (slope −1) all the way down. In float32 it does so only down to about
@@ -296,7 +296,7 @@ plt.show()
 # difference quotient is exactly 0, and the error is the size of the derivative itself. The
 # numbers behind the figure:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 exact_median = np.median(np.abs(df(v_points)))
 for dtype in (np.float64, np.float32):
     for central in (True, False):
@@ -308,17 +308,17 @@ flat = fd_error(np.float32, True) >= 0.999 * exact_median      # numerical deriv
 print(f"float32: error = median |f'(v)| = {exact_median:.2f} (a zero quotient) for every eps <= "
       f"{eps_grid[flat].max():.0e}; float32 spacing near v = 1: {np.spacing(np.float32(1.0)):.0e}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Float32 central differences are several orders of magnitude less accurate than float64 ones at
 # their best, and their best ε is much larger (table above); a float32 check with a tolerance
 # loose enough to pass would also pass many wrong gradients. That is why gradcheck works in
 # float64 (it copies its inputs to float64) and uses `eps=1e-6, atol=1e-5, rtol=1e-3`.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The two ops of section 3 pass, and so do the library's own `*` (broadcast), `@` (batched) and
 # softmax, the operations of exercises 00.2-00.4; the grader runs this kind of check on yours:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 A = ta.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
 Bm = ta.Tensor(rng.standard_normal((4, 5)), requires_grad=True)
@@ -328,11 +328,11 @@ print("my_mean (axis 1)   :", ta.gradcheck(lambda t: my_mean(t, axis=1), A))
 print("library *, @       :", ta.gradcheck(lambda a, r, b: (a * r) @ b, A, row, Bm))
 print("library F.softmax  :", ta.gradcheck(lambda t: F.softmax(t, axis=1), A))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # And a deliberately wrong backward is caught. A classic slip: treating softmax like an
 # elementwise function and keeping only the diagonal of the Jacobian, $\bar s = p(1-p)\bar p$.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def wrong_softmax(s):
     p = F.softmax(s.data).data
@@ -344,7 +344,7 @@ try:
 except GradcheckError as err:
     print("caught:", str(err).split(";")[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. A tiny MLP, trained (多层感知机)
 #
 # The library's own layers are built the same way, but *fused*: `F.linear`, `F.gelu`,
@@ -352,7 +352,7 @@ except GradcheckError as err:
 # which keeps the graph small and the Python overhead low (chapter 04 trains a language model
 # with them). Composing softmax from primitives instead costs several nodes and temporaries:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 sx = ta.Tensor(rng.standard_normal((4, 6)), requires_grad=True)
 m = sx.max(axis=-1, keepdims=True)
@@ -361,12 +361,12 @@ fused = F.softmax(sx)
 print("graph nodes, composed softmax:", len(graph_nodes(composed)[0]) - 1, " fused:", len(graph_nodes(fused)[0]) - 1)
 print("same values (to 1e-15):", np.abs(composed.data - fused.data).max() < 1e-15)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The data: two interleaved half-moons in 2-D (two classes), generated from a seeded rng. The
 # model: `Linear(2, 32) → GELU → Linear(32, 32) → GELU → Linear(32, 2)`, trained full-batch with
 # AdamW on the cross-entropy loss.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 def two_moons(n, noise, rng):
     """n points per class: class 0 on the upper arc, class 1 on the shifted lower arc."""
     t0, t1 = rng.uniform(0, np.pi, n), rng.uniform(0, np.pi, n)
@@ -399,13 +399,13 @@ with ta.no_grad():                      # evaluation records no graph
     acc_train = (mlp(X_train).data.argmax(-1) == y_train).mean()
     acc_test = (mlp(X_test).data.argmax(-1) == y_test).mean()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print(f"parameters: {sum(p.size for p in mlp.parameters())}")
 print(f"loss: first step {losses[0]:.2f}, last step below 0.1: {losses[-1] < 0.1}")
 print(f"accuracy: train {acc_train:.2f}, test {acc_test:.2f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
 ax1.plot(losses)
 ax1.set(yscale="log", xlabel="step", ylabel="cross-entropy (train)", title="loss curve")
@@ -420,10 +420,10 @@ ax2.set(title="decision boundary (test points)", xlabel="x₁", ylabel="x₂")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The whole forward-backward of the MLP is one small graph: each box below is one fused op.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 for name, p in mlp.named_parameters():
     p.name = name                       # "0.weight" = weight of the first Linear
 small = F.cross_entropy(mlp(ta.Tensor(X_train[:4], name="x (4 points)")), y_train[:4])
@@ -431,7 +431,7 @@ small.name = "loss"
 draw_graph(small, show_grad=False, title="graph of the MLP's loss (weights in green)")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Claims ledger
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -443,7 +443,7 @@ plt.show()
 # Beyond the source text (our own measurement, not one of its claims): central differences beat forward
 # differences, and float32 checks are far less accurate (§4: the error-vs-ε figure and the printed best errors).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Your turn: the exercises
 #
 # Open `exercises/ch00_tensor_core.py` and replace each `raise NotImplementedError(...)`:

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 01 · Attention: a soft lookup, the √d scale, and masks
 #
 # This chapter builds **scaled dot-product attention** (SDPA, 缩放点积注意力) from one idea, a
@@ -12,7 +12,7 @@
 # Everything is computed with `tinyattn.functional.scaled_dot_product_attention`, the library
 # function the rest of the course uses, and checked against a few lines of plain NumPy.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -31,7 +31,7 @@ def below(err, tol=1e-12):
     (those depend on the BLAS build)."""
     return f"< {tol:.0e}" if err < tol else f"= {err:.1e}, ABOVE {tol:.0e}"
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Attention as a soft lookup (图书馆检索, "the library")
 #
 # A Python `dict` is a *hard* lookup: the query must equal a key exactly, and you get exactly
@@ -46,7 +46,7 @@ def below(err, tol=1e-12):
 # this concrete with hand-made 3-dimensional embeddings whose axes mean
 # *machine learning*, *attention/Transformers*, *cooking*.
 
-# %% tags=["ledger-01-s1"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-01-s1"]
 # NBVAL_CHECK_OUTPUT
 features = ["machine learning", "attention", "cooking"]
 titles = ["Deep learning basics (深度学习基础)", "Transformers explained (Transformer详解)",
@@ -67,17 +67,17 @@ for t, s, w in zip(titles, scores, weights):
     print(f"{t:42s} score {s:.2f}  weight {w:.3f}")
 print("retrieved content:", ", ".join(f"{t} {c:.3f}" for t, c in zip(topics, weights @ values)))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same numbers come out of the library function. Its inputs carry a head axis
 # `(..., H, L, d)`, so one query and three books are `q (1, 1, 3)`, `k (1, 3, 3)`, `v (1, 3, 4)`:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 out = F.scaled_dot_product_attention(query[None, None], keys[None], values[None])
 print(type(out).__name__, out.shape, np.round(out.data[0, 0], 3))
 print("max |library - by hand|", below(np.abs(out.data[0, 0] - weights @ values).max()))
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
 plot_attention(weights[None], ax=axes[0], title="weights over the books", annotate=True,
                xlabels=[t.split(" (")[0] for t in titles], ylabels=["query"], colorbar=False)
@@ -88,25 +88,25 @@ axes[1].set_xlabel("value feature (topic)")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source text says the weights come out as **70% / 25% / 5%** for books 2, 1, 3. It gives no
 # vectors, so the numbers are *illustrative*: softmax only sees score **differences**, and any
 # scores with $s_2 - s_1 = \ln(0.70/0.25)$ and $s_2 - s_3 = \ln(0.70/0.05)$ produce exactly them.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 target = np.array([0.25, 0.70, 0.05])
 s_target = np.log(target)                              # any constant shift works too
 print("score gaps s2-s1, s2-s3:", np.round(s_target[1] - s_target[0], 3), np.round(s_target[1] - s_target[2], 3))
 print("softmax of those scores:", np.round(np.exp(s_target + 5) / np.exp(s_target + 5).sum(), 3))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Soft versus hard.** Multiplying all scores by a factor (an inverse *temperature*) sharpens the
 # weights. As the factor grows the soft lookup turns into `argmax` — the hard, dictionary-like
 # lookup; as it shrinks to 0 every book counts equally. Keep this picture: the √d scale of
 # section 3 is exactly a choice of this factor.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 factors = np.geomspace(0.05, 30, 60)
 w_of_factor = np.array([np.exp(f * scores) / np.exp(f * scores).sum() for f in factors])
 fig, ax = plt.subplots()
@@ -119,7 +119,7 @@ ax.set_title("soft lookup → hard lookup as the scores grow")
 ax.legend(fontsize=7)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Scaled dot-product attention on whole matrices
 #
 # Stack the queries into $Q \in \mathbb{R}^{L_q\times d}$, keys into $K \in \mathbb{R}^{L_k\times d}$,
@@ -132,7 +132,7 @@ plt.show()
 # batch axes `(..., H, L, d)`; below we check it against the formula written in NumPy, on a batch
 # of 2 sequences with 3 heads.
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 B, H, Lq, Lk, d, dv = 2, 3, 5, 7, 16, 8
 q = rng.standard_normal((B, H, Lq, d))
@@ -148,7 +148,7 @@ by_formula = softmax_rows(q @ k.swapaxes(-1, -2) / np.sqrt(d)) @ v
 lib = F.scaled_dot_product_attention(q, k, v)
 print("output shape", lib.shape, "| max |library - formula|", below(np.abs(lib.data - by_formula).max()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The library computes this as **one autograd node** with a hand-derived backward. With
 # $S = QK^\top/\sqrt d$, $P = \text{softmax}(S)$, $O = PV$ and an upstream gradient $dO$:
 #
@@ -167,7 +167,7 @@ print("output shape", lib.shape, "| max |library - formula|", below(np.abs(lib.d
 # storing it. That is exactly FlashAttention's backward (chapter 06). A numerical check of the
 # identity, on the batch above with a random upstream gradient:
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 P = softmax_rows(q @ k.swapaxes(-1, -2) / np.sqrt(d))          # (B, H, Lq, Lk)
 dO = np.random.default_rng(7).standard_normal(by_formula.shape)   # (B, H, Lq, dv)
@@ -176,26 +176,27 @@ D_full = (dP * P).sum(-1)                                      # needs the (Lq, 
 D_cheap = (dO * by_formula).sum(-1)                            # needs only O and dO
 print("D shape", D_full.shape, "| max |sum_l dP P - dO . O|", below(np.abs(D_full - D_cheap).max()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Exercise 01.4 asks you to write this backward yourself (with masks and any $L_q \ne L_k$); the
 # grader compares it with the library's gradient. The library's own backward is checked here by
 # `ta.gradcheck`, which compares it with central finite differences in float64:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 tq, tk, tv = (ta.Tensor(a[:1, :2, :3, :4], requires_grad=True) for a in (q, k, v))
 print("gradcheck passed:", ta.gradcheck(lambda a, b, c: F.scaled_dot_product_attention(a, b, c), tq, tk, tv))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Why divide by √d? (为什么需要缩放因子)
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 3.1 The variance of a dot product
 # The source text's derivation (section 1.2, 公理2) is correct: if the entries of $q$ and $k$
 # are independent with mean 0 and variance 1, then
 # $\text{Var}(q\cdot k) = \sum_{i=1}^{d}\mathbb{E}[q_i^2]\,\mathbb{E}[k_i^2] = d$, and
 # $\text{Var}(q\cdot k/\sqrt d) = 1$. We measure it over 20,000 random pairs per dimension.
 
-# %% tags=["ledger-01-s3"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-01-s3"]
 # NBVAL_CHECK_OUTPUT
 dims = [16, 64, 128, 256, 512, 1024]
 n_pairs = 20_000
@@ -209,7 +210,7 @@ for dd in dims:
 for dd, vr, vs in zip(dims, var_raw, var_scaled):
     print(f"d={dd:5d}  Var(q.k)={vr:8.1f}  Var(q.k/sqrt d)={vs:.3f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots()
 ax.loglog(dims, var_raw, "o-", label="Var(q·k), measured")
 ax.loglog(dims, dims, "k--", lw=1, label="d (theory)")
@@ -220,10 +221,11 @@ ax.set_title("dot-product variance grows like d; the √d scale removes it")
 ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With $d = 512$ the unscaled scores have standard deviation $\sqrt{512}\approx 22.6$ (the
 # source text's "Var = 512" is the row above). Scores that far apart make softmax almost one-hot.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### 3.2 Saturation: entropy and the softmax Jacobian
 # Why is one-hot bad? The softmax Jacobian is $J = \text{diag}(p) - pp^\top$
 # ($\partial p_i/\partial s_j = p_i(\delta_{ij} - p_j)$). When $p$ is one-hot, $J = 0$: no gradient
@@ -235,7 +237,7 @@ plt.show()
 #
 # First a check that the Jacobian formula is right, against finite differences:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s0 = rng.standard_normal(6)
 p0 = softmax_rows(s0)
@@ -245,7 +247,7 @@ J_numeric = np.stack([(softmax_rows(s0 + eps * e) - softmax_rows(s0 - eps * e)) 
                       for e in np.eye(6)], axis=1)
 print("max |J_formula - J_numeric|", below(np.abs(J_formula - J_numeric).max(), 1e-8))
 
-# %%
+# %% slideshow={"slide_type": "-"}
 def entropy_and_jacobian(n_keys, dd, scaled, n_queries=1000, rng=rng):
     """Mean entropy H(p) and mean ||diag(p) - p p^T||_F for random q (dd,), K (n_keys, dd)."""
     qs = rng.standard_normal((n_queries, dd))
@@ -267,7 +269,7 @@ key_counts = [16, 32, 64]
 table = {(n, dd, sc): entropy_and_jacobian(n, dd, sc)
          for n in key_counts for dd in sat_dims for sc in (False, True)}
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print("source text's table:  d   unscaled H   scaled H   'performance difference'")
 source_table = {64: (1.2, 2.8, "-3.1%"), 128: (0.8, 2.7, "-5.8%"),
@@ -283,7 +285,7 @@ for n in key_counts:
         hs, js = table[(n, dd, True)]
         print(f"{n:3d}  {dd:4d}  {np.log(n):5.2f}                  {hu:6.2f}   {ju:6.3f}   {hs:6.2f}   {js:6.3f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
 for n, marker in zip(key_counts, "os^"):
     for sc, ls in ((False, "--"), (True, "-")):
@@ -303,7 +305,7 @@ axes[1].set_title("gradient through softmax vs d")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # What the measurement says about the source text's table (it cites no experiment, so we treat
 # it as **unsourced**):
 #
@@ -325,7 +327,7 @@ plt.show()
 # down, and its unscaled column at the same $d$ (1.2) must then hold for that same $N$. A sweep
 # over $N$:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 sweep_N = [8, 16, 24, 32, 48, 64, 128, 256]
 sweep = [(n, *entropy_and_jacobian(n, 64, True)[:1], *entropy_and_jacobian(n, 64, False)[:1]) for n in sweep_N]
@@ -335,7 +337,7 @@ for n, hs, hu in sweep:
 n_fit = min(sweep, key=lambda r: abs(r[1] - 2.8))
 print(f"N matching the scaled 2.8 best: {n_fit[0]} -> unscaled entropy there {n_fit[2]:.2f}, not 1.2")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # No single $N$ fits both columns of the table, which supports treating it as unsourced.
 #
 # The gradient argument is the one that matters. Suppose training wants to give more weight to
@@ -343,7 +345,7 @@ print(f"N matching the scaled 2.8 best: {n_fit[0]} -> unscaled entropy there {n_
 # of the scores raise its weight $p_t$? That is the row $t$ of the Jacobian, with
 # $\lVert \partial p_t/\partial s\rVert_1 = 2p_t(1-p_t)$:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def grad_to_scores(dd, scaled, n_keys=16, n_queries=1000):
     """Mean ||dp_t/ds||_1 for t = the lowest-scoring key: how strongly any score change can
@@ -357,18 +359,19 @@ def grad_to_scores(dd, scaled, n_keys=16, n_queries=1000):
 for dd in sat_dims:
     print(f"d={dd:4d}  ||dp_t/ds||_1 unscaled {grad_to_scores(dd, False):.2e}   scaled {grad_to_scores(dd, True):.2e}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Without the scale, the probability of an unlikely key can barely be moved by changing the
 # scores (its gradient is many orders of magnitude smaller at d = 512); with the scale it stays
 # at the same level for every $d$. That is the real reason for $1/\sqrt{d}$.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Numerical stability: huge logits and float16
 #
 # $e^{x}$ overflows float64 at $x \approx 709$ and float16 at $x \approx 11$. The standard fix
 # subtracts each row's maximum first: $\text{softmax}(s) = \text{softmax}(s - \max s)$, so the
 # largest exponent is $e^0 = 1$. A naive softmax of logits around $10^4$ returns NaN; SDPA does not.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 big = np.array([[1e4, 1e4 - 1.0, -1e4]])
 with np.errstate(over="ignore", invalid="ignore"):
@@ -379,11 +382,11 @@ out_big = F.scaled_dot_product_attention(np.ones((1, 1, 1)), np.ones((1, 3, 1)),
                                          bias=big[None], scale=1.0)
 print("SDPA with bias :", np.round(out_big.data[0, 0], 4))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # float16 tops out at 65,504. A dot product of two length-4 vectors with entries around 200 already
 # exceeds that, so SDPA **computes in float32** for float16 inputs and only returns float16:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 q16 = np.full((1, 1, 4), 200.0, dtype=np.float16)
 k16 = np.array([[[200.0, 200.0, 200.0, 200.0], [200.0, 200.0, 200.0, 200.5]]], dtype=np.float16)
@@ -394,7 +397,7 @@ print("q.k in float64           :", (q16[0].astype(np.float64) @ k16[0].T.astype
 o16 = F.scaled_dot_product_attention(q16, k16, v16, scale=0.01)   # logits 1600 and 1601
 print("SDPA output:", o16.dtype, o16.data[0, 0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Masks: who may look at whom
 #
 # A boolean mask says which query-key pairs may interact (**True = may attend**); the forbidden
@@ -405,7 +408,7 @@ print("SDPA output:", o16.dtype, o16.data[0, 0])
 # * **Padding** mask: sequences of different lengths are padded to one length; padded keys must
 #   get weight 0. The mask has shape `(B, 1, 1, L)` and broadcasts over heads and queries.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 L = 6
 tokens = ["The", "cat", "sat", "on", "the", "mat"]
 x = rng.standard_normal((1, L, 8))
@@ -425,13 +428,13 @@ plot_attention(w_both[1, 0], ax=axes[3], title="causal + padding", colorbar=True
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print("causal: weight above the diagonal =", w_causal[0][~causal_mask(L, L)].sum())
 print("padding: weight on padded keys    =", w_pad[1, 0][:, 4:].sum())
 print("every row sums to 1:", np.allclose(w_both.sum(-1), 1.0))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Causal with $L_q \ne L_k$: bottom-right alignment
 # When a model decodes with a KV cache ([chapter 08](08_kv_cache.ipynb)), the $L_q$ new queries are the **last** $L_q$
 # positions of a sequence of length $L_k$. Query $i$ therefore sits at absolute position
@@ -440,7 +443,7 @@ print("every row sums to 1:", np.allclose(w_both.sum(-1), 1.0))
 # $L_q = L_k$.) If $L_q > L_k$, the first $L_q - L_k$ queries see **no** key at all; SDPA returns
 # 0 for such rows instead of NaN.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, axes = plt.subplots(1, 3, figsize=(10, 3))
 for ax, (lq, lk) in zip(axes, [(6, 6), (2, 6), (6, 4)]):
     plot_attention(causal_mask(lq, lk).astype(float), ax=ax, title=f"Lq={lq}, Lk={lk}", colorbar=False)
@@ -448,14 +451,14 @@ fig.suptitle("bottom-right aligned causal masks (yellow = may attend)")
 fig.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Why does a fully masked row need care? Three ways to write "forbidden": with $-\infty$ a row
 # that forbids everything computes $e^{-\infty}/\sum e^{-\infty} = 0/0 = $ NaN; with a large
 # finite number like $-10^9$ the row silently becomes a **uniform** average over keys it was not
 # allowed to see. SDPA detects rows with no allowed key and returns 0 (as current PyTorch SDPA
 # and FlashAttention do), with zero gradient.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 s_row = np.array([[0.3, -1.2, 2.0]])
 v3 = np.array([[1.0], [2.0], [3.0]])
@@ -469,7 +472,7 @@ o_empty = F.scaled_dot_product_attention(np.ones((1, 1, 1)), np.ones((1, 3, 1)),
                                          mask=nothing)
 print("SDPA                      :", o_empty.data[0])
 
-# %% [markdown] tags=["ledger-01"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-01"]
 # ## Claims ledger (sections 1.2 and 3.1)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -484,7 +487,7 @@ print("SDPA                      :", o_empty.data[0])
 # | library example weights 70% / 25% / 5% (3.1) | §1: scores with gaps ln(0.70/0.25), ln(0.70/0.05) give exactly these; no vectors are given in the source | illustrative (reproduced by construction) |
 # | attention is a soft lookup; all relevant values contribute by weight (3.1) | §1: toy library, output = weighted mix; hard lookup as the limit of large scores | reproduced |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Your turn: the exercises
 #
 # Open `exercises/ch01_attention.py` and replace each `raise NotImplementedError(...)`:

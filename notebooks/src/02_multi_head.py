@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 02 · Multi-head attention: shapes, symmetry, cost
 #
 # One attention head computes one weighted average per query: one notion of "relevant". The
@@ -16,7 +16,7 @@
 #    against measured arrays;
 # 4. draws heatmaps of several heads and asks what happens when one is removed.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -36,7 +36,7 @@ def below(err, tol=1e-12):
     (those depend on the BLAS build)."""
     return f"< {tol:.0e}" if err < tol else f"= {err:.1e}, ABOVE {tol:.0e}"
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The formula and its shapes
 #
 # $$\text{MultiHead}(X) = \text{Concat}(\text{head}_1,\dots,\text{head}_h)\,W^O,\qquad
@@ -51,7 +51,7 @@ def below(err, tol=1e-12):
 # reshape plus a transpose: features $[i\,d_k, (i+1)\,d_k)$ belong to head $i$. We follow one batch
 # through the module and print the shape after every step.
 
-# %% tags=["ledger-02-s1"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-02-s1"]
 # NBVAL_CHECK_OUTPUT
 B, L, d_model, h = 2, 5, 12, 3
 mha = MultiHeadAttention(d_model, h, rng=np.random.default_rng(1), dtype=np.float64)
@@ -83,14 +83,14 @@ out, weights = mha(X, need_weights=True)
 print("max |module - step by step|", below(np.abs(out.data - Y).max()),
       "| max |weights - P|", below(np.abs(weights - P).max()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same thing written the way the paper writes it — one head at a time, with
 # $W_i^Q = W^Q[:, i d_k:(i+1) d_k]$ — gives the same numbers. It also shows a second reading of
 # the output projection: $\text{Concat}(\text{head}_1,\dots,\text{head}_h)W^O = \sum_i \text{head}_i\, W^O_i$
 # where $W^O_i$ is the $i$-th block of $d_k$ **rows** of $W^O$. Each head writes its own
 # contribution into the output, and the contributions add up.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def one_head(x, i):
     """head_i = softmax(x W_i^Q (x W_i^K)^T / sqrt(d_k)) x W_i^V, a (B, L, d_k) array."""
@@ -106,7 +106,7 @@ print("max |Concat form - module|", below(np.abs(concat_form - out.data).max()))
 print("max |sum-of-heads form - module|", below(np.abs(sum_form - out.data).max()))
 print("source example: d_model=512, h=8 -> d_k =", 512 // 8)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Fewer key/value heads: GQA and MQA
 # `MultiHeadAttention(d_model, n_heads, n_kv_heads)` lets several query heads **share** one key/value
 # head (why: the KV cache, [chapter 08](08_kv_cache.ipynb)). Query heads are grouped **contiguously**: with
@@ -122,7 +122,7 @@ print("source example: d_model=512, h=8 -> d_k =", 512 // 8)
 # * $h = g^2$: the two rules coincide, which is why the source's own Llama-2-70B example
 #   ($h = 64$, $g = 8$) does not expose the error.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for n_heads, n_kv in [(8, 2), (8, 4), (64, 8)]:
     ours = [kv_head_for_query_head(i, n_heads, n_kv) for i in range(n_heads)]   # floor(i / (h/g))
@@ -136,11 +136,11 @@ for n_heads, n_kv in [(8, 2), (8, 4), (64, 8)]:
     if n_heads <= 8:
         print("   floor(i/(h/g)):", ours, "\n   floor(i/g)    :", source)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The module follows the contiguous rule; sharing needs no copies, SDPA broadcasts each KV head over
 # its group, and gives the same numbers as explicitly repeating K and V:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 gqa = MultiHeadAttention(d_model=16, n_heads=8, n_kv_heads=2, rng=np.random.default_rng(2), dtype=np.float64)
 xg = rng.standard_normal((1, 4, 16))
@@ -150,7 +150,7 @@ explicit = F.scaled_dot_product_attention(q_, repeat_kv(k_, 4), repeat_kv(v_, 4)
 grouped = F.scaled_dot_product_attention(q_, k_, v_)                                 # no copies
 print("max |grouped - repeated|", below(np.abs(grouped.data - explicit.data).max()))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Permutation equivariance (置换等变性)
 #
 # Let $\Pi$ be a permutation matrix acting on the $L$ positions. Self-attention without positions
@@ -165,7 +165,7 @@ print("max |grouped - repeated|", below(np.abs(grouped.data - explicit.data).max
 #
 # Each step measured in float64:
 
-# %% tags=["ledger-02-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-02-s2"]
 # NBVAL_CHECK_OUTPUT
 perm = rng.permutation(L)
 Pi = np.eye(L)[perm]                                   # (Pi X)[r] = X[perm[r]]
@@ -180,7 +180,7 @@ causal = np.abs(mha(X[:, perm], is_causal=True).data - mha(X, is_causal=True).da
 print("MHA(Pi X) vs Pi MHA(X), no mask :", below(plain))
 print("MHA(Pi X) vs Pi MHA(X), causal  :", f"{causal:.2f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The source text concludes that pure self-attention "has no position information" and that a
 # position encoding is therefore **necessary**. The first half is right for unmasked attention.
 # The second half is too strong for decoders: a **causal mask** already breaks the symmetry,
@@ -190,7 +190,7 @@ print("MHA(Pi X) vs Pi MHA(X), causal  :", f"{causal:.2f}")
 # Haviv et al. (2022, "Transformer Language Models without Positional Encodings Still Learn
 # Positional Information") trained such NoPE decoders; [chapter 03](03_positional_encodings.ipynb) returns to this.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 n_seq, L_long, d_small = 400, 32, 16
 uniform = MultiHeadAttention(d_small, 1, rng=np.random.default_rng(3), dtype=np.float64)
 uniform.q_proj.weight.data[...] = 0.0                   # W^Q = 0: every allowed key scores 0
@@ -208,7 +208,7 @@ ax.set_title("a causal mask leaks position, even with W^Q = 0 and no encoding")
 ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. What multi-head attention costs
 #
 # Write $d = d_{model}$, $h$ heads of size $d_k = d/h$, $h_{kv}$ key/value heads, batch $B$,
@@ -226,7 +226,7 @@ plt.show()
 # and keep every intermediate array, then compare with the formulas for several $(L, d, h)$.
 # (Softmax, scaling and bias add $O(BhL^2)$ elementwise work, which the table leaves out.)
 
-# %% tags=["ledger-02-s3"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-02-s3"]
 # NBVAL_CHECK_OUTPUT
 def measured_costs(B, L, d, h, h_kv=None):
     """Forward pass with counting matmuls; returns (params, matmul FLOPs, activation numbers)."""
@@ -262,7 +262,7 @@ for cfg in [(1, 16, 64, 1), (1, 16, 64, 8), (2, 64, 64, 8), (2, 128, 32, 4), (1,
     h_kv = cfg[4] if len(cfg) > 4 else cfg[3]
     print(f"{cfg[0]:3d} {cfg[1]:4d} {cfg[2]:4d} {cfg[3]:3d} {h_kv:5d} | {meas[0]:11,d} {meas[1]:12,d} {meas[2]:12,d} | {meas == form}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Two consequences worth seeing on a plot, for one layer with $d = 512$, $h = 8$:
 #
 # * FLOPs: the $8BLd^2$ projection term dominates for short sequences, the $4BL^2d$ attention term
@@ -270,7 +270,7 @@ for cfg in [(1, 16, 64, 1), (1, 16, 64, 8), (2, 64, 64, 8), (2, 128, 32, 4), (1,
 # * Memory: the score matrices ($2BhL^2$) overtake the $BLd$-sized activations at
 #   $L \approx 2d/h$ and keep growing quadratically — the problem FlashAttention ([chapter 06](06_flash_attention.ipynb)) solves.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 d_plot, h_plot = 512, 8
 Ls = np.geomspace(16, 16384, 40)
 proj = 8 * Ls * d_plot ** 2
@@ -293,19 +293,20 @@ axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print("parameters of one layer, d=512, for h = 1, 2, 8, 64:",
       [MultiHeadAttention(512, hh).num_parameters() for hh in (1, 2, 8, 64)])
 print("GQA h=8, h_kv=2 and MQA h_kv=1:",
       [MultiHeadAttention(512, 8, kv).num_parameters() for kv in (2, 1)])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # So the source text's design principle "capacity scales linearly by adding layers $L$, width $d$ or
 # heads $h$" (section 1.3, 可扩展性) needs correcting: parameters grow linearly in the number of
 # layers, **quadratically** in $d$, and **not at all** in $h$ — more heads at fixed $d$ only split
 # the same $d$ dimensions into more, smaller subspaces, while the score memory grows with $h$.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. What different heads look at
 #
 # Randomly initialised heads all look alike: nearly uniform rows. Trained heads specialise. To see
@@ -325,7 +326,7 @@ print("GQA h=8, h_kv=2 and MQA h_kv=1:",
 # shared out among more and more competitors, and the pattern **fades down the rows**. With $d_k = 16$
 # and $\beta = 8$ the margin is only 2. We measure the previous-token head for two values of $\beta$:
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 sentence = "the cat sat on the mat and the cat slept".split()
 vocab = sorted(set(sentence))
 n_tok, n_pos = len(vocab), len(sentence)
@@ -359,7 +360,7 @@ def hand_built_heads(beta):
     _, w = hand(x_hand, is_causal=True, need_weights=True)
     return w[0]
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 rows = np.arange(1, n_pos)
 for beta in (8.0, 32.0):
@@ -371,29 +372,29 @@ for beta in (8.0, 32.0):
     print(f"   lowest {w_prev.min():.3f} (row {rows[w_prev.argmin()]}); max |closed form - module| "
           f"{below(np.abs(w_prev - closed).max())}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # At $\beta = 8$ the previous-token head puts 0.88 of its weight on the right key in row 1 but only
 # 0.45 by row 9: more than half of that row is spread over the other keys, so the "pattern" fades
 # down the rows. At $\beta = 32$ (margin 8) the weight never drops below 0.997 in this 10-token
 # sentence, so we draw the heads with $\beta = 32$. (A trained head gets the same effect by growing its $W^Q$, $W^K$ norms.)
 
-# %%
+# %% slideshow={"slide_type": "-"}
 w_hand = hand_built_heads(32.0)
 fig = plot_heads(w_hand, ncols=4, titles=["0: previous token", "1: same word", "2: first token",
                  "3: average of past"], xlabels=sentence, ylabels=sentence, size=2.8,
                  suptitle="four hand-built causal heads, beta = 32")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # For contrast, the four heads of a randomly initialised layer on random inputs: no structure yet.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 random_layer = MultiHeadAttention(d_hand, 4, rng=np.random.default_rng(5))
 _, w_rand = random_layer(rng.standard_normal((1, n_pos, d_hand)).astype(np.float32), is_causal=True, need_weights=True)
 fig = plot_heads(w_rand[0], ncols=4, size=2.2, suptitle="four random causal heads")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. "Removing any head costs 0.5–1 BLEU"?
 #
 # The source text states that removing any single head lowers translation quality by 0.5–1.0 BLEU.
@@ -409,7 +410,7 @@ plt.show()
 # **previous token**. Then we zero one head's block of rows of $W^O$ (exactly "removing head $i$"
 # from $\text{Concat}(\cdot)W^O$) and measure accuracy; and we keep *only* one head.
 
-# %% tags=["ledger-02-s5"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-02-s5"]
 from tinyattn.nn import Embedding, Linear, Module
 
 V_toy, L_toy, d_toy, h_toy = 16, 12, 32, 4
@@ -442,7 +443,7 @@ for step in range(100):
     opt.step()
 print(f"final training loss {float(loss.data):.4f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 x_test, y_test = prev_token_batch(2000, np.random.default_rng(12))
 Wo_toy = model.attn.o_proj.weight.data
 dh_toy = d_toy // h_toy
@@ -470,7 +471,7 @@ for i in range(h_toy):
     print(f"head {i}: removed -> {drop_one[i]:.3f}   kept alone -> {only_one[i]:.3f}")
 print(f"largest loss from removing one head: {full_acc - min(drop_one):.3f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots()
 xpos = np.arange(h_toy)
 ax.bar(xpos - 0.2, drop_one, 0.4, label="this head removed")
@@ -485,18 +486,19 @@ ax.legend(fontsize=8, loc="lower right")
 ax.set_title("head ablation in a trained one-layer model")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 # the qualitative facts the next paragraph relies on (exact accuracies vary with the BLAS build)
 print("every single-head removal costs < 2 points of accuracy:", full_acc - min(drop_one) < 0.02)
 print("even the best head alone loses more than any removal     :", max(only_one) < min(drop_one))
 
-# %% [markdown] tags=["ledger-02"]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # In this model the heads share the work: removing any single one barely matters (the
 # redundancy Michel et al. and Voita et al. found at scale), while keeping only one loses accuracy.
 # "Every head costs 0.5–1 BLEU" is not what experiments show; what a head is worth depends on
 # whether other heads duplicate it.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-02"]
 # ## Claims ledger (sections 1.2, 1.3 and 3.2)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -511,7 +513,7 @@ print("even the best head alone loses more than any removal     :", max(only_one
 # | GQA head $i$ uses KV head $\lfloor i/g\rfloor$, $g$ = number of groups (2.4, used here) | §1 GQA: divides by the number of groups instead of the group size $h/g$; correct is $\lfloor i/(h/g)\rfloor = \lfloor ig/h\rfloor$. Out of range for $h > g^2$ (h=8, g=2), wrong KV heads with no error for $h < g^2$ (h=8, g=4), equal only for $h = g^2$ (the source's h=64, g=8) | **corrected** |
 # | meeting analogy: own view 70%, allies 20%, opponents 10% (3.2) | illustrative weights, no model behind them | unsourced (illustrative) |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch02_multi_head.py` asks you to write the pieces this chapter used: `split_heads` and

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # Chapter 03: Position encodings (位置编码)
 #
 # [Chapter 02](02_multi_head.ipynb) proved that self-attention without positions is **permutation-equivariant**: shuffle
@@ -18,7 +18,7 @@
 # **claims ledger** at the end. Length extrapolation (training at L, testing at 2L...8L) and the RoPE
 # scaling methods (PI, NTK, YaRN) are [chapter 05](05_length_extrapolation.ipynb).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import math
 
@@ -32,12 +32,12 @@ from tinyattn.viz import setup_notebook
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 def small(err, tol=1e-9):
     """Checked cells print agreement as 'below tol' (exact float noise differs across machines)."""
     return f"below {tol:.0e}" if err < tol else f"{err:.3g} (ABOVE {tol:.0e})"
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Sinusoidal encoding (source 2.1)
 #
 # Vaswani et al. (2017) add a fixed vector to each token embedding. Pair i of the d dimensions is a
@@ -49,7 +49,7 @@ def small(err, tol=1e-9):
 # the same angle and turning at different speeds. We check the library table against the formula
 # written out with `math.sin` / `math.cos`, element by element.
 
-# %% tags=["ledger-03-s1"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-03-s1"]
 # NBVAL_CHECK_OUTPUT
 n, d = 64, 32
 pe = P.sinusoidal(n, d)
@@ -59,23 +59,23 @@ closed = np.array([[math.sin(p / 10000 ** (2 * (j // 2) / d)) if j % 2 == 0
 print("table shape", pe.shape, pe.dtype)
 print(f"max |library - closed form| = {small(np.abs(pe - closed).max(), 1e-6)} (float32 table)")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 vp.plot_encoding(P.sinusoidal(128, 64), title="PE[p, :], d = 64: fast pairs on the left")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Many libraries store the same numbers as two blocks, $[\sin \mid \cos]$, instead of interleaving
 # them. Same information, different column order: the permutation $[0, 2, 4, \ldots, 1, 3, 5, \ldots]$ maps
 # one to the other (we meet the same permutation again with RoPE's two layouts).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ang = np.arange(64)[:, None] * 10000.0 ** (-np.arange(0, 32, 2) / 32)   # (64, 16) angles p * w_i
 concat = np.concatenate([np.sin(ang), np.cos(ang)], axis=1)              # [sin | cos] layout
 perm = np.concatenate([np.arange(0, 32, 2), np.arange(1, 32, 2)])
 print("interleaved[:, perm] == [sin | cos]:", np.allclose(P.sinusoidal(64, 32, dtype=np.float64)[:, perm], concat))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Which pair is fast? (a correction)
 #
 # The wavelength of pair i is $\lambda_i = 2\pi/\omega_i = 2\pi\cdot 10000^{2i/d}$. So **pair 0 is
@@ -84,19 +84,19 @@ print("interleaved[:, perm] == [sin | cos]:", np.allclose(P.sinusoidal(64, 32, d
 # The source text labels i = 0 the lowest frequency with $\lambda_0 \approx 62832$; that swaps the two
 # ends. (The source's formula for $\lambda_i$ itself is right.)
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for d_ in (64, 128, 512):
     lam = P.wavelengths(d_)
     print(f"d = {d_:3d}: lambda_0 = {lam[0]:.4f}, lambda_(d/2-1) = {lam[-1]:,.1f}, "
           f"2*pi*10000 = {2 * math.pi * 1e4:,.1f}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 vp.plot_wavelengths(P.wavelengths(64), train_length=512,
                     title="d = 64: wavelength grows geometrically with the pair index")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A shift is a rotation: $\mathrm{PE}(p+k) = T_k\,\mathrm{PE}(p)$
 #
 # With $a = \omega_i p$ and $b = \omega_i k$, the angle-sum identities give
@@ -107,7 +107,7 @@ plt.show()
 # text's derivation is correct; here it is checked for 1000 random positions, plus the properties that
 # make $T_k$ a rotation: orthogonal, determinant 1, and $T_a T_b = T_{a+b}$.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 d, k = 32, 7
 T = P.shift_matrix(k, d)
@@ -119,21 +119,21 @@ print(f"|T_k^T T_k - I| = {small(np.abs(T.T @ T - np.eye(d)).max())}, det T_k = 
 print(f"|T_3 T_4 - T_7| = {small(np.abs(P.shift_matrix(3, d) @ P.shift_matrix(4, d) - T).max())}")
 print("block of pair 0:\n", np.round(T[:2, :2], 4))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # A consequence worth seeing: the dot product of two encodings,
 # $\mathrm{PE}(p)\cdot\mathrm{PE}(q) = \sum_i \cos(\omega_i (p - q))$, depends on $p - q$ only and is
 # largest at offset 0. (Once the encodings are *added* to token embeddings and projected by
 # $W_Q, W_K$, the attention score also contains content-position cross terms, which is why the
 # sinusoidal encoding is called absolute.)
 
-# %%
+# %% slideshow={"slide_type": "-"}
 offsets = np.arange(0, 300)
 pe = P.sinusoidal_at(offsets, 64, dtype=np.float64)
 vp.plot_curves(offsets, {"PE(0) . PE(k)": pe @ pe[0]}, xlabel="offset k", ylabel="dot product",
                title="similarity of two sinusoidal encodings vs their distance")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Uniqueness (a correction)
 #
 # The source claims codes are unique "as long as $|pos_1 - pos_2| < \lambda_{max}/2 \approx 31416$,
@@ -144,7 +144,7 @@ plt.show()
 # every p, so it suffices to compare every code with $\mathrm{PE}(0)$. We do that for offsets up to
 # 200,000 (d = 64), far past 31416.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N = 200_000
 pe = P.sinusoidal(N, 64, dtype=np.float64)
@@ -156,13 +156,13 @@ spread = np.ptp(np.linalg.norm(pe[p0 + 37] - pe[p0], axis=1))
 print(f"|PE(p + 37) - PE(p)| over 20 random p: spread {small(spread)} (independent of p)")
 del pe, dist
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source's other explanation of poor extrapolation, "fp16 precision at large pos", has a true
 # core that is easy to pin down: **float16 cannot even store every integer position**. Above 2048 its
 # spacing is 2, above 4096 it is 4, so an fp16 position counter merges neighbours. The library forms
 # the angles $p\,\omega_i$ in float64 and only casts the final table.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 pos = np.arange(8192)
 print("distinct fp16 positions among 0..8191:", np.unique(pos.astype(np.float16)).size)
@@ -170,14 +170,14 @@ print("distinct fp32 positions among 0..8191:", np.unique(pos.astype(np.float32)
 pe16 = P.sinusoidal_at(pos.astype(np.float16).astype(np.float64), 64)
 print("distinct encodings if positions pass through fp16:", np.unique(pe16, axis=0).shape[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Learned absolute embeddings (可学习位置编码)
 #
 # BERT and GPT-2 learn one vector per position: a table $E \in \mathbb{R}^{L_{max}\times d}$. It is as
 # flexible as possible inside $L_{max}$, and has **no row at all** beyond it: asking for position
 # $L_{max}$ is an error, not a degraded guess.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 emb = P.LearnedPositionalEmbedding(max_len=16, d_model=8, rng=np.random.default_rng(0))
 print("positions 0..3 ->", emb(np.arange(4)).shape)
 try:
@@ -185,17 +185,17 @@ try:
 except ValueError as exc:
     print("ValueError:", exc)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source lists "O(Ld) parameters" as a weakness. For scale: GPT-2 small has
 # `n_positions = 1024`, `n_embd = 768` (its published config) and about 124 M parameters (Radford et
 # al. 2019), so the table is:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 table = 1024 * 768
 print(f"{table:,} parameters = {table / 124e6:.2%} of ~124 M")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. RoPE (旋转位置编码, source 2.2)
 #
 # RoPE (Su et al. 2021) puts position into the **score** instead of the embedding. Read each pair of
@@ -208,7 +208,7 @@ print(f"{table:,} parameters = {table / 124e6:.2%} of ~124 M")
 # a function of $m - n$ only. First, the library rotation against the complex multiplication
 # written with `np.exp(1j * m * theta)`:
 
-# %% tags=["ledger-03-s3"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-03-s3"]
 # NBVAL_CHECK_OUTPUT
 d, L = 16, 10
 theta = P.rope_inv_freq(d)
@@ -222,16 +222,16 @@ print(f"max |apply_rope - complex rotation| = {small(np.abs(out - ref).max())}")
 print(f"norms preserved: max | |R x| - |x| | = "
       f"{small(np.abs(np.linalg.norm(out, axis=1) - np.linalg.norm(x, axis=1)).max())}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The same rotation as a real matrix $R_m$ is block-diagonal with one 2x2 rotation per pair
 # (source step 3). It is mostly zeros, so nobody multiplies by it: `apply_rope` costs O(d) per vector.
 # Here is $R_m$ for d = 4, m = 2:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print(np.round(P.rope_matrix(2, P.rope_inv_freq(4), 4, layout="interleaved"), 4))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The $q^\perp$ term (a sign convention)
 #
 # The source writes the 2-D score as $\langle q,k\rangle\cos\Delta\theta - \langle q^\perp,k\rangle\sin\Delta\theta$
@@ -241,7 +241,7 @@ print(np.round(P.rope_matrix(2, P.rope_inv_freq(4), 4, layout="interleaved"), 4)
 # $\mathbf{i}q = (-q_1, q_0)$ is q turned by +90°. So the source's minus sign holds if $q^\perp$ means q
 # turned by **-90°**. Checked:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 q2, k2 = rng.standard_normal(2), rng.standard_normal(2)
 th, mm, nn = 0.3, 11, 4
@@ -252,14 +252,14 @@ D = (mm - nn) * th
 print(f"score {score:.6f} | <q,k>cos + <iq,k>sin = {q2 @ k2 * np.cos(D) + iq @ k2 * np.sin(D):.6f}"
       f" | <q,k>cos - <-iq,k>sin = {q2 @ k2 * np.cos(D) - (-iq) @ k2 * np.sin(D):.6f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Relative-only scores, checked
 #
 # Fix one q and one k, place them at every pair of positions (m, n) and collect the scores
 # $S_{mn} = \langle R_m q, R_n k\rangle$. If the score depends only on $m - n$, S is constant along
 # every diagonal (a Toeplitz matrix).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 d, L = 64, 96
 theta = P.rope_inv_freq(d)
@@ -273,12 +273,12 @@ zq, zk = q[:32] + 1j * q[32:], k[:32] + 1j * k[32:]      # "half" layout pairs (
 closed = np.real((zq * np.conj(zk) * np.exp(1j * (pos[:, None, None] - pos[None, :, None]) * theta)).sum(-1))
 print(f"max |S - Re sum q conj(k) e^(i(m-n)theta)| = {small(np.abs(S - closed).max())}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 vp.plot_matrix(S, title="RoPE scores <R_m q, R_n k>: constant on diagonals", symmetric=True,
                cmap="RdBu")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### "Exactly relative" vs "approximately linear" (the source's wording, 2.2)
 #
 # The source lists as RoPE's first advantage that its relative position is "completely exact, vs the
@@ -299,7 +299,7 @@ plt.show()
 # $W_Q, W_K$. Measured with one token vector x at every position, the same random $W_Q, W_K$ for
 # both encodings, and the Toeplitz test above (relative to the largest score):
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 d, L = 64, 96
 rng_w = np.random.default_rng(3)                       # own generator: later cells keep their draws
@@ -325,13 +325,13 @@ for name, S_ in [("sinusoidal, PE_m . PE_n (no projection)", S_pe_dot),
     print(f"{name:40s}: relative deviation from a function of m - n = "
           f"{small(dev) if dev < 1e-9 else f'{dev:.2f}'}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Along a diagonal ($m+1, n+1$ against $m, n$) the score of the sinusoidal model moves by about a
 # quarter of its largest value (0.27), and its position-position term alone by 0.43; RoPE's does not
 # move beyond rounding. That is the correct sense of "exactly relative": RoPE is the only one of the
 # two whose **score** depends on $m - n$ alone, whatever the projections learn.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Two memory layouts, one rotation
 #
 # Which coordinates form a pair is a convention:
@@ -343,7 +343,7 @@ for name, S_ in [("sinusoidal, PE_m . PE_n (no projection)", S_pe_dot),
 # `interleaved(x)[perm] == half(x[perm])`. This matters when loading weights: a checkpoint trained
 # with one layout needs its $W_Q, W_K$ columns permuted to run with the other.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 d = 8
 perm = P.half_permutation(d)
@@ -356,7 +356,7 @@ print(f"max |interleaved(x)[perm] - half(x[perm])| = {small(np.abs(inter[:, perm
 print(f"but interleaved(x) vs half(x) without the permutation differ by "
       f"{np.abs(inter - P.apply_rope(x, pos, theta, layout='half')).max():.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The source's code has a broadcasting bug
 #
 # The source's `apply_rotary_pos_emb` takes `q` of shape `[batch, seq_len, num_heads, d_head]` and
@@ -364,7 +364,7 @@ print(f"but interleaved(x) vs half(x) without the permutation differ by "
 # `q_even * cos` lines `seq_len` up against `num_heads`. It crashes when they differ and is
 # *silently wrong* when they are equal. Reproduced in NumPy (same broadcasting rules):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def source_rope_even_part(q, pos):                    # the source's lines, NumPy spelling
     d = q.shape[-1]
@@ -385,10 +385,11 @@ right = P.apply_rope(q.transpose(0, 2, 1, 3), np.arange(4), P.rope_inv_freq(dh),
                      layout="interleaved").transpose(0, 2, 1, 3)[..., 0::2]
 print(f"seq_len == heads -> runs, but max error vs correct rotation = {np.abs(wrong - right).max():.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The fix is a head axis on the table, `cos[:, None, :]`, or (as here) putting heads before the
 # sequence axis, `x: (B, H, L, d)`, so that `(L, d/2)` broadcasts correctly.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Clock gears (source 3.3), with the numbers fixed
 #
 # The analogy is good: pair i is a gear turning $\theta_i$ **radians** per position. The hand speeds it
@@ -398,14 +399,14 @@ print(f"seq_len == heads -> runs, but max error vs correct rotation = {np.abs(wr
 # $3\theta_i$, different per gear; only the *offset* 3 is shared). Its $\theta_{32} = 0.01$ for d = 64 is
 # right if "dimension 32" means coordinate 32, that is pair i = 16.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 theta = P.rope_inv_freq(64)
 for i in (0, 8, 16, 31):
     print(f"pair {i:2d}: theta = {theta[i]:.6f} rad/position; position 1 -> {np.degrees(theta[i]):8.4f} deg; "
           f"53 vs 50 -> {np.degrees(3 * theta[i]):8.4f} deg")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Long-range decay is a feature (correcting 4.1 / 4.3)
 #
 # The source lists "amplitude decays with distance" as RoPE's first defect. The RoFormer paper
@@ -420,14 +421,14 @@ for i in (0, 8, 16, 31):
 # $\|q_i\|\|k_i\|\cos(\Delta\theta_i + \varphi_i)$. Its table of "mean attention weight vs distance" has
 # no source.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 dist = np.arange(0, 1001)
 curves = {f"d = {d_}": P.rope_decay_bound(dist, d_) / P.rope_decay_bound([0], d_)[0] for d_ in (32, 128)}
 vp.plot_curves(dist, curves, xlabel="relative distance m - n", ylabel="relative bound (1 at 0)",
                title="RoPE long-range decay (RoFormer's bound), base 10000")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 b = P.rope_decay_bound(dist, 128)
 print(f"d = 128: bound at 0 = {b[0]:.2f}, mean over 1..10 = {b[1:11].mean():.2f}, "
@@ -438,7 +439,7 @@ Rq0 = P.apply_rope(q[None], [0], theta)[0]
 aligned = [Rq0 @ P.apply_rope(q[None], [t], theta)[0] / (q @ q) for t in (0, 10, 100, 1000)]
 print("same vector at distance 0/10/100/1000, score / |q|^2:", [f"{a:.3f}" for a in aligned])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The "audio spectrum" view (频谱分析, source 3.7), and which pairs go out of distribution
 #
 # Two numbers in 3.7 are off. The slowest frequency is $\theta_{d/2-1} = 10000^{-(d-2)/d}$, not
@@ -449,7 +450,7 @@ print("same vector at distance 0/10/100/1000, score / |q|^2:", [f"{a:.3f}" for a
 # $L_{train}$ has only ever seen an arc of its circle; longer inputs show it angles it never saw. Those
 # slow pairs are what PI, NTK and YaRN rescale ([chapter 05 §3](05_length_extrapolation.ipynb#which-pairs) checks it on a trained model: interpolating only the slow pairs recovers its loss at 4L, the fast ones do not).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for d_ in (64, 128):
     th = P.rope_inv_freq(d_)
@@ -460,7 +461,7 @@ seen = np.minimum(1.0, L_train * th / (2 * np.pi))      # fraction of the circle
 print(f"d = {d}, L_train = {L_train}: {np.sum(seen >= 1)} of {d // 2} pairs completed a full turn; "
       f"{np.sum(seen < 1)} slow pairs saw only part of their circle (min {seen.min():.4f})")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, ax = plt.subplots(figsize=(6, 3))
 for L_ in (512, 2048):
     ax.plot(np.minimum(1.0, L_ * th / (2 * np.pi)), ".-", label=f"positions 0..{L_}")
@@ -469,7 +470,7 @@ ax.set(xlabel="pair index i (fast -> slow)", ylabel="fraction of circle visited"
 ax.legend(fontsize=8)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. ALiBi (source 4.1)
 #
 # ALiBi (Press et al. 2022) adds no vectors at all. Head h adds $-m_h\,(i - j)$ to the scaled score of
@@ -479,13 +480,13 @@ plt.show()
 # other slope of the 2c-head sequence. The source calls the slopes "head-count sensitive, m must be
 # tuned": they are not tuned in the paper, they are fixed by this rule.
 
-# %% tags=["ledger-03-s4"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-03-s4"]
 # NBVAL_CHECK_OUTPUT
 print("n = 8 :", " ".join(f"2^{np.log2(s):.1f}" for s in P.alibi_slopes(8)))
 print("n = 12:", " ".join(f"2^{np.log2(s):.1f}" for s in P.alibi_slopes(12)))
 print("n = 12 closed form (REFERENCE): 2^-1..2^-8, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, ax = plt.subplots(figsize=(6, 3))
 for n_ in (4, 8, 12, 16, 24, 32):
     ax.semilogy(np.arange(1, n_ + 1), P.alibi_slopes(n_), "o-", ms=3, label=f"{n_} heads")
@@ -493,7 +494,7 @@ ax.set(xlabel="head h", ylabel="slope m_h", title="ALiBi slopes (fixed, not lear
 ax.legend(fontsize=7, ncol=2)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The bias for 8 heads on 32 positions, all heads on **one** colour scale, so that the slope visibly
 # sets how far each head can look. One way to put a number on a head's reach: the distance $1/m_h$ at
 # which its penalty reaches $-1$, i.e. a key's weight has dropped by a factor $e$ against an equally
@@ -501,7 +502,7 @@ plt.show()
 # removed by the causal mask, so the bias never touches them. With a KV cache ($L_q < L_k$) the
 # queries are the *last* $L_q$ positions (bottom-right alignment, like the mask).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 slopes8 = P.alibi_slopes(8)
 print("reach 1/m_h (positions) for heads 1..8:", " ".join(f"{1 / s:.0f}" for s in slopes8))
@@ -510,12 +511,12 @@ far = b32[:, -1, 0]                                    # query 31, key 0: distan
 print("bias at distance 31 per head           :", " ".join(f"{v:.2f}" for v in far))
 print("weight factor e^bias at distance 31    :", " ".join(f"{v:.1e}" for v in np.exp(far)))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 vp.plot_heads(b32, titles=[f"m = 2^{np.log2(s):.0f}" for s in slopes8],
               suptitle="ALiBi bias -m_h (i - j), 8 heads on one shared colour scale")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # On the shared scale the heads form a ladder from local to almost global. The steepest head
 # ($m = 1/2$, reach 2) reaches $-15.5$ at distance 31, a factor $e^{-15.5} \approx 1.9\times10^{-7}$:
 # content would need a score margin of 15.5 to make it look that far back. The gentlest ($m = 1/256$,
@@ -528,7 +529,7 @@ plt.show()
 # causal mask the attention weights are identical. (2) Decoding one query against 12 cached keys gives
 # the last row of the full bias.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 H, L = 8, 12
 q, k = rng.standard_normal((2, H, L, 16))
@@ -541,11 +542,12 @@ print(f"max |ALiBi weights - BLOOM-form weights| = {small(np.abs(w_ours - w_bloo
 print("decode row == last row of full bias:",
       np.array_equal(P.alibi_bias(H, 1, L)[:, 0], P.alibi_bias(H, L, L)[:, -1]))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source's "extrapolates 10x+" is unsourced. The ALiBi paper's headline is that a model trained
 # on 1024 tokens and evaluated on 2048 matches the perplexity of a sinusoidal model trained on 2048.
 # [Chapter 05 §2](05_length_extrapolation.ipynb#encodings) measures extrapolation on our own tiny models.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. T5 relative bias (source 4.2, "hybrid absolute + relative")
 #
 # T5 (Raffel et al. 2020) learns one scalar per (distance bucket, head). The relative position
@@ -555,7 +557,7 @@ print("decode row == last row of full bias:",
 # buckets into left and right halves. Our `t5_relative_bucket` is checked in the tests against a
 # plain-Python transcription of the published rule.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 rel = np.arange(-300, 301)
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(rel, P.t5_relative_bucket(rel, bidirectional=True), label="bidirectional (encoder)")
@@ -566,20 +568,20 @@ ax.set(xlabel="relative position key - query", ylabel="bucket", title="T5 bucket
 ax.legend(fontsize=8)
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 for r in (0, -1, -15, -16, -32, -64, -127, -128, -1000, 1, 15, 16, 1000):
     print(f"rel {r:6d}: bidirectional {int(P.t5_relative_bucket(np.array(r))):2d}, "
           f"causal {int(P.t5_relative_bucket(np.array(r), bidirectional=False)):2d}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Where the bias goes (a correction).** The source writes
 # $\mathrm{softmax}\big((QK^\top + B)/\sqrt d\big)$. T5 has no $1/\sqrt d$ at all (it folds the scale
 # into its weight initialisation) and adds the bias to the **unscaled** logits: $\mathrm{softmax}(QK^\top + B)$.
 # In our SDPA that is `scale=1.0, bias=B`. One `T5RelativeBias` module is created per model and shared
 # by every layer; it is differentiable with respect to its `(num_buckets, n_heads)` table.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 t5 = P.T5RelativeBias(n_heads=4, rng=np.random.default_rng(0))
 print("table shape", t5.table.shape, "->", sum(p.data.size for p in t5.parameters()), "parameters for all layers")
 Bias = t5(24, 24)                                            # (H, Lq, Lk) Tensor
@@ -590,17 +592,18 @@ print("gradient reached the bias table:", t5.table.grad.shape, f"|grad| = {np.ab
 vp.plot_heads(t5(24, 24), suptitle="T5 bias at initialisation (causal, random table)")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source's "T5: BLEU 27.2 → 28.4 with relative bias" has no source we could find; it is labelled
 # unsourced in the ledger.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. NoPE: no position encoding at all
 #
 # Without positions and without a mask, self-attention is permutation-equivariant: permuting the
 # input rows permutes the output rows and nothing else. So an encoder (bidirectional) with NoPE
 # cannot tell word order at all.
 
-# %% tags=["ledger-03-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-03-s6"]
 # NBVAL_CHECK_OUTPUT
 L, d = 10, 16
 x = rng.standard_normal((L, d))
@@ -611,13 +614,13 @@ perm = rng.permutation(L)
 print(f"no mask:     max |attn(x[perm]) - attn(x)[perm]| = {small(np.abs(attn(x[perm], False) - attn(x, False)[perm]).max())}")
 print(f"causal mask: max |attn(x[perm]) - attn(x)[perm]| = {np.abs(attn(x[perm], True) - attn(x, True)[perm]).max():.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # A causal mask breaks the symmetry: query i sees exactly i + 1 keys. That alone lets a model recover
 # position. A concrete circuit: a query that scores all keys equally (q = 0) averages the values it
 # can see; if the value of the first token (a BOS marker) is 1 and all others 0, the output at
 # position i is exactly $1/(i+1)$, a position signal computed from nothing but the mask.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 L = 12
 qz, kz = np.zeros((L, 4)), rng.standard_normal((L, 4))
@@ -627,11 +630,12 @@ print("causal readout :", np.round(readout[:6], 4).tolist())
 print("1 / (i + 1)    :", np.round(1 / np.arange(1, 7), 4).tolist())
 print("no mask readout:", np.round(F.scaled_dot_product_attention(qz[None], kz[None], v[None]).data[0, :6, 0], 4).tolist())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source's table credits NoPE with "unlimited extrapolation": no source. NoPE has no position
 # table to run out of, but the counting signal above gets finer as i grows ($1/i - 1/(i+1) \approx 1/i^2$), so
 # nothing guarantees it generalises to unseen lengths. [Chapter 05 §2](05_length_extrapolation.ipynb#encodings) measures it.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. CAPE: continuous augmented positions (correcting 4.2)
 #
 # The source describes CAPE as a content-conditioned MLP, $\mathrm{PE}(pos, x) = \mathrm{MLP}([\sin; \cos; x])$.
@@ -642,7 +646,7 @@ print("no mask readout:", np.round(F.scaled_dot_product_attention(qz[None], kz[N
 # positions and has to use relative ones. At evaluation the positions are plain $0..L-1$. It adds no
 # parameters.
 
-# %% tags=["ledger-03-s7"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-03-s7"]
 fig, ax = plt.subplots(figsize=(6, 3))
 crng = np.random.default_rng(1)
 for s in range(4):
@@ -653,7 +657,7 @@ ax.set(xlabel="token index", ylabel="position fed to sin/cos", title="CAPE posit
 ax.legend(fontsize=7)
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 crng = np.random.default_rng(2)
 pos = np.stack([P.cape_positions(64, crng) for _ in range(200)])
@@ -661,7 +665,7 @@ print(f"order kept in all 200 samples: {bool(np.all(np.diff(pos, axis=1) > 0))};
       f"first-token position ranges over [{pos[:, 0].min():.2f}, {pos[:, 0].max():.2f}]")
 print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 
-# %% [markdown] tags=["ledger-03"]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. The comparison table (source 4.1), corrected
 #
 # | method | formula | strengths | weaknesses (source, corrected) |
@@ -673,7 +677,8 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | T5 bias | learned scalar per (bucket, head), unscaled logits | relative; tiny table shared by layers | the source's $/\sqrt d$ placement is **wrong**; BLEU gain **unsourced** |
 # | NoPE | nothing | no parameters | needs a **causal mask** (without one, order is invisible: checked); "unlimited extrapolation" **unsourced** |
 # | CAPE | sinusoidal at augmented positions (training only) | no parameters; pushes toward relative use | **not** a content MLP |
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-03"]
 # ## Claims ledger
 #
 # | source claim (section) | what we measured (cell) | verdict |
@@ -702,7 +707,7 @@ print("encoding shape:", P.cape_encoding(64, 32, rng=crng).shape)
 # | NoPE: unlimited extrapolation (4.1) | §6: order only through the causal mask; no guarantee; our tiny models: [chapter 05 §2](05_length_extrapolation.ipynb#encodings) | unsourced |
 # | YaRN / NTK / grouped RoPE details (4.2, 4.3) | [chapter 05 §4–5](05_length_extrapolation.ipynb#methods): YaRN keeps the fast pairs and interpolates the slow ones (the source has it backwards); its temperature is one global factor, not per dimension; no published "grouped RoPE" was found | **corrected** (YaRN, temperature); grouped RoPE **unsourced** |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch03_positional.py` asks you to build this chapter's encodings yourself: the interleaved

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # Chapter 04: The Transformer (decoder-only language model)
 #
 # Chapters 01-03 built the parts: attention as a soft lookup, many heads, and seven ways to tell
@@ -18,7 +18,7 @@
 # `tinyattn.train`. The chapter ends with a claims ledger for the source text's statements about
 # the architecture (sections 1.1, 1.3, 3.2, 5.3).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import json
 import tempfile
@@ -40,7 +40,7 @@ from tinyattn.viz import training as vt
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The block, drawn
 #
 # The source text's meeting analogy (会议发言, section 3.2) fits the block well. Each token is a
@@ -61,18 +61,18 @@ rng = np.random.default_rng(0)
 # al. (2020) showed that this puts large gradients on the last layers at initialisation and needs a
 # learning-rate warm-up, while pre-norm keeps an untouched identity path from input to output.
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 vt.draw_block()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. The block, built step by step
 #
 # We take a library block and recompute its output by hand from its own sublayers, printing the
 # shape after each step. Position encodings enter inside attention (RoPE rotates q and k, ALiBi and
 # T5 add a bias to the scores); here the block sees no positions at all, only the causal mask.
 
-# %% tags=["ledger-04-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-04-s2"]
 # NBVAL_CHECK_OUTPUT
 B, L, d, H = 2, 6, 32, 4
 block = TransformerBlock(d, H, rng=np.random.default_rng(1))
@@ -92,20 +92,20 @@ print("block(x) equals the manual composition:", err < 1e-6)
 print(f"LN_1(x) per position: mean ~ 0: {np.abs(z.data.mean(-1)).max() < 1e-5}, "
       f"std ~ 1: {np.abs(z.data.std(-1) - 1).max() < 1e-3}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The parameters of one block are four $d\times d$ attention matrices and an MLP with
 # $d \cdot 4d + 4d + 4d \cdot d + d$ entries, plus two LayerNorms with a gain and a bias each
 # ($4d$): $12d^2 + 9d$ in total (no attention biases here). Note what is *not* in the formula: the number
 # of heads. Splitting $d$ into more heads changes how the same matrices are used, not their size.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 n_block = sum(p.data.size for p in block.parameters())
 print(f"one block, d = {d}: {n_block} parameters; 12 d^2 + 9 d = {12 * d * d + 9 * d}")
 for heads in (1, 2, 4, 8):
     print(f"  n_heads = {heads}: {TransformerBlock(d, heads).num_parameters()} parameters")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Dropout: where it goes (and when)
 #
 # Dropout (Srivastava et al. 2014) zeroes each entry with probability $p$ during training and
@@ -125,7 +125,7 @@ for heads in (1, 2, 4, 8):
 # attention-probability site is shown by hand on one head. The toy runs of this chapter use no
 # dropout: they are too short to overfit.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 drop_block = TransformerBlock(d, H, rng=np.random.default_rng(1), dropout=0.1,
                               dropout_rng=np.random.default_rng(5))
@@ -139,7 +139,7 @@ P_drop = F.dropout(P, 0.1, np.random.default_rng(6)).data      # (64, 16, 16): 6
 print(f"attention dropout p = 0.1: fraction of weights zeroed {np.mean(P_drop == 0):.2f}, "
       f"mean row sum {P_drop.sum(-1).mean():.2f} (1 in expectation, not per row)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The decoder-only language model
 #
 # A GPT-style LM stacks the blocks between an embedding table and an output head:
@@ -156,7 +156,7 @@ print(f"attention dropout p = 0.1: fraction of weights zeroed {np.mean(P_drop ==
 # of layers $L$, the width $d$ and the number of heads $h$ ("通过增加层数L、宽度d、头数h线性扩展容量").
 # Counting parameters tells a more precise story:
 
-# %% tags=["ledger-04-s3"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-04-s3"]
 # NBVAL_CHECK_OUTPUT
 V = 256
 print(f"{'layers':>6} {'d_model':>7} {'heads':>5} {'parameters':>11}")
@@ -165,7 +165,7 @@ for n_layers, width, heads in [(2, 128, 4), (4, 128, 4), (8, 128, 4), (2, 256, 4
     n = TransformerLM(V, width, n_layers, heads, 128).num_parameters()
     print(f"{n_layers:>6} {width:>7} {heads:>5} {n:>11,}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Doubling the layers adds a fixed amount per layer ($12d^2+9d$, linear); doubling $d$ roughly
 # quadruples the block parameters (quadratic); the head count changes nothing. The first row is the
 # reference configuration timed in `benchmarks/train_step.py`.
@@ -175,7 +175,7 @@ for n_layers, width, heads in [(2, 128, 4), (4, 128, 4), (8, 128, 4), (2, 256, 4
 # (全局感受野, section 1.3) holds for encoders (BERT) but not for GPT. A direct test: change the
 # tokens after position 5 and compare the logits before it.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 lm = TransformerLM(V, 32, 2, 4, 16, rng=np.random.default_rng(2)).eval()
 tok = rng.integers(0, V, size=(1, 12))
@@ -185,7 +185,7 @@ l1, l2 = lm(tok).data, lm(tok2).data
 print("logits at positions 0-4 unchanged:", np.array_equal(l1[0, :5], l2[0, :5]))
 print("logits at positions 5-11 changed: ", bool(np.all(np.abs(l1[0, 5:] - l2[0, 5:]).max(-1) > 1e-4)))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Data: toy tasks with masked targets
 #
 # A toy task is a sequence `prompt SEP answer` (`SEP = 0`). The model reads `inputs = seq[:-1]` and
@@ -194,13 +194,13 @@ print("logits at positions 5-11 changed: ", bool(np.all(np.abs(l1[0, 5:] - l2[0,
 # length $n$, the answer token at input position $n + t$ is the prompt token at position $t$:
 # reading it requires attending exactly $n$ positions back.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 inputs, targets = copy_task(2, 5, 10, np.random.default_rng(3))
 print("inputs :", inputs[0])
 print("targets:", targets[0])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Training on copy
 #
 # `train(model, opt, batch_fn, steps, ...)` draws a fresh batch from `batch_fn(rng)` at each step,
@@ -217,7 +217,7 @@ print("targets:", targets[0])
 # $\min(1, c/\lVert g\rVert)$ with $\lVert g\rVert$ the norm over every parameter at once, so one
 # bad batch cannot throw the weights far; the direction is kept. Both on numbers we can check by hand:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 w_demo = ta.nn.Parameter(np.array([1.0, -2.0]))
 w_demo.grad = np.array([0.5, 3.0])
@@ -230,11 +230,11 @@ print("norm before clipping:", ta.optim.clip_grad_norm([g1, g2], 1.0),
       "| after:", np.round(np.sqrt((g1.grad ** 2).sum() + (g2.grad ** 2).sum()), 6),
       "| direction kept:", np.round(g1.grad, 6), np.round(g2.grad, 6))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # All randomness in `train` comes from one seeded generator, so the run below is reproducible. A
 # two-layer model with two heads of size 16 is enough.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 N_COPY, V_COPY, STEPS = 8, 10, 200
 copy_lm = TransformerLM(V_COPY, 32, 2, 2, 2 * N_COPY, positional="rope", rng=np.random.default_rng(0))
 opt = ta.optim.AdamW(copy_lm.parameters(), lr=3e-3)
@@ -243,12 +243,12 @@ copy_hist = train(copy_lm, opt, copy_batches, STEPS, seed=0, desc="copy",
                   lr_schedule=lambda s: ta.optim.warmup_cosine(s, 20, STEPS, 3e-3, 3e-4),
                   eval_fn=lambda m: {"val loss": evaluate_lm(m, copy_batches)}, eval_every=40)
 
-# %%
+# %% slideshow={"slide_type": "-"}
 ax = vt.plot_history(copy_hist, eval_key="val loss", label="copy, train")
 ax.set_title("copy task: 2 layers, 2 heads, d = 32")
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 x_test, y_test = copy_task(500, N_COPY, V_COPY, np.random.default_rng(123))
 with ta.no_grad():
@@ -268,7 +268,7 @@ print(f"final validation loss below 0.05 nats: {final_val < 0.05} (perplexity be
 print(f"greedy answers on 500 fresh prompts: token accuracy >= 0.99: {tok_acc >= 0.99}, "
       f"whole answers >= 0.95: {seq_acc >= 0.95}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # **The $\ln V$ check.** An untrained model's logits are small, so its prediction is close to
 # uniform over the $V$ symbols and the first loss should be close to $\ln V$, here $\ln 10 = 2.30$.
 # It is slightly above: for logits that vary with variance $\sigma^2$ independently of the target,
@@ -286,7 +286,8 @@ print(f"greedy answers on 500 fresh prompts: token accuracy >= 0.99: {tok_acc >=
 # 1. Between the two sits a plateau worth recognising: a model that has learned that answers are
 # one of the 9 content symbols (never `SEP = 0`) but not *which* one has loss $\ln 9 = 2.20$,
 # perplexity 9. The warm-up experiment below shows a run stuck on that plateau.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Why pre-norm? A warm-up experiment
 #
 # Section 1 quoted Xiong et al. (2020): post-norm puts large gradients on the last layers at
@@ -295,7 +296,7 @@ print(f"greedy answers on 500 fresh prompts: token accuracy >= 0.99: {tok_acc >=
 # clipping: pre-norm without warm-up, post-norm without warm-up, and post-norm with a 40-step linear
 # warm-up.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 deep_runs = {}
 for norm, warm in (("pre", 0), ("post", 0), ("post", 40)):
     deep = TransformerLM(V_COPY, 32, 8, 2, 2 * N_COPY, norm=norm, rng=np.random.default_rng(0))
@@ -315,13 +316,13 @@ ax.set_title("8 layers, lr 1e-2, copy task")
 ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Compare the three final losses printed above: in this run post-norm without warm-up stays on the
 # plateau near $\ln 9 \approx 2.2$ (it has not learned to copy), the same model with a warm-up learns
 # the task, and pre-norm learns it with no warm-up at all. This is the behaviour Xiong et al. (2020)
 # predict; one seed and one toy task show it, they do not measure how general it is.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Attention maps of the trained heads
 #
 # What did the heads learn? For one test prompt we draw every head's attention (rows: queries,
@@ -329,7 +330,7 @@ plt.show()
 # lands exactly $n = 8$ positions back (where the token to copy sits), $n - 1$ back (the token
 # *after* it), and 1 back (the previous token).
 
-# %% tags=["ledger-04-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-04-s6"]
 maps = copy_lm.attention_maps(x_test[:1])
 labels = [str(t) for t in x_test[0]]
 for layer, mp in enumerate(maps):
@@ -337,7 +338,7 @@ for layer, mp in enumerate(maps):
                   suptitle=f"copy model, layer {layer}")
     plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 all_maps = copy_lm.attention_maps(x_test)
 print("every map is exactly zero above the diagonal (causal):",
       all(np.all(np.triu(mp, k=1) == 0) for mp in all_maps))
@@ -350,7 +351,7 @@ for layer, mp in enumerate(all_maps):
         back_1 = mp[:, head, queries, queries - 1].mean()
         print(f"{layer:>5} {head:>4} {back_n:>11.2f} {back_n1:>13.2f} {back_1:>11.2f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # The answer half of the maps shows the copy pattern: a diagonal offset from the main one by the
 # prompt length (the heads trace "the token I must write next sits $n$ positions back"). Which head
 # carries it, and how sharply, depends on the run; the table above gives this run's numbers: both
@@ -373,7 +374,8 @@ for layer, mp in enumerate(all_maps):
 # $n$ back from relative position alone, and in this run that is what they do: a positional copy,
 # not an induction head. (A task whose offset changes from sequence to sequence would force the
 # content-based circuit.)
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Cross-attention: an encoder-decoder in a few lines
 #
 # Everything so far was **self**-attention: queries, keys and values come from the same sequence.
@@ -386,7 +388,7 @@ for layer, mp in enumerate(all_maps):
 # symbol then its own previous outputs (teacher forcing). The training loop is written out, with
 # the AdamW step and the clipping of section 5.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 LS, LT, V_S2S = 8, 5, 10          # source length (keys Lk), target length (queries Lq), vocabulary
 BOS = V_S2S                        # the decoder's start symbol (an extra input-only token)
 
@@ -438,7 +440,7 @@ src_t, tgt_in_t, tgt_t = reverse_batch(np.random.default_rng(1), 200)
 with ta.no_grad():
     s2s_logits, cross_w = s2s.eval()(src_t, tgt_in_t, need_weights=True)
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print("cross-attention weights (B, H, Lq, Lk):", cross_w.shape)
 print(f"first-step loss {s2s_loss[0]:.2f} vs ln V = {np.log(V_S2S):.2f}: within 0.1: {abs(s2s_loss[0] - np.log(V_S2S)) < 0.1}")
@@ -447,7 +449,7 @@ hits = cross_w[:, :, np.arange(LT), LS - 1 - np.arange(LT)]         # query t ->
 print(f"cross-attention mass on the source symbol being written, per head >= 0.8: "
       f"{bool(np.all(hits.mean(axis=(0, 2)) >= 0.8))}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
 for h_, ax in enumerate(axes):
     va.plot_attention(cross_w[:, h_].mean(0), ax=ax, title=f"cross-attention head {h_} (mean of 200)",
@@ -458,11 +460,12 @@ fig.tight_layout()
 plt.show()
 print(f"clipped steps (grad norm > 1): {np.mean(np.array(s2s_norm) > 1):.0%} of 300")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The map is $L_q \times L_k = 5 \times 8$, not square: output $t$ reads source position
 # $L_k - 1 - t$, the anti-diagonal, which is the symbol it writes. Nothing in the decoder's own
 # causal self-attention could provide it: the source exists only on the encoder side.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. A character-level LM on Python's own source code
 #
 # `CharCorpus` reads a fixed list of modules from the standard library of the Python running this
@@ -470,7 +473,7 @@ print(f"clipped steps (grad norm > 1): {np.mean(np.array(s2s_norm) > 1):.0%} of 
 # validation set. Nothing is downloaded or copied into the repository; the exact text depends on
 # your Python version, so the numbers in this section are not checked by CI.
 
-# %% tags=["ledger-04-s7"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-04-s7"]
 corpus = CharCorpus(max_chars=200_000)
 print(f"{len(corpus.text):,} characters, vocabulary of {corpus.vocab_size} symbols")
 print(repr(corpus.text[2000:2160]))
@@ -478,11 +481,11 @@ counts = np.bincount(corpus.train_data, minlength=corpus.vocab_size) / len(corpu
 unigram = -np.sum(counts[counts > 0] * np.log(counts[counts > 0]))
 print(f"unigram entropy (a model that ignores context): {unigram:.3f} nats/char")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # A small model (2 layers, 4 heads, $d = 64$, context 64, RoPE), trained for `CHAR_STEPS = 200` steps.
 # The validation loss is computed on the held-out tail of the text on fixed batches.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 CTX, CHAR_STEPS = 64, 200
 char_lm = TransformerLM(corpus.vocab_size, 64, 2, 4, CTX, rng=np.random.default_rng(0))
 char_opt = ta.optim.AdamW(char_lm.parameters(), lr=3e-3, weight_decay=0.01)
@@ -491,7 +494,7 @@ char_hist = train(char_lm, char_opt, corpus.batch_fn(12, CTX), CHAR_STEPS, seed=
                   lr_schedule=lambda s: ta.optim.warmup_cosine(s, 20, CHAR_STEPS, 3e-3, 3e-4),
                   eval_fn=lambda m: {"val loss": evaluate_lm(m, val_batches, n_batches=2)}, eval_every=50)
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 ax = vt.plot_history(char_hist, eval_key="val loss", label="stdlib chars, train", log_y=False)
 ax.axhline(unigram, color="gray", ls="--", lw=1, label="unigram entropy")
 ax.legend()
@@ -502,12 +505,13 @@ print(f"first-step loss {char_hist['loss'][0]:.2f} vs ln V = ln {corpus.vocab_si
 print(f"final validation loss {char_val:.3f} nats/char vs unigram {unigram:.3f}")
 print(f"perplexity: model {np.exp(char_val):.1f}, unigram {np.exp(unigram):.1f}, uniform {corpus.vocab_size}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Below the unigram line, the model uses context. In perplexity terms (printed above, for the
 # stored run): at each step the model hesitates between about 10 characters, the context-free
 # unigram model between about 23, a uniform guess between all 96. The first-step loss sits a little
 # above $\ln 96$ again, as the $\ln V + \sigma^2/2$ rule of section 5 expects.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Sampling: temperature, top-k, top-p
 #
 # `generate` feeds back its own samples. Three knobs shape the distribution each character is
@@ -523,7 +527,7 @@ print(f"perplexity: model {np.exp(char_val):.1f}, unigram {np.exp(unigram):.1f},
 # Everything outside the kept set gets probability 0 and the rest is renormalised. On one
 # made-up next-character distribution:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 demo_logits = np.log(np.array([[0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02]]))
 for label, kw in [("T = 1", {}), ("T = 0.5", {"temperature": 0.5}), ("T = 2", {"temperature": 2.0}),
@@ -531,20 +535,20 @@ for label, kw in [("T = 1", {}), ("T = 0.5", {"temperature": 0.5}), ("T = 2", {"
                   ("top-p 0.85", {"top_p": 0.85})]:
     print(f"{label:>9}: {np.round(sampling_probs(demo_logits, **kw)[0], 3)}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With top-p 0.7 the set is the first three tokens (0.40 + 0.25 = 0.65 < 0.7, the third brings
 # the total to 0.80); with 0.85, four (0.80 < 0.85, the fourth brings it to 0.90). Exercises 04.4 and 04.5 ask you to write this distribution and the draw.
 # Now samples from the character model, prompted with `"    def "` (`generate` decodes
 # against a KV cache, [chapter 08](08_kv_cache.ipynb); `use_cache=False` recomputes the whole context per character):
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 prompt = corpus.encode("    def ")
 for temperature in (0.5, 1.0):
     out = char_lm.generate(prompt, 120, temperature=temperature, top_k=10, rng=np.random.default_rng(0))
     print(f"--- temperature {temperature}, top-k 10 ---")
     print(corpus.decode(out))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # What 200 steps have learned, in the stored run (the corpus comes from your Python's standard
 # library, so your text may differ): at $T = 0.5$ the sample is a single line of short
 # English-looking words separated by single spaces ("the", "that", "are", "its", "is" recur), with
@@ -555,13 +559,13 @@ for temperature in (0.5, 1.0):
 # word): at a perplexity near 10 the model has learned spelling-level statistics and the layout of
 # lines, not Python's syntax. More steps and a longer context are what it would take (the same loop, a larger budget).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The trained character heads, on a stretch of real code: the weight sits in bands just left of the
 # diagonal, i.e. on the last few characters; the figure shows how far back each head reaches. The meeting analogy of section 3.2 gives
 # illustrative proportions ("your own idea 70% + those who agree 20% + the opponents 10%"); they are
 # not a measurement. What real heads give to the token itself is measured below.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 snippet = corpus.encode(corpus.text[4000:4000 + 48])[None, :]
 char_maps = char_lm.attention_maps(snippet)
 va.plot_heads(char_maps[1][0], ncols=4, size=2.4, suptitle="character LM, layer 1")
@@ -571,7 +575,7 @@ self_weight = np.stack([np.diagonal(mp, axis1=-2, axis2=-1).mean(axis=(0, 2)) fo
 print("mean attention each head gives to its own position (rows: layers):")
 print(np.round(self_weight, 2))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Checkpoints that round-trip exactly
 #
 # `save_checkpoint` writes the parameters, the optimizer's moment estimates and step counts, the
@@ -579,7 +583,7 @@ print(np.round(self_weight, 2))
 # place. Loading into a freshly initialised model gives bit-identical logits, and the next training
 # step of the restored copy equals the original's.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 with tempfile.TemporaryDirectory() as tmp:
     path = Path(tmp) / "copy.npz"
@@ -596,7 +600,7 @@ with tempfile.TemporaryDirectory() as tmp:
     same = all(np.array_equal(p.data, q.data) for p, q in zip(copy_lm.parameters(), fresh.parameters()))
     print("identical parameters after one more step:", same)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 9. Generation and the context window, per encoding
 #
 # `generate` crops the context to the last `max_len` tokens. For a learned table this is forced:
@@ -604,7 +608,7 @@ with tempfile.TemporaryDirectory() as tmp:
 # cropping keeps every position inside the range seen in training; what happens beyond it is
 # measured in [chapter 05](05_length_extrapolation.ipynb#encodings).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 learned = TransformerLM(V_COPY, 16, 1, 2, 8, positional="learned")
 try:
@@ -616,7 +620,7 @@ for pos in ("rope", "alibi", "t5", "nope", "sinusoidal"):
     m_ = TransformerLM(V_COPY, 16, 1, 2, 8, positional=pos)
     print(f"{pos:>10}, length 20 > max_len = 8: logits {m_(np.zeros((1, 20), dtype=np.int64)).shape}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 10. How fast is a NumPy training step?
 #
 # `benchmarks/train_step.py` times one step (forward, backward, AdamW) of the reference model of §3
@@ -624,7 +628,7 @@ for pos in ("rope", "alibi", "t5", "nope", "sinusoidal"):
 # model written in PyTorch eager, on the same number of threads, alternating the two step by step.
 # This cell reads the committed result rather than timing anything (timings vary by machine).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 candidates = [Path(p) / "benchmarks" / "results" / "train_step.json" for p in ("..", ".")]
 bench_path = next((c for c in candidates if c.exists()), candidates[0])
 if bench_path.exists():
@@ -636,7 +640,7 @@ if bench_path.exists():
 else:
     print("no committed benchmark result found at", bench_path)
 
-# %% [markdown] tags=["ledger-04"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-04"]
 # ## Claims ledger
 #
 # | source claim (section) | what we measured (cell) | verdict |
@@ -657,7 +661,7 @@ else:
 # of the reference model runs within the ratio printed in §10 of PyTorch eager on the same threads
 # (target: at most 2x).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Your turn: the exercises
 #
 # Open `exercises/ch04_transformer.py` and replace each `raise NotImplementedError(...)`:

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # Chapter 05: Length extrapolation (长度外推)
 #
 # A model is trained on sequences of length $L$. What happens when it reads $2L$, $4L$, $8L$
@@ -23,7 +23,7 @@
 # `benchmarks/results/extrapolation.json`, which this notebook reads. Without that file the notebook
 # runs a reduced version (one seed, shorter training) instead.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import json
 import math
@@ -39,7 +39,7 @@ from tinyattn.viz import setup_notebook
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="task"></a>
 #
 # ## 1. A task where far tokens matter
@@ -51,7 +51,7 @@ rng = np.random.default_rng(0)
 # the answers are scored. A card can be anywhere, so at test length $8L$ most cards lie further back
 # than any distance the model saw in training. A model that does not reach them answers at chance.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 cfg = X.ExtrapolationConfig()
 t = cfg.task
@@ -79,7 +79,7 @@ print(f"training length L = {cfg.train_len}, test lengths {cfg.lengths}; vocabul
 print(f"model: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads, {cfg.steps} AdamW steps "
       f"of {cfg.batch} sequences at lr {cfg.lr}, seeds {list(cfg.seeds)}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="encodings"></a>
 #
 # ## 2. Six encodings, one budget, four lengths
@@ -89,7 +89,7 @@ print(f"model: d_model {cfg.d_model}, {cfg.n_layers} layers, {cfg.n_heads} heads
 # a gradient and keep their random initialisation (a learned table has nothing to say about
 # positions it never saw). Loss is the mean cross-entropy of the scored answers in nats.
 
-# %% tags=["ledger-05-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-05-s2"]
 candidates = [Path(p) / "benchmarks" / "results" / "extrapolation.json" for p in ("..", ".")]
 res_path = next((c for c in candidates if c.exists()), None)
 if res_path is not None:
@@ -106,7 +106,7 @@ LENGTHS = res["config"]["lengths"]
 L_TRAIN = res["config"]["train_len"]
 SEEDS = res["config"]["seeds"]
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 def row(runs, key):
     return [X.summary(runs, n, key) for n in LENGTHS]
@@ -117,7 +117,7 @@ for key in ("loss", "acc"):
     for enc, runs in res["encodings"].items():
         print(f"{enc:<11}" + "".join(f"{m:8.3f} [{lo:.2f},{hi:.2f}]" for m, lo, hi in row(runs, key)))
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 bucket = P.t5_relative_bucket(-np.arange(8 * L_TRAIN), bidirectional=False)   # key - query <= 0
 print(f"T5 buckets (32 buckets, max_distance 128): distances 0..{L_TRAIN - 1} -> buckets "
@@ -127,7 +127,7 @@ slopes = P.alibi_slopes(cfg.n_heads)
 print("ALiBi slopes", slopes.tolist(), "; bias at distance", L_TRAIN - 1, ":",
       [f"{-m * (L_TRAIN - 1):.2f}" for m in slopes], "; at distance 200:", [f"{-m * 200:.2f}" for m in slopes])
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 def plot_lengths(ax, entries, key, title):
     for name, runs in entries.items():
         s = np.array(row(runs, key))
@@ -148,7 +148,7 @@ fig.suptitle("six encodings trained at L, tested at 2L, 4L, 8L (bars: min..max o
 plt.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **What we see** (numbers from the table above). At the training length every encoding solves the
 # task (accuracy 0.97 to 0.99). Beyond it they split:
 #
@@ -176,7 +176,7 @@ plt.show()
 # WikiText-103. Unscaled RoPE is **not** a length-extrapolating encoding. Why it breaks, and how
 # to repair it without retraining, is the rest of the chapter.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="which-pairs"></a>
 #
 # ## 3. Which RoPE pairs go out of distribution? (source 3.7, 4.3 defect 2)
@@ -197,7 +197,7 @@ plt.show()
 # pair for our toy ($d_{head} = 16$, base 100, $L = 32$) and for a Llama-2-sized head
 # ($d_{head} = 128$, base $10^4$, $L = 4096$):
 
-# %% tags=["ledger-05-s3"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-05-s3"]
 # NBVAL_CHECK_OUTPUT
 head_dim, base = cfg.d_model // cfg.n_heads, cfg.rope_base
 for name, d_, b_, L_ in (("toy", head_dim, base, L_TRAIN), ("Llama-2 head", 128, 10000.0, 4096)):
@@ -209,7 +209,7 @@ for name, d_, b_, L_ in (("toy", head_dim, base, L_TRAIN), ("Llama-2 head", 128,
     print(f"  pairs that complete less than one turn within L (out of distribution at 4L): "
           f"{slow[0]}..{slow[-1]} ({len(slow)} of {d_ // 2})")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 th = P.rope_inv_freq(head_dim, base)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), subplot_kw={"projection": "polar"})
 for ax, i in zip(axes, (0, head_dim // 2 - 1)):
@@ -224,19 +224,19 @@ fig.suptitle("angles m*theta_i: the fast pair has seen them all, the slow pair m
 plt.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Measured on a trained model.** We retrain the seed-0 RoPE model of §2 here (same seed, same
 # code: its loss at $L$ must equal the stored one), then evaluate it at $4L$ four ways, changing only
 # the frequency table: plain; only the **slow** pairs ($r_i < 1$) interpolated ($\theta_i/4$, so
 # their angles at $4L$ stay inside the training arc); only the **fast** pairs interpolated; all of
 # them (PI).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 model, _ = X.train_model(cfg, "rope", 0, progress=True)
 full = not res.get("reduced") and 0 in SEEDS       # the stored numbers come from the same model
 stored = res["encodings"]["rope"][0]["eval"][str(L_TRAIN)]["loss"] if full else float("nan")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 print(f"retrained seed 0 at L: loss {X.evaluate(model, cfg, L_TRAIN)['loss']:.4f}, stored {stored:.4f}")
 turns = L_TRAIN * th / (2 * math.pi)
@@ -250,7 +250,7 @@ for name, inv in variants.items():
     print(f"{name:<20} at 4L: loss {e['loss']:.3f}, accuracy {e['acc']:.3f}")
 model.set_rope_scaling(None)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The retrained model reproduces the stored loss. Interpolating only the five slow pairs brings the
 # loss at $4L$ from 3.78 down to 0.33, close to what interpolating all pairs (PI) does (0.29);
 # interpolating only the three fast pairs leaves it at 3.82. The failure lives in the low
@@ -263,7 +263,7 @@ model.set_rope_scaling(None)
 # slow pairs) and leave the treble alone. With chapter 03's clock gears (3.3): a slow hand that never
 # completed a lap during training shows, past the end of training, a position it has never shown.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="methods"></a>
 #
 # ## 4. Four ways to stretch RoPE, from their papers
@@ -288,7 +288,7 @@ model.set_rope_scaling(None)
 # (our choice, labelled in the figure). Llama 3.1's scaling (a kept band, a divided band and a
 # blend, by wavelength) is drawn for comparison.
 
-# %% tags=["ledger-05-s4"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-05-s4"]
 def source_yarn(d_, s, L_, b_=10000.0, beta_t=None):
     """The source text's 4.2 formula (and, with beta_t, its 4.3 'temperature'): theta * s on fast pairs."""
     th_ = P.rope_inv_freq(d_, b_)
@@ -328,7 +328,7 @@ axes[1].legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 inv, att = P.scaled_rope(128, "yarn", 8.0, 4096)
 lo, hi = P.yarn_ramp_range(128, 4096)
@@ -343,7 +343,7 @@ for L_cur in (2048, 4096, 8192, 32768):
     same = np.allclose(P.scaled_rope(128, "dynamic", 2.0, 4096, seq_len=L_cur)[0], P.rope_inv_freq(128, b_dyn))
     print(f"dynamic NTK (factor 2) at length {L_cur:>5}: base {b_dyn:9.0f}  (closed form matches: {same})")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Dynamic NTK (source 4.3's "优化2") is stated there as $b = 10000\,(L_{current}/L_{train})^{d/(d-2)}$,
 # which is NTK-aware scaling with $s = L_{current}/L_{train}$, i.e. Hugging Face's `dynamic` at
 # factor 1 (our test `test_dynamic_factor_one_is_ntk_at_current_length` checks the identity). The
@@ -353,7 +353,7 @@ for L_cur in (2048, 4096, 8192, 32768):
 # The exercises ask you to write PI, the NTK base, YaRN's ramp and frequencies, and one dynamic-NTK
 # step; the graded tests compare them with `scaled_rope`.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="measured"></a>
 #
 # ## 5. Measured: PI, NTK, dynamic NTK and YaRN on the trained RoPE models
@@ -365,7 +365,7 @@ for L_cur in (2048, 4096, 8192, 32768):
 # model is fine-tuned for 40 steps (batch 8) at length $4L$ with the method's frequencies; the
 # control "none" is fine-tuned the same way with plain RoPE.
 
-# %% tags=["ledger-05-s5"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-05-s5"]
 # NBVAL_CHECK_OUTPUT
 # our toy at s = 4: how much each method slows every pair, and how far the slow pairs' angles reach at
 # 4L, in units of the largest angle they reached in training (1.00 = still inside the training arc)
@@ -377,7 +377,7 @@ for m in ("linear", "ntk", "yarn"):
     print(f"{'':<6} reach at 4L " + "".join(f"{4 * b / a:6.2f}" if sl else "     -"
                                           for a, b, sl in zip(th, inv, slow)))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 for stage in ("zero_shot", "finetuned"):
     print(stage, "- loss (mean [min, max] over seeds)")
@@ -395,12 +395,12 @@ na = np.array([r["eval"][four]["acc"] for r in n_runs])
 print(f"accuracy at 4L: unscaled {na.mean():.3f} (range {na.min():.3f}..{na.max():.3f}), "
       f"YaRN {ya.mean():.3f} (range {ya.min():.3f}..{ya.max():.3f})")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same check live, on the seed-0 model retrained in §3: `set_rope_scaling` with YaRN must give
 # the stored zero-shot number; and the source's 4.2 version of YaRN (fast pairs sped up by $s$, slow
 # pairs kept, drawn in §4) is evaluated the same way.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 model.set_rope_scaling({"method": "yarn", "factor": 4.0})
 e = X.evaluate(model, cfg, 4 * L_TRAIN)
@@ -412,7 +412,7 @@ e = X.evaluate(model, cfg, 4 * L_TRAIN)
 print(f"seed 0, source-text 'YaRN' (theta*s on fast pairs) at 4L: loss {e['loss']:.3f}, accuracy {e['acc']:.3f}")
 model.set_rope_scaling(None)
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(2, 2, figsize=(10, 6.4), sharex=True)
 for col, stage in enumerate(("zero_shot", "finetuned")):
     plot_lengths(axes[0, col], res[stage], "loss", f"{stage.replace('_', '-')}: loss (nats)")
@@ -424,7 +424,7 @@ fig.suptitle("RoPE models trained at L, stretched with PI (linear), NTK, dynamic
 plt.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # **Zero-shot** (left). At $4L$, the length the static methods were set for, YaRN brings the loss
 # from 3.71 (unscaled, 3 seeds 3.64..3.78) down to 0.14 (0.11..0.16), a 23- to 35-fold reduction
 # in every seed, and accuracy from 0.32 to 0.95. The source's backwards version makes the seed-0
@@ -450,7 +450,7 @@ plt.show()
 # NTK, unscaled worst) is what we measure at $2L$ and $4L$; the numbers themselves are not
 # comparable (their perplexities on text, ours answer losses on a lookup task).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="entropy"></a>
 #
 # ## 6. Attention entropy grows with length; the temperature pulls it back (source 4.2, 4.3)
@@ -462,7 +462,7 @@ plt.show()
 # length (2.7 at 1024 to 1.2 at 8192), without a source. We measure the mean entropy of the last
 # layer's attention at the answer queries, for the three seeds' RoPE models.
 
-# %% tags=["ledger-05-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-05-s6"]
 # NBVAL_CHECK_OUTPUT
 ent = res["entropy"]
 print(f"YaRN s=4: logits x (0.1 ln 4 + 1)^2 = {(0.1 * math.log(4) + 1) ** 2:.4f}")
@@ -474,7 +474,7 @@ for m in ("yarn_no_temp", "yarn"):
     e4 = np.mean([r["eval"][four]["loss"] for r in res["zero_shot"][m]])
     print(f"loss at 4L, {m}: {e4:.3f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 ax.plot(LENGTHS, [math.log(n) for n in LENGTHS], "k--", label="ln n (uniform)")
 for m in ("none", "yarn_no_temp", "yarn"):
@@ -489,14 +489,14 @@ ax.legend(fontsize=7)
 plt.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The entropy **grows** with length for every variant (the opposite of the source's table), and
 # the temperature lowers it at every length. At $4L$ YaRN with its temperature has a loss of 0.140
 # against 0.398 without it: on this task the temperature is worth a factor of almost 3 in loss. The
 # source's 4.3 table reports the same direction (YaRN frequency only 12.9, with temperature 11.8
 # PPL, no source).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # <a id="unsourced"></a>
 #
 # ## 7. What the source adds that we could not find
@@ -509,7 +509,7 @@ plt.show()
 # **The per-dimension temperature** $t_i$ (4.3) is not in YaRN (§4): YaRN's temperature is one
 # scalar per model, $0.1\ln s + 1$ on cos and sin.
 
-# %% [markdown] tags=["ledger-05"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-05"]
 # <a id="ledger"></a>
 #
 # ## Claims ledger
@@ -531,7 +531,7 @@ plt.show()
 # | Grouped RoPE, document NLI 78.2% → 79.8% (4.3) | §7: no published method found | unsourced |
 # | perplexity by dimension band (4.3) | §3 measures the opposite band | unsourced, contradicted |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch05_length_extrapolation.py`: PI frequencies, the NTK base change, YaRN's ramp and

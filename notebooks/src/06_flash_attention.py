@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 06 · FlashAttention on the CPU: IO, online softmax, loop orders, backward, O(N) memory
 #
 # Standard attention writes the whole $N\times N$ score matrix to memory and reads it back.
@@ -21,7 +21,7 @@
 # Library: `tinyattn.flash` (`flash_attention`, `flash_attention_backward`, `HBMCounter`,
 # `flash_attention_numba`, `flash_sdpa`).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # tiles are small: threaded BLAS only adds overhead
 %config InlineBackend.figure_formats = ['png']
@@ -49,7 +49,7 @@ def dense_attention(q, k, v, is_causal=False):
     p = np.exp(s - s.max(-1, keepdims=True))
     return p / p.sum(-1, keepdims=True) @ v
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The memory hierarchy (内存层次) and the cache analogy
 #
 # The source text's analogy (3.4): sorting 10,000 photos with a big slow **disk** (HBM) and a
@@ -72,14 +72,14 @@ def dense_attention(q, k, v, is_causal=False):
 # sees its own SM's ~100–200 KB. That per-SM size is the $M$ of the IO analysis below. We use
 # $M = 98{,}304$ elements (192 KB of fp16), the value REFERENCE.md uses for its exact counts.
 
-# %% tags=["ledger-06-s1"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s1"]
 # NBVAL_CHECK_OUTPUT
 print(f"A100: 108 SMs x 192 KB = {108 * 192 / 1024:.1f} MB of L1/shared in total")
 print(f"photo analogy: 1e4 x 1e4 fp32 scores = {1e4 * 1e4 * 4 / 1e6:.0f} MB")
 M = 98_304
 print(f"M = {M} elements = {M * 2 // 1024} KB in fp16")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Standard attention's HBM traffic
 #
 # The three-kernel implementation (`S = QKᵀ`, `P = softmax(S)`, `O = PV`) moves, in elements:
@@ -92,7 +92,7 @@ print(f"M = {M} elements = {M * 2 // 1024} KB in fp16")
 # says "about 1.6 TB" at $N = 4096$, $d = 64$. $2N^2d$ is the number of *FLOPs* of $QK^\top$,
 # not memory traffic; and neither count gives 1.6 TB:
 
-# %% tags=["ledger-06-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s2"]
 # NBVAL_CHECK_OUTPUT
 N, d = 1024, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -105,7 +105,7 @@ source = 6 * N**2 + 2 * N**2 * d
 print(f"N=4096, d=64: 4Nd + 4N^2 = {right:,} elements = {right * 2 / 1e6:.0f} MB in fp16 (per head)")
 print(f"source text's 6N^2 + 2N^2 d = {source:,} elements = {source * 2 / 1e9:.1f} GB in fp16; claimed 1.6 TB")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The online softmax (在线Softmax), derived and proved
 #
 # Safe softmax needs the row maximum $m$ before the first exponential. The online version
@@ -133,7 +133,7 @@ print(f"source text's 6N^2 + 2N^2 d = {source:,} elements = {source * 2 / 1e9:.1
 #
 # Check on streams: random, huge (±1e4) and with masked (-inf) entries, any block size:
 
-# %% tags=["ledger-06-s3"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-06-s3"]
 # NBVAL_CHECK_OUTPUT
 streams = {
     "normal": rng.standard_normal((4, 1000)),
@@ -149,11 +149,11 @@ for name, x in streams.items():
         worst = max(worst, np.abs(m - mx).max(), np.abs(l / l_ref - 1).max())
     print(f"{name:>12}: max |online - two-pass| over block sizes 1, 7, 64, 1000 below 1e-12: {worst < 1e-12}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # How the statistics evolve along one stream: $m$ jumps at each new maximum, and at that moment
 # $\ell$ is **rescaled down** by $e^{m - m'}$ (the source text: "m变化时需重新缩放之前的累积和").
 
-# %%
+# %% slideshow={"slide_type": "-"}
 x = rng.standard_normal(60) * 2
 ms, ls = [], []
 m, l = -np.inf, 0.0
@@ -171,7 +171,7 @@ for t in np.flatnonzero(np.diff(ms) > 0) + 1:
 ax[1].set_title("red: m increased, l rescaled", fontsize=9)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. The source text's tile pseudocode is wrong
 #
 # Step 3 of section 2.3 keeps the right statistics ($m_{new}$, $\ell_{new}$ are correct) but updates
@@ -183,7 +183,7 @@ plt.tight_layout(); plt.show()
 # `final_divide=False` dropping the last line), on standard-normal $Q, K, V$, $N = 256$, $d = 64$,
 # blocks of 64:
 
-# %% tags=["ledger-06-s4"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s4"]
 # NBVAL_CHECK_OUTPUT
 N, d = 256, 64
 q, k, v = (rng.standard_normal((N, d)) for _ in range(3))
@@ -195,7 +195,7 @@ print(f"source text, literal:             max |error| = {np.abs(wrong - ref).max
 print(f"source text, without the final /l: max |error| = {np.abs(wrong_nodiv - ref).max():.2f}")
 print(f"fixed (rescale P~V by e^(m~-m')): max |error| below 1e-12: {np.abs(fixed - ref).max() < 1e-12}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The fix (REFERENCE section 4, FlashAttention-2 form): with $\tilde P = e^{S_{ij} - m'}$
 # computed against the **new** running max,
 # $$O' = e^{m - m'}O + \tilde P V_j,\qquad \ell' = e^{m-m'}\ell + \mathrm{rowsum}(\tilde P),$$
@@ -203,7 +203,7 @@ print(f"fixed (rescale P~V by e^(m~-m')): max |error| below 1e-12: {np.abs(fixed
 # How the error of the wrong version depends on the number of key blocks (one block: only the
 # double division; more blocks: also the wrong mixing):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 blocks = [256, 128, 64, 32, 16, 8]
 errs = [np.abs(FL.source_text_flash_forward(q, k, v, block_k=b) - ref).max() for b in blocks]
 errs_nd = [np.abs(FL.source_text_flash_forward(q, k, v, block_k=b, final_divide=False) - ref).max()
@@ -217,7 +217,7 @@ ax.semilogy(nb, np.maximum(errs_ok, 1e-17), "^-", label="fixed")
 ax.set_xlabel("number of key blocks $T_c$"); ax.set_ylabel("max |error| vs dense"); ax.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. FA1 vs FA2: which loop is outside?
 #
 # The source text (4.4, 优化1) says the original FlashAttention loops over **Q outside** and
@@ -230,13 +230,13 @@ plt.tight_layout(); plt.show()
 #   query tile, parallel over the sequence), inner loop over K/V. $O_i$, $\ell_i$, $m_i$ stay on chip,
 #   $O$ is divided once, and only $O$ and $\text{lse}$ are written.
 
-# %% tags=["ledger-06-s5"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s5"]
 fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
 vf.plot_loop_order(ax[0], 4, 5, "kv_outer")
 vf.plot_loop_order(ax[1], 4, 5, "q_outer")
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The IO simulator
 #
 # `flash_attention(..., counter=FL.HBMCounter(M))` calls `counter.read(n)` / `counter.write(n)`
@@ -246,7 +246,7 @@ plt.tight_layout(); plt.show()
 # $3Nd + 2N + T_c(3Nd + 4N)$ and the three exact totals of REFERENCE.md (800,768; 9,625,600;
 # 36,544,512 at $M = 98{,}304$):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 rows = []
 for N, d in [(1024, 64), (4096, 64), (4096, 128)]:
@@ -262,14 +262,14 @@ for N, d in [(1024, 64), (4096, 64), (4096, 128)]:
           f"{FL.fa1_io(N, d, M):>11,} | FA2 (same blocks) {c2.total:>11,} | standard {std:>11,} "
           f"({std / c1.total:.1f}x FA1)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Where FA1's traffic goes, by array, at $N = 1024$, $d = 64$: $K$ and $V$ once, but $Q$, $O$, $\ell$,
 # $m$ once **per key block**; FA2 is the mirror image ($Q$ once, $K$ and $V$ once per query block).
 # The source text's FA2 argument ("each K block loaded $N_Q$ times … K/V read only once") describes
 # the trade-off correctly but attaches it to the wrong algorithm, and neither order changes the
 # asymptotic count:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N, d = 1024, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -280,7 +280,7 @@ for order in ("kv_outer", "q_outer"):
     parts = ", ".join(f"{key} {val:,}" for key, val in sorted(cc.by_name.items()))
     print(f"{order:>8}: total {cc.total:,} = {parts}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With FA1's query blocks ($B_r \le d$), the FA2 order re-reads $K$ and $V$ once per query block
 # and moves more than FA1 at $d = 64$. FA2 uses larger query tiles in practice; its gains are
 # parallelism over the sequence and fewer non-matmul FLOPs (Dao 2023), not fewer HBM bytes.
@@ -289,12 +289,12 @@ for order in ("kv_outer", "q_outer"):
 # ($2B_cd + 2B_rd \le 4B_cd \approx M$) and ignores the $B_r\times B_c$ score tile; with it, the peak
 # stays under $M$ at $d = 64$ but exceeds it at $d = 128$ (the constants of Theorem 2 hide this):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for N, d, b_r, b_c, *_, peak in rows:
     print(f"N={N:5d} d={d:3d}: peak on-chip elements {peak:,} vs M = {M:,} -> {'fits' if peak <= M else 'exceeds'}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Simulated IO vs Theorem 2
 #
 # Theorem 2 of the FlashAttention paper: standard attention needs $\Theta(Nd + N^2)$ HBM accesses,
@@ -305,7 +305,7 @@ for N, d, b_r, b_c, *_, peak in rows:
 # $4N^2 / (12N^2d^2/M) = M/(3d^2)$, not to a lower power of $N$.
 # Sweep $N$ (fixed $d$, $M$) and $M$ (fixed $N$, $d$), counting the real algorithm:
 
-# %% tags=["ledger-06-s6"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-06-s6"]
 d = 64
 Ns = [2048, 4096]                             # M / d = 1536 <= N: inside Theorem 2's range M <= Nd
 fa1_N, std_N = [], []
@@ -338,7 +338,7 @@ vf.plot_loglog(ax[1], Ms_a, {"FA1 simulated": (fa1_M, "o-"),
                              r"$12N^2d^2/M$": (12 * N**2 * d**2 / Ms_a, "k--")}, "M  (N = 2048, d = 64)")
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 slope_N = np.polyfit(np.log(Ns_a), np.log(fa1_N), 1)[0]
 slope_big = np.polyfit(np.log(Ns_big[-3:]), np.log(fa1_big[-3:]), 1)[0]
@@ -351,12 +351,13 @@ print("FA1 IO / (N^2 d^2 / M) for N = 2k..128k:", ", ".join(f"{t / (n * n * d * 
 print("standard / FA1 over the N sweep:", ", ".join(f"{s / t:.1f}x" for s, t in zip(std_N, fa1_N)),
       f"-> M/(3d^2) = {M / (3 * d * d):.1f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The ratio to $N^2d^2/M$ falls towards $12(1 + 4/(3d))$ as $N$ grows and the local slope rises
 # towards 2: the terms linear in $N$ ($3Nd + 2N$, and the rounding up of $T_c$) still matter at a few
 # thousand tokens, which is why a fit over small $N$ alone can look like a lower power. The slope
 # in $M$ is close to −1. Both are the theorem's $\Theta(N^2d^2/M)$, not the source text's $N^{1.5}$.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. Causal masks: skipping tiles
 #
 # With a causal mask (bottom-right aligned: query $i$ sees keys $j \le i + L_k - L_q$) a tile is
@@ -365,13 +366,13 @@ print("standard / FA1 over the N sweep:", ", ".join(f"{s / t:.1f}x" for s, t in 
 # ideal speedup over computing all $T^2$ is $2T/(T+1)$. The source text (4.4, 缺陷1) calls the
 # waste "25–30%" and the gain "1.4×"; the count says:
 
-# %% tags=["ledger-06-s7"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s7"]
 fig, ax = plt.subplots(1, 2, figsize=(8, 3.2))
 vf.plot_tile_classes(ax[0], FL.classify_tiles(64, 64, 8, 8, is_causal=True), "Lq = Lk = 64, blocks 8")
 vf.plot_tile_classes(ax[1], FL.classify_tiles(40, 64, 8, 8, is_causal=True), "Lq = 40, Lk = 64 (bottom-right)")
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 for T in (4, 8, 32, 64):
     cls = FL.classify_tiles(T * 16, T * 16, 16, 16, is_causal=True)
@@ -387,7 +388,7 @@ FL.flash_attention(q, k, v, block_q=b, block_k=b, counter=cf)
 print(f"source text's example N=4096, B=128: simulator computed {cc.tiles_computed} and skipped {cc.tiles_skipped} "
       f"tiles (T(T+1)/2 = {T*(T+1)//2}); HBM traffic {cc.total / cf.total:.2f} of the non-causal run")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # The FlashAttention-2 paper measures 1.7–1.8× for causal over non-causal on GPU (REFERENCE
 # section 4), close to the ideal. On the CPU, the Numba kernel (`FL.flash_attention_numba`: one
 # parallel task per query block, the key loop stops at the tile holding the diagonal, and inside
@@ -396,7 +397,7 @@ print(f"source text's example N=4096, B=128: simulator computed {cc.tiles_comput
 # score. The committed benchmark (`benchmarks/results/cpu_flash.json`, section 9) timed the kernel
 # with and without the mask, interleaved:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 results_dir = Path(ta.__file__).resolve().parent.parent / "benchmarks" / "results"
 bench = json.loads((results_dir / "cpu_flash.json").read_text())
@@ -410,7 +411,7 @@ for n in Ns_bench:
     print(f"N={n:5d}: causal {r['speedup_vs_noncausal']:.2f}x faster than non-causal; ideal "
           f"{cls.size / (cls != FL.SKIP).sum():.2f}x for the tile products, {n * n / (n * (n + 1) / 2):.2f}x for the exponentials")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # At $N = 4096$ the kernel gains 1.88×, the ideal of its tile products (the exponentials alone
 # would allow 2×), and 1.87× at $N = 8192$ (ideal 1.94×). At $N = 1024$ and 2048 a call lasts one
 # or a few milliseconds and its fixed costs weigh more: 1.34× and 1.64×. The 2.65× at $N = 16384$
@@ -425,7 +426,7 @@ for n in Ns_bench:
 # thread, and each worker takes the next task from a shared atomic counter, longest blocks first
 # (the CPU's version of a GPU kernel's tile scheduler).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 import numba
 
 
@@ -443,10 +444,10 @@ with numba.parallel_chunksize(1):
 print(f"{numba.get_num_threads()} threads ({numba.threading_layer()} layer), chunk size 1; "
       f"the thread that ran each of 16 iterations: {tids}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same comparison on your machine (timings vary, so this cell's output is not checked):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 N, d = 2048, 64
 q, k, v = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
 FL.flash_attention_numba(q[:64], k[:64], v[:64])              # compile (or load the cache) first
@@ -462,7 +463,7 @@ print(f"numba flash N={N}: full {full_ms:.1f} ms, causal {causal_ms:.1f} ms, spe
 out_nb, _ = FL.flash_attention_numba(q, k, v, is_causal=True)
 print(f"max |numba - dense float64| = {np.abs(out_nb - dense_attention(q, k, v, True)).max():.1e}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. The backward pass, with recomputation
 #
 # Training needs $dQ, dK, dV$ from $dO$. With $S = QK^\top s$ ($s$ = scale), $P = \text{softmax}(S)$,
@@ -480,7 +481,7 @@ print(f"max |numba - dense float64| = {np.abs(out_nb - dense_attention(q, k, v, 
 # `FL.flash_attention_backward` does this tile by tile. Check against central finite differences
 # of $L = \sum O\odot W$ and against the dense float64 gradients:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 Lq, Lk, d, dv = 7, 9, 4, 3
 q, k, v = rng.standard_normal((Lq, d)), rng.standard_normal((Lk, d)), rng.standard_normal((Lk, dv))
 W = rng.standard_normal((Lq, dv))
@@ -495,12 +496,12 @@ for name, g, which in zip("qkv", grads, range(3)):
         num[idx] = ((dense_attention(*args_p, True) - dense_attention(*args_m, True)) * W).sum() / (2 * eps)
     print(f"d{name}: max |flash - finite difference| = {np.abs(g - num).max():.0e}  (largest gradient {np.abs(num).max():.1f})")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same backward runs inside autograd: `FL.flash_sdpa` is one graph node whose backward calls
 # `flash_attention_backward`, registered as `F.scaled_dot_product_attention(..., backend="flash")`
 # (GQA by repeating KV heads and summing their gradients). Any model can train through it:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 qt, kt, vt = (ta.Tensor(rng.standard_normal((2, 4, 12, 8)), requires_grad=True) for _ in range(3))
 res = {}
@@ -513,7 +514,7 @@ for backend in ("dense", "flash"):
 print("flash vs dense backend, out, dq, dk, dv agree to 1e-12:",
       [bool(np.abs(a - b).max() < 1e-12) for a, b in zip(res["flash"], res["dense"])])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 9. O(N) memory, measured
 #
 # The point of all this: extra memory **linear** in $N$. `tracemalloc` records the peak bytes
@@ -522,7 +523,7 @@ print("flash vs dense backend, out, dq, dk, dv agree to 1e-12:",
 # "$O(N^2)\to O(N)$ (只存储统计量 m, l)" is right about the order; the $O(N)$ is $m$, $\ell$ (or lse)
 # *and* the output.
 
-# %% tags=["ledger-06-s9"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-06-s9"]
 peak_extra = FL.peak_extra_bytes          # tracemalloc peak above the inputs
 
 d = 64
@@ -538,7 +539,7 @@ vf.plot_loglog(ax, Nm, {"naive (S, P materialised)": (mem_naive, "s-"), "flash (
                         r"one $N\times N$ fp32": (4 * Nm**2, "k:")}, "N  (d = 64)", "peak extra bytes")
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print(f"log-log slope from N = 2048 to 4096: naive {math.log2(mem_naive[-1] / mem_naive[-2]):.2f}, "
       f"flash {math.log2(mem_flash[-1] / mem_flash[-2]):.1f}")
@@ -546,7 +547,7 @@ print("flash extra minus its output (N d fp32), MiB:", ", ".join(f"{(m - n * d *
 print(f"N = 4096: flash extra = {mem_flash[-1] / (4 * 4096**2):.1%} of one N x N fp32 matrix; "
       f"naive = {mem_naive[-1] / (4 * 4096**2):.2f} x that matrix")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The benchmark (`benchmarks/cpu_flash.py`)
 #
 # Time and memory of naive NumPy (one float32 $N\times N$ matrix, every pass in place), the
@@ -556,7 +557,7 @@ print(f"N = 4096: flash extra = {mem_flash[-1] / (4 * 4096**2):.1%} of one N x N
 # loop timed a float32 $2048^3$ matrix product: the **SGEMM rate**, the speed this CPU reaches on pure
 # matrix products, which the two products of attention ($4N^2d$ FLOPs) cannot beat.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 sgemm = bench["sgemm"]["gflops_median"]
 impls = (("naive_numpy", "s-"), ("flash_numpy", "^-"), ("flash_numba", "o-"))
 fig, ax = plt.subplots(1, 3, figsize=(10, 3.2))
@@ -574,7 +575,7 @@ ax[1].set_ylim(0, 1.1 * sgemm)
 fig.suptitle(f"{bench['machine']['processor']}, {bench['machine']['threads']} threads, {bench['date'][:10]}", fontsize=9)
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print(f"SGEMM rate in the same run: {sgemm:.0f} GFLOP/s; load average before the run "
       f"{bench['machine']['loadavg_1_5_15_before'][0]:.2f}, after {bench['machine']['loadavg_1_5_15_after'][0]:.2f}")
@@ -590,7 +591,7 @@ for impl in ("flash_numpy", "flash_numba"):
     print(f"{impl}: peak extra memory below 10% of the N x N matrix from N = {small[0]} on" if small
           else f"{impl}: peak extra memory never below 10% of the N x N matrix")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # At $N = 4096$ the Numba kernel is 2.89× faster than naive NumPy (2.83× against naive's fastest
 # repeat) and computes the two products of attention at 191 GFLOP/s, 62% of the SGEMM rate
 # measured in the same loop: its tiles are small matrix products (each output element gets only
@@ -626,7 +627,7 @@ for impl in ("flash_numpy", "flash_numba"):
 # (`benchmarks/results/cpu_flash_profile.json`). The split uses CPU time summed over both threads,
 # which time slices of other jobs on the shared machine do not inflate:
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 prof = json.loads((results_dir / "cpu_flash_profile.json").read_text())
 pm = {r["variant"]: r for r in prof["results"]}
@@ -642,7 +643,7 @@ for name, r in pm.items():
     if name.startswith("naive: "):
         print(f"  {name[7:]:<18} {r['ms']:6.1f} ms wall, {r['cpu_ms']:6.1f} ms CPU")
 
-# %% [markdown] tags=["ledger-06"]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # The two sgemm calls take 87% of the kernel's CPU time and the online softmax 21% (the
 # exponentials 19%, the rescale of $\tilde O$ 4%; removing the row max saved nothing measurable);
 # the parts overlap a little, so the removed times do not add up exactly. Like the GPU kernels of
@@ -660,7 +661,8 @@ for name, r in pm.items():
 # exponentials and the task queue gave the numbers above. The source text's GPU timing tables
 # (2.3, 4.4) have no stated setup or source; [chapter 07](07_flash_on_gpu.ipynb) measures GPU
 # kernels.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-06"]
 # ## Claims ledger (sections 2.3, 3.4, 4.4)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -679,7 +681,7 @@ for name, r in pm.items():
 # | FA2 reduces HBM reads from $O(N^2)$ to $O(N^{1.5})$, +1.3× (4.4) | §5–6: both orders are $\Theta(N^2d^2/M)$ | **corrected** / speedup unsourced |
 # | "Flash Attention 2.0: explicit sparse pattern support" (4.4 缺陷3) | block-sparse FlashAttention is in the FA1 paper (Dao et al. 2022, §3.3); its table has no source | **corrected**; table **unsourced** |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch06_flash.py` asks you to write this chapter's pieces yourself, in plain NumPy:

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 07 · FlashAttention on the GPU: threads, shared memory, tensor cores (GPU编程基础)
 #
 # Chapter 06 ran FlashAttention's tile loop on the CPU and counted its memory traffic. This chapter
@@ -22,7 +22,7 @@
 # `benchmarks/results/gpu_flash_h200.json`; this notebook only reads that file (cells that need a
 # GPU are skipped on CPU). Library: `tinyattn.gpu`, figures `tinyattn.viz.gpu`.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 import os
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")    # before numba is imported: kernels run on the CPU
 %config InlineBackend.figure_formats = ['png']
@@ -56,7 +56,7 @@ def rec(impl, dtype, N=8192, d=64, causal=False):
     return next(r for r in RESULTS if r["impl"] == impl and r["dtype"] == dtype and r["N"] == N
                 and r["d"] == d and r["causal"] == causal)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The GPU execution model
 #
 # A kernel launch is a **grid** of **thread blocks**. The hardware places each block on one
@@ -76,7 +76,7 @@ def rec(impl, dtype, N=8192, d=64, causal=False):
 # part of the output accumulator in **registers**. Two numbers from the card itself, measured by the
 # benchmark (dense GEMM through PyTorch, a 4 GiB device copy):
 
-# %% tags=["ledger-07-s1"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-07-s1"]
 # NBVAL_CHECK_OUTPUT
 ceil = RUN["ceilings"]
 print(f"GPU: {RUN['gpu']}, {RUN['sm_count']} SMs")
@@ -84,18 +84,18 @@ print(f"GEMM ceilings (TFLOP/s): fp16 {ceil['gemm_fp16_tflops']:.0f}, bf16 {ceil
       f"tf32 {ceil['gemm_tf32_tflops']:.0f}, fp32 {ceil['gemm_fp32_tflops']:.1f}")
 print(f"device copy: {ceil['copy_TBps']:.2f} TB/s  -> ridge point fp16 {ceil['gemm_fp16_tflops'] / ceil['copy_TBps']:.0f} FLOP/byte")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(7.5, 4.2))
 vg.plot_execution_model(ax, n_sm=RUN["sm_count"], smem_kb=228, regs_per_sm=65536, threads_per_block=128)
 ax.set_title("A grid of thread blocks, each placed on one SM; a block = warps of 32 threads", fontsize=9)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # **Occupancy** (how many warps an SM keeps in flight) follows from the two per-SM budgets. The
 # compiler reports registers per thread; registers are allocated per warp in units of 256
 # (so per thread rounded up to a multiple of 8). The benchmark recorded what each of our kernels uses:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def blocks_per_sm(regs, threads, smem_bytes, regs_per_sm=65536, smem_per_sm=228 * 1024, max_threads=2048):
     regs_per_block = -(-regs // 8) * 8 * threads
@@ -108,7 +108,7 @@ for name, threads in (("cupy_f32_d64", 128), ("cupy_f16_d64", 128), ("cupy_f16_d
     print(f"{name:14s} {r['regs']:3d} regs/thread, {r['dyn_smem'] // 1024:2d} KB shared/block -> "
           f"{b} blocks = {b * threads // 32:2d} warps per SM")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. From chapter 06's tile loop to one thread block
 #
 # The CPU loop of chapter 06 (FA2 order) was: for each query tile, for each key tile, update
@@ -119,13 +119,13 @@ for name, threads in (("cupy_f32_d64", 128), ("cupy_f16_d64", 128), ("cupy_f16_d
 # every score and every output element has exactly one owner, so no two threads ever add into the
 # same register. The rows' maxima and sums are combined across the 8 threads that share a row.
 
-# %% tags=["ledger-07-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-07-s2"]
 cfg = NumbaConfig(tx=8, ty=16, rq=4, ck=4)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
 vg.plot_thread_ownership(axes, cfg.tx, cfg.ty, cfg.rq, cfg.ck, d=64)
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 d = 64
 bq, bk = cfg.block_q, cfg.block_k
@@ -134,7 +134,7 @@ print(f"tile {bq} x {bk}, d = {d}: shared memory {smem} bytes = {smem / 1024:.1f
 print(f"per thread and tile: {cfg.rq * cfg.ck * d} FMAs for S, {cfg.rq * (d // cfg.tx) * bk} for P V, "
       f"registers for S {cfg.rq * cfg.ck} and O {cfg.rq * d // cfg.tx}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. The Numba kernel, line by line
 #
 # `tinyattn.gpu.numba_flash.make_kernel(d, cfg)` builds one kernel per head dim and tile shape (so
@@ -145,7 +145,7 @@ print(f"per thread and tile: {cfg.rq * cfg.ck * d} FMAs for S, {cfg.rq * (d // c
 # and would put double-precision instructions in the kernel (measured on an H200 to halve the
 # speed of an earlier kernel, GPU.md).
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 SRC = inspect.getsource(numba_flash.make_kernel).splitlines()
 
 
@@ -158,39 +158,39 @@ def show(first: str, last: str) -> None:
 
 show("def kernel(", "kv = cuda.local.array")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Stage Q once, count the key tiles.** Each thread copies a strided share of the query tile
 # (consecutive threads read consecutive addresses: *coalesced*). With a causal mask, tiles entirely
 # above the diagonal are never loaded: for the block's last row $i$, keys $j > i + N_k - N_q$ are
 # invisible, so the loop stops at that tile.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
 # barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
 # row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
 # shared memory, barrier, each thread combines the 8 partials of its rows: $m' = \max(m, \max_j S)$,
 # $P = e^{S - m'}$, $\alpha = e^{m - m'}$ rescales $\ell$ and the accumulator. A row that has seen only
 # masked keys keeps $m = -\infty$; it shifts by 0 instead, so $e^{-\infty}=0$, never NaN.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Running it in the CUDA simulator
 #
 # With `NUMBA_ENABLE_CUDASIM=1` Numba runs every CUDA thread as a Python thread: the same kernel, the
@@ -199,7 +199,7 @@ show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
 # against the dense float64 reference on ragged sizes, causal and not, $N_q \ne N_k$, and the GPU's
 # own 128-thread tile shape.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 cases = [((2, 19, 16), (2, 19, 16), False, None), ((1, 2, 21, 8), (1, 2, 21, 8), True, None),
          ((1, 12, 8), (1, 5, 8), True, None), ((1, 40, 64), (1, 40, 64), True, cfg)]
@@ -211,7 +211,7 @@ for qs, ks, causal, c_ in cases:
     print(f"q {qs}, k {ks}, causal={causal}, tiles {'GPU 64x32' if c_ else 'simulator 8x8'}: "
           f"max |err| < 1e-5: {err < 1e-5}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 q = rng.standard_normal((1, 40, 64)).astype(np.float32)
 t0 = time.perf_counter()
 numba_flash_attention(q, q, q, config=cfg)
@@ -220,14 +220,14 @@ sim_rate = 4 * 40 * 40 * 64 / sim_s
 print(f"simulator: {sim_s:.2f} s for N = 40, d = 64  ->  {sim_rate / 1e3:.0f} kFLOP/s "
       f"(the H200 ran the same kernel at {rec('numba_fp32', 'float32')['tflops']:.1f} TFLOP/s)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The simulator does not type-check like the compiler. The tests therefore also compile every Numba
 # kernel for the real chip, `numba.cuda.compile_ptx(kernel.py_func, signature, cc=(9, 0))`, and check
 # that the PTX has no `.f64` instruction. That needs NVIDIA's NVVM compiler library (the CUDA toolkit,
 # or the pip packages `nvidia-nvvm` and `nvidia-cuda-nvrtc`); the cell below shows the literal trap
 # when NVVM is present and says so when not.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 import subprocess, sys
 probe = r'''
 from numba import cuda, float32
@@ -247,7 +247,7 @@ for f in (tenth_py, tenth_f32):
 env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
 print(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True).stdout.strip())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. The CUDA C tensor-core kernel
 #
 # Tensor cores multiply small matrix tiles in one warp-wide instruction. We use PTX's
@@ -256,12 +256,12 @@ print(subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True
 # warp in a fixed pattern (the PTX ISA's "fragment" layouts); with $g = \text{lane}/4$,
 # $t = \text{lane} \bmod 4$, lane $\ell$ holds rows $g, g+8$ of $A$ and $C$:
 
-# %% tags=["ledger-07-s4"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-07-s4"]
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.3), gridspec_kw={"width_ratios": [2, 1, 1]})
 vg.plot_mma_fragments(axes)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # In the kernel (`tinyattn/gpu/flash_mma.cu`), a block of 4 warps owns 128 query rows (2 × 16 per
 # warp). Per 64-key tile: **S = QKᵀ** with Q fragments as $A$ (loaded once by `ldmatrix` at $d = 64$;
 # re-read from shared memory each tile at $d = 128$, where registers run out) and K from shared memory as $B$; the online softmax works on the $S$ accumulators in registers (row max over
@@ -270,7 +270,7 @@ plt.tight_layout(); plt.show()
 # tile, so each lane packs its own four fp32 probabilities into two fp16 pairs and feeds them
 # straight back to the tensor core. Checked on the layouts themselves:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 own = vg.mma_fragment_owners()
 c_pair = np.concatenate([own["C"], own["C"]], axis=1)          # S tiles n and n+1 side by side
@@ -287,18 +287,18 @@ print("each lane holds", len(frag_a[0]), "A values; reassembled A equals A:", bo
 D = A.astype(np.float32) @ B.astype(np.float32)
 print("lane 5 holds D at", [(r, c) for (r, c), o in np.ndenumerate(own["C"]) if o == 5])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The CUDA C itself, around the two matrix products (the full file has the loader, masking and the
 # double-buffered `cp.async` pipeline):
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 cu = (ROOT / "tinyattn" / "gpu" / "flash_mma.cu").read_text().splitlines()
 i0 = next(i for i, s in enumerate(cu) if "// S = Q K^T" in s)
 print("\n".join(cu[i0:i0 + 26]))
 i1 = next(i for i, s in enumerate(cu) if "// O += P V" in s)
 print("...\n" + "\n".join(cu[i1:i1 + 16]))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Why fp32 accumulation
 #
 # fp16 has an 11-bit significand: above 2048, consecutive fp16 numbers are 2 apart, so adding a
@@ -306,7 +306,7 @@ print("...\n" + "\n".join(cu[i1:i1 + 16]))
 # products are long sums. Summing 8192 probabilities of one softmax row and a length-128 dot product,
 # with the accumulator in fp16 versus fp32 (the inputs are fp16 either way):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 p = rng.uniform(0.2, 1.0, 8192).astype(np.float16)           # unnormalised probabilities of one row
 acc16, acc32 = np.float16(0), np.float32(0)
@@ -324,7 +324,7 @@ for j in range(128):
 d32 = (qv.astype(np.float32) * kv.astype(np.float32)).sum(1)
 print(f"dot products, d = 128: mean |error| fp16 acc {np.abs(d16 - ref).mean():.4f}, fp32 acc {np.abs(d32 - ref).mean():.6f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Shared-memory banks and the XOR swizzle
 #
 # Shared memory has 32 banks of 4 bytes; a warp's accesses to different addresses in one bank are
@@ -332,7 +332,7 @@ print(f"dot products, d = 128: mean |error| fp16 acc {np.abs(d16 - ref).mean():.
 # all 8 rows start in the same bank group: an 8-way conflict. Storing 16-byte chunk $c$ of row $r$ at
 # chunk position $c \oplus (r \bmod 8)$ spreads them over all 32 banks:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def banks(rows, chunk, d=64, swizzle=False):
     pos = [(chunk ^ (r % 8)) if swizzle else chunk for r in rows]
@@ -341,7 +341,7 @@ def banks(rows, chunk, d=64, swizzle=False):
 print("first bank of each row, plain   :", banks(range(8), chunk=3))
 print("first bank of each row, swizzled:", banks(range(8), chunk=3, swizzle=True))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Roofline
 #
 # A kernel is bound either by arithmetic (the GEMM ceiling) or by memory traffic (bandwidth ×
@@ -349,7 +349,7 @@ print("first bank of each row, swizzled:", banks(range(8), chunk=3, swizzle=True
 # about reading Q, K, V and writing O once, $4BHNd$ elements; the naive version also writes and reads
 # S and P, $\approx 4BHN^2$ more elements. At $N = 8192$, $d = 64$ (fp16, 2 bytes per element):
 
-# %% tags=["ledger-07-s5"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-07-s5"]
 # NBVAL_CHECK_OUTPUT
 N, d, B, H = 8192, 64, 2, 32
 flops = 4 * B * H * N * N * d
@@ -359,12 +359,12 @@ print(f"FLOPs {flops / 1e12:.2f} T; flash traffic {flash_bytes / 1e6:.0f} MB (in
       f"naive traffic {naive_bytes / 1e9:.1f} GB (intensity {flops / naive_bytes:.1f} FLOP/B)")
 print(f"floors: {flops / ceil['gemm_fp16_tflops'] / 1e9:.2f} ms compute, naive memory {naive_bytes / ceil['copy_TBps'] / 1e9:.2f} ms")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # "Read Q, K, V once" is the *fewest* bytes, not what FlashAttention-2 asks for. Every query block
 # (128 rows in our kernel) streams the whole K and V of its head, so K and V are requested $N/128$
 # times. Counting those requests as traffic:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 BQ_ = 128                                                    # query rows per block (w4m2 default)
 kv_requests = 2 * B * H * N * d * 2 * (N // BQ_)             # K and V, once per query block
@@ -375,7 +375,7 @@ print(f"K/V requested {N // BQ_} times: {fa2_bytes / 1e9:.1f} GB, intensity {flo
       f"vs compute floor {flops / ceil['gemm_fp16_tflops'] / 1e9:.2f} ms")
 print(f"K and V of one head: {2 * N * d * 2 / 1e6:.1f} MB; all {B * H} heads: {2 * B * H * N * d * 2 / 1e6:.0f} MB")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Served from HBM, those re-reads would put FlashAttention-2 *left* of the ridge, memory-bound.
 # The L2 cache is what prevents it: the blocks of one head are launched next to each other
 # (`blockIdx.x` walks the query blocks of a head), so they run at the same time and request the same
@@ -386,7 +386,7 @@ print(f"K and V of one head: {2 * N * d * 2 / 1e6:.1f} MB; all {B * H} heads: {2
 # minimum, $3BHNd\cdot 2$ B = 201 MB) and **8.50 GB through the L2** at a **95.7% L2 hit rate**: the
 # L2 serves every re-read, and HBM traffic is what the simple count promised.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 pts = [(impl, flops / (naive_bytes if impl.startswith("naive") or impl == "torch_sdpa_math" else flash_bytes),
         rec(impl, dt)["tflops"])
        for impl, dt in (("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"),
@@ -396,18 +396,19 @@ vg.plot_roofline(ax, {"fp16 GEMM": ceil["gemm_fp16_tflops"], "fp32 GEMM": ceil["
 ax.set_title("H200, N = 8192, d = 64, fp16: measured points under measured ceilings", fontsize=9)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # Every flash kernel sits far right of the ridge point: it is compute-bound, and the distance to the
 # fp16 ceiling is instruction overhead (softmax, exponentials, address arithmetic, synchronisation)
 # and `mma.sync`'s lower rate than Hopper's `wgmma`, which cuDNN uses. The naive kernels sit on the
 # memory slope: their $N^2$ traffic, not arithmetic, sets their speed.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. Measured on the H200
 #
 # Each implementation was first checked against a float64 reference on fresh random inputs (ragged
 # $N$, causal and not, outputs poisoned with NaN before the run), then timed with CUDA events (median).
 
-# %% tags=["ledger-07-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-07-s6"]
 # NBVAL_CHECK_OUTPUT
 worst = {}
 for chk in RUN["checks"]:
@@ -417,7 +418,7 @@ print(f"{len(RUN['checks'])} checks, all passed: {all(chk['ok'] for chk in RUN['
 for (impl, dt), e in worst.items():
     print(f"  {impl:22s} {dt:9s} worst relative error {e:.1e}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 impls = [("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16"), ("torch_sdpa_cudnn", "float16"),
          ("torch_sdpa_efficient", "float16"), ("naive_gpu_fp16", "float16"), ("cupy_fp32", "float32"),
          ("numba_fp32", "float32"), ("naive_gpu_fp32", "float32")]
@@ -427,7 +428,7 @@ for ax, (dd, causal) in zip(axes.flat, [(64, False), (64, True), (128, False), (
 axes[0, 0].legend(fontsize=6, loc="lower left")
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 print(f"{'N = 8192, TFLOP/s':28s} {'d=64':>7s} {'causal':>7s} {'d=128':>7s} {'causal':>7s}")
 for impl, dt in impls + [("torch_sdpa_efficient", "float32"), ("torch_sdpa_math", "float16")]:
@@ -438,14 +439,14 @@ print(f"cupy_fp16_mma / torch flash      = {r(('cupy_fp16_mma', 'float16'), ('to
 print(f"numba_fp32 / torch efficient fp32 = {r(('numba_fp32', 'float32'), ('torch_sdpa_efficient', 'float32')):.3f}  (target >= 0.3)")
 print(f"cupy_fp16_mma / naive fp16       = {r(('cupy_fp16_mma', 'float16'), ('naive_gpu_fp16', 'float16')):.1f}  (target >= 3)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Causal tile skipping on the card.** With the mask, only $T(T+1)/2$ of $T^2$ tiles are computed
 # (chapter 06), so the causal run should take about $(T+1)/(2T)$ of the time: the speed-up over the
 # full run is ideally $2T/(T+1)$ with $T = N/128$ tiles (square 128-row tiles; ours are 128 × 64,
 # torch's similar). Since TFLOP/s counts only the useful half of
 # the FLOPs, the measured time ratio is $2\times$ the TFLOP/s ratio:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for n_ in (1024, 8192):
     T = n_ // 128
@@ -453,14 +454,14 @@ for n_ in (1024, 8192):
     fa2 = rec("torch_sdpa_flash", "float16", N=n_)["ms"] / rec("torch_sdpa_flash", "float16", N=n_, causal=True)["ms"]
     print(f"N = {n_}: ideal {2 * T / (T + 1):.2f}x, ours {ours:.2f}x, torch flash {fa2:.2f}x")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. How the tensor-core kernel got fast
 #
 # The benchmark also re-times every tile-shape variant compiled from `flash_mma.cu` (checked first,
 # fp16 and bf16) at $N = 8192$. `w4m2` = 4 warps × 2 m-tiles of 16 rows; `k64` = 64-key tiles;
 # `q` = Q kept in registers; `e` = two exponentials per SFU instruction; `s3` = 3 pipeline stages.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 sweep = [r for r in RUN["variant_sweep"] if not r["causal"]]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))        # own y axis each: the panels list different variants
 for ax, dd in zip(axes, (64, 128)):
@@ -472,7 +473,7 @@ for ax, dd in zip(axes, (64, 128)):
 axes[0].legend(fontsize=7)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The history, with each prediction written down before the run (full table and reasoning in
 # `benchmarks/NOTES.md`; figures quoted from there, $d = 64$, non-causal, TFLOP/s):
 #
@@ -486,7 +487,8 @@ plt.tight_layout(); plt.show()
 #
 # Step 2' is the lesson of the exercise in prediction: the SFU (exponentials) was *not* the limit,
 # so halving its work changed nothing; counting instructions in the disassembly found the real cost.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The EXP16 trade-off
 #
 # EXP16 (variant letter `e`, the default at $d = 128$) computes $2^x$ for two probabilities with one
@@ -498,7 +500,7 @@ plt.tight_layout(); plt.show()
 # that multiply $V$, so numerator and denominator stay consistent. Emulated in NumPy on one
 # attention row set ($d = 128$, $N = 4096$), error of the output against float64:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 def attention_exp_paths(q, k, v, exp16):
     """One query block against all keys, probabilities as the kernel makes them (fp16 P, fp32 sums)."""
@@ -518,13 +520,13 @@ for name, flag in (("fp32 exp, P rounded to fp16", False), ("EXP16: argument and
     o_e = attention_exp_paths(qe, ke, ve, flag)
     print(f"{name:32s} max |err| {np.abs(o_e - ref_e).max():.1e}, relative {np.linalg.norm(o_e - ref_e) / np.linalg.norm(ref_e):.1e}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Both stay far inside the fp16 tolerance the benchmark checks (relative error below $5\cdot10^{-3}$),
 # but EXP16's error is about twice as large: it buys instruction slots (one SFU instruction per two
 # probabilities) with accuracy. On this card it bought no speed at $d = 64$ (step 2d) and is kept at
 # $d = 128$ only inside the variant that fits 64-key tiles in registers (step 4b, `NOTES.md`).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_SKIP
 # Needs a CUDA GPU and CuPy: run the CUDA C kernels directly (skipped on CPU and in CI).
 try:
@@ -541,12 +543,13 @@ if has_gpu:
 else:
     print("no CUDA GPU here: the measured results above come from benchmarks/results/gpu_flash_h200.json")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Part 2: log-sum-exp, the backward pass, decoding, an honest baseline
 #
 # Results of this part come from `benchmarks/gpu_decode.py`, run on the same H200 and committed as
 # `benchmarks/results/gpu_decode_h200.json` (seed, versions and every check's max-abs error inside).
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Every forward returns the log-sum-exp
 #
 # The backward pass recomputes $P_{ij} = e^{S_{ij} - \mathrm{lse}_i}$ tile by tile, so the forward must
@@ -556,7 +559,7 @@ else:
 # $\mathrm{lse} = (m\,c + \log_2 \ell)\ln 2$ with $c = \text{scale}\cdot\log_2 e$. Checked here in the
 # simulator against chapter 06's NumPy flash, and on the card for every CuPy kernel:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 from tinyattn.flash import flash_attention, flash_attention_backward
 from tinyattn.gpu import numba_flash_backward
@@ -576,7 +579,7 @@ for dd in (64, 128):
     fa2 = [r["tflops"] for r in fr if r["impl"] == "torch_sdpa_flash" and r["d"] == dd and not r["causal"]]
     print(f"d = {dd}, N = 8192, writing lse: ours {min(ours):.0f}-{max(ours):.0f} TFLOP/s, torch flash {min(fa2):.0f}-{max(fa2):.0f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### The backward pass
 #
 # With $\mathrm{lse}$ kept, FlashAttention-2's backward needs no $N\times N$ array either. Per query
@@ -596,7 +599,7 @@ for dd in (64, 128):
 # card is a question for the tensor-core backward, not built yet (issue 13): we have no measurement
 # of that choice. Exercise 07.3 asks you to write the $dK/dV$ tile loop.
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 dout = rng.standard_normal(q.shape).astype(np.float32)
 dq, dk, dv = numba_flash_backward(q, k, v, out, lse, dout, is_causal=True)
@@ -607,7 +610,7 @@ nbw = RUN2["numba_backward"]
 print(f"H200: {sum(c['ok'] for c in nbw['checks'])}/{len(nbw['checks'])} checks against float64 autograd ok; "
       + ", ".join(f"d = {t['d']}: {t['tflops']:.1f} TFLOP/s" for t in nbw["timing"]) + " (N = 2048, fp32, untuned)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Decoding: split the keys, merge with lse
 #
 # When a model generates, each step has 1 to a few new query tokens and a cache of thousands of keys.
@@ -619,7 +622,7 @@ print(f"H200: {sum(c['ok'] for c in nbw['checks'])}/{len(nbw['checks'])} checks 
 # query rows of one K/V head are the rows of one `mma`, so each K/V byte is read once for all of them.
 # The merge in NumPy, 4 chunks against the unsplit softmax:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 qd_ = rng.standard_normal((8, 64))                          # G = 8 query heads of one K/V head, Lq = 1
 kd_, vd_ = rng.standard_normal((1000, 64)), rng.standard_normal((1000, 64))
@@ -633,7 +636,7 @@ lse_all = np.logaddexp.reduce(np.stack([p_[1] for p_ in parts]), axis=0)
 merged = sum(np.exp(l_ - lse_all)[:, None] * o_ for o_, l_ in parts)
 print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_attention(qd_[None], kd_[None], vd_[None])[0]))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The kernel (`tinyattn/gpu/flash_decode.cu`, `tinyattn.gpu.flash_decode`): one warp per chunk of keys
 # when $G\cdot L_q \le 16$; otherwise the 4 warps of a block share one chunk's K/V tiles in shared
 # memory, 16 query rows each. The paged variant (`paged_flash_decode`) reads key $t$ of sequence $b$ as
@@ -643,7 +646,7 @@ print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_a
 # time, against the copy bandwidth measured in the same run (bytes read + written, so a read-only
 # kernel can exceed it):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 dec = [r for r in RUN2["results"] if r.get("ms")]
 copy = RUN2["copy_gbps"]
@@ -661,7 +664,7 @@ for B_ in sorted({r["B"] for r in dec}):
 print("Lq = 1, torch default time / ours:", ", ".join(
     f"B = {B_}: {get('torch_sdpa_default', B_, 1)['ms'] / get('cupy_fp16_decode', B_, 1)['ms']:.2f}" for B_ in sorted({r['B'] for r in dec})))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 for impl, lq, style in (("cupy_fp16_decode", 1, "o-"), ("cupy_fp16_decode_paged16", 1, "s--"),
                         ("torch_sdpa_default", 1, "^:"), ("cupy_fp16_decode", 16, "o-")):
@@ -672,7 +675,7 @@ ax.set_xlabel("batch (sequences of 32k tokens)"); ax.set_ylabel("K/V bytes read 
 ax.set_title("Decoding on the H200: GQA 8:1, d = 128, fp16", fontsize=9); ax.legend(fontsize=6)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # From batch 16 on, our kernel reads the cache at the copy rate (the table's "x copy" column) and is
 # as fast as PyTorch's default SDPA within a few percent, but not faster (the ratio line: below 1 means
 # torch is faster); at batch 1 the 134 MB cache is read in about 80 µs, where fixed costs (two
@@ -687,7 +690,8 @@ plt.tight_layout(); plt.show()
 # instructions, 658 µs): better, still behind the contiguous kernel, as the table shows; more warps
 # per SM is the next thing to try. With $L_q = 16$ the 128 packed rows make the tile work heavier and
 # each chunk is read by two row groups: well under the copy rate.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### An honest naive baseline
 #
 # Section 6 reported our kernel 19.7× faster than the naive three-kernel version. Timing each of the
@@ -695,7 +699,7 @@ plt.tight_layout(); plt.show()
 # far below the card's tensor-core GEMM rate, while the same products through cuBLAS via PyTorch run
 # at hundreds of TFLOP/s. The fair baseline uses the fast GEMMs:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ns = {(r["part"], r["d"]): r for r in RUN2["naive_split"] if "ms" in r}
 for dd in (64, 128):
@@ -708,7 +712,7 @@ for dd in (64, 128):
     print(f"        naive with CuPy GEMMs {slow:.1f} ms, with cuBLAS tensor-core GEMMs {fast_ms:.1f} ms "
           f"({'timed' if fast else 'sum of the parts'}); flash {flash_ms:.2f} ms -> speed-up {slow / flash_ms:.1f}x vs {fast_ms / flash_ms:.1f}x")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Claims ledger (sections 2.3, 4.4, 5.1.5)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -720,7 +724,7 @@ for dd in (64, 128):
 # | Tensor Cores multiply matrices (5.1.5) | §4: `mma.m16n8k16` fragment layouts, the S-accumulator = P-operand identity, fp32 accumulation needed (fp16 row sum stalls) | reproduced, with the details |
 # | causal masking saves ~1.4× (4.4) | §6: measured causal speed-up on the card vs the ideal $2T/(T+1)$ | **corrected** (chapter 06) and measured |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # Exercises for this chapter are in `exercises/ch07_flash_gpu.py`: 07.1 counts the key tiles a block

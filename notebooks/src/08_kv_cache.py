@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # Chapter 08: The KV cache, MQA/GQA and MLA (KV缓存, 多查询/分组查询注意力, 多头潜在注意力)
 #
 # A language model writes one token at a time. Chapter 04's `generate` ran the whole context
@@ -19,7 +19,7 @@
 # `TransformerLM.new_cache / forward(cache=) / generate(use_cache=)`,
 # `tinyattn.attention.MultiHeadLatentAttention`, `tinyattn.models.mha_to_gqa`.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import json
 from pathlib import Path
@@ -37,7 +37,7 @@ from tinyattn.viz import cache as vc
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Decoding recomputes everything, unless we cache
 #
 # At step $t$ the model needs, in every layer, the query of the newest token and the keys and values
@@ -56,7 +56,7 @@ rng = np.random.default_rng(0)
 # The check: a float64 model, a 5-token prefill, then 9 single-token steps, against one full
 # forward over all 14 tokens, for the four attention kinds and six position encodings.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 KINDS = {"MHA": {}, "GQA (2 KV heads)": {"n_kv_heads": 2}, "MQA (1 KV head)": {"n_kv_heads": 1},
          "MLA": {"attention": "mla", "kv_lora_rank": 10, "qk_rope_head_dim": 4}}
@@ -86,7 +86,7 @@ for name, kw in KINDS.items():
         err = np.abs(got - model(tokens).data).max()
         print(f"{name:17s} {pos:10s} cache fields {cache.fields}  max |diff| < 1e-9: {err < 1e-9}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Every row prints `True`: prefill plus one token at a time gives the same logits as the full forward
 # pass to better than $10^{-9}$. The printed cache fields already show the first saving of this
 # chapter: MHA stores 4 key heads and 4 value heads of width 6 per token and layer, GQA 2, MQA 1, and
@@ -95,7 +95,7 @@ for name, kw in KINDS.items():
 # A cache has a capacity. Writing past it raises before anything is written, so a failed call leaves
 # the cache as it was:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 model = float64_lm("rope")
 cache = model.new_cache(batch=1, max_len=6)
@@ -106,12 +106,12 @@ except ValueError as e:
     print("ValueError:", e)
 print("cache length still", cache.length)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # `generate(..., use_cache=True)` (the default) prefills the prompt and then decodes token by token;
 # `use_cache=False` recomputes the context at every step. Same model, same random stream: the same
 # tokens.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 prompt = rng.integers(0, 31, (2, 4))
 for kw in ({"temperature": 0}, {"temperature": 1.0, "top_k": 8}):
@@ -119,7 +119,7 @@ for kw in ({"temperature": 0}, {"temperature": 1.0, "top_k": 8}):
     b = model.generate(prompt, 12, use_cache=False, rng=np.random.default_rng(1), **kw)
     print(kw, "identical tokens:", bool(np.array_equal(a, b)), a[0, 4:].tolist())
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. How much faster is decoding with the cache?
 #
 # Without a cache, step $t$ costs a full forward over $t+1$ tokens: $O(t \cdot d^2)$ for the
@@ -129,7 +129,7 @@ for kw in ({"temperature": 0}, {"temperature": 1.0, "top_k": 8}):
 # alternating the two, and stores the medians. This cell reads the committed result (timings vary
 # by machine, so they are not re-measured here).
 
-# %% tags=["ledger-08-s2"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-08-s2"]
 candidates = [Path(p) / "benchmarks" / "results" / "decode.json" for p in ("..", ".")]
 bench = json.loads(next((c for c in candidates if c.exists()), candidates[0]).read_text())
 rows = bench["results"]
@@ -149,13 +149,14 @@ ax.set_xlabel("context length (tokens already generated)"), ax.set_ylabel("token
 ax.set_title("decode speed of one next-token step"), ax.legend()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # At a one-token context the two steps do almost the same work (a forward over 2 tokens vs 1 token
 # plus a 1-token cache) and take the same time (speedup 1.00 in the table). From the length printed above on the cached step wins at every measured length, and
 # the gap widens with the context: about 10x at a few hundred tokens and over 100x at 2048 in this
 # run, because the uncached step's cost grows with the context while the cached step's grows only
 # through the $O(t\,d)$ attention read.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. How big is the cache?
 #
 # Per token and layer the cache holds one key and one value per KV head:
@@ -166,7 +167,7 @@ plt.show()
 # The source text's example (section 2.4) is GPT-3 175B: 96 layers, 96 heads of width 128, fp16,
 # 2048 tokens.
 
-# %% tags=["ledger-08-s3"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-08-s3"]
 # NBVAL_CHECK_OUTPUT
 per_layer = kv_cache_bytes(1, 96, 128, 2048)
 total = kv_cache_bytes(96, 96, 128, 2048)
@@ -175,7 +176,7 @@ print(f"96 layers: {total / 2**30:.2f} GiB = {total / 1e9:.2f} GB for ONE sequen
 print(f"MQA (one KV head instead of 96): {kv_cache_bytes(96, 1, 128, 2048) / 2**20:.0f} MiB, "
       f"{total / kv_cache_bytes(96, 1, 128, 2048):.0f}x smaller")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source text's "96 MB per layer" is 96 MiB and its "9.2 GB" is 9 GiB (9216 MiB) = 9.66 GB:
 # right up to the unit. One 2048-token GPT-3 sequence needs 9 GiB of cache; MQA divides it by the
 # number of heads, 96.
@@ -184,7 +185,7 @@ print(f"MQA (one KV head instead of 96): {kv_cache_bytes(96, 1, 128, 2048) / 2**
 # rolling buffer of its 4096-token sliding window, so its cache stops growing at 4096 tokens.
 # DeepSeek-V2's row uses the MLA formula of section 5: $n_\text{layers}\cdot(d_c + d_R)$ per token.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 table = cache_table((4096, 32768, 131072))
 print(f"{'model':26s} {'kind':4s} {'KB/token':>9s} {'MHA/this':>9s} {'4k GiB':>8s} {'32k GiB':>8s} {'128k GiB':>9s}")
@@ -195,7 +196,7 @@ print()
 for c in PUBLISHED:
     print(f"{c.name}: {c.source}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(7, 3.6))
 names = [r["model"].replace(" (window 4096)", "\n(window 4096)") for r in table]
 x = np.arange(len(table))
@@ -207,11 +208,12 @@ ax.axhline(80e9 / 2**30, color="0.4", ls="--", lw=1), ax.text(3.6, 90, "one 80 G
 ax.set_title("cache size of one sequence"), ax.legend(fontsize=8)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The bars are on a log scale. At 128k tokens a single GPT-3-shaped sequence would need 576 GiB of
 # cache and Llama-2-7B 64 GiB, while grouped-query Llama-2-70B needs 40 GiB and DeepSeek-V2 8.44 GiB.
 # The cache, not the weights, decides how many sequences a server can hold at once.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. MQA and GQA: fewer key/value heads (the "shared taxi", 共享出租车)
 #
 # The source text's analogy (section 3.5): employees (query heads) fetch goods (values) from
@@ -228,20 +230,21 @@ plt.show()
 # when $g$ equals the group *size* $H/H_{kv}$, i.e. when $H = g^2$: Llama-2-70B's 64 heads in 8 groups
 # happen to hide the error. With 8 heads in 2 groups the two readings differ:
 
-# %% tags=["ledger-08-s4"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-08-s4"]
 # NBVAL_CHECK_OUTPUT
 H, n_groups = 8, 2
 print("query head           :", list(range(H)))
 print("i // (H / H_kv)      :", [ta.attention.kv_head_for_query_head(i, H, n_groups) for i in range(H)])
 print("i // g, g = #groups  :", [i // n_groups for i in range(H)], "<- KV heads 2 and 3 do not exist")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source text's GQA table for Llama-2-70B lists the KV cache as 12.5% (8 groups), 6.25% (4
 # groups) and 1.56% (1 group) of 64-head MHA: that is just $H_{kv}/64$, right. Its accuracy and
 # speed columns (-0.3%, 2.8x, ...) and its PaLM table (perplexity 8.3 vs 8.6, few-shot 72.1% vs
 # 70.3%) have no source; note also that Llama-2-70B already uses 8 KV heads, and PaLM 540B has 48
 # heads, not 96 (REFERENCE.md section 7).
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Converting a trained MHA model to GQA (the GQA paper's recipe)
 #
 # Ainslie et al. (2023, section 2.1) turn a multi-head checkpoint into a GQA one by replacing each
@@ -251,7 +254,7 @@ print("i // g, g = #groups  :", [i // n_groups for i in range(H)], "<- KV heads 
 # measure the validation loss right after the conversion and after 30 more steps; the MHA model gets
 # the same 30 extra steps as a baseline.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 corpus = CharCorpus(max_chars=200_000)
 CTX, STEPS, UP = 64, 250, 30
 train_batches, val_batches = corpus.batch_fn(12, CTX), corpus.batch_fn(32, CTX, split="val")
@@ -277,12 +280,13 @@ ax.set_ylabel("validation loss"), ax.set_ylim(1.5, None), ax.legend(fontsize=8)
 ax.set_title("mean-pooling KV heads, then uptraining")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Mean-pooling costs quality at once (the loss jumps, more for 1 KV head than for 2), and a few
 # uptraining steps win most of it back; the MHA baseline with the same extra steps stays best, MQA
 # worst, as the GQA paper reports at scale. This is one seed of a tiny model, an illustration of the
 # recipe rather than a measurement of the trade-off at scale.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. MLA: cache one latent, rebuild every head (the "compression algorithm", 压缩算法)
 #
 # DeepSeek-V2 (arXiv:2405.04434, section 2.1) goes further than sharing heads: it caches a small
@@ -298,11 +302,11 @@ plt.show()
 #
 # The cache per token and layer is $c^{KV}$ **and** $k^R$: $512 + 64 = 576$ numbers.
 
-# %% tags=["ledger-08-s5"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-08-s5"]
 vc.draw_mla_dataflow()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Absorption.** At inference nothing forces us to rebuild $k^C$ and $v$:
 # $q^C_i \cdot (c^{KV} W^{UK}_i) = (q^C_i W^{UK\top}_i)\cdot c^{KV}$, so $W^{UK}_i$ moves to the query
 # side, and $\mathrm{softmax}(\cdot)\,(c^{KV} W^{UV}_i) W^O_i = \mathrm{softmax}(\cdot)\,c^{KV}\,(W^{UV}_i W^O_i)$,
@@ -311,7 +315,7 @@ plt.show()
 # `MultiHeadLatentAttention` (`absorbed=False/True`); they agree to round-off, with and without a
 # cache, and the absorbed cache holds only the latent and the rotary key.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 mla = MultiHeadLatentAttention(d_model=32, n_heads=4, kv_lora_rank=12, qk_nope_head_dim=8,
                                qk_rope_head_dim=4, v_head_dim=6, q_lora_rank=10,
@@ -331,14 +335,14 @@ print("per-head K and V would be:", 2 * 4 * 8, "numbers (H = 4, d_h = 8)")
 w_uk, w_uvo = mla.absorbed_weights()
 print("folded matrices: W^UK per head", w_uk.shape, " W^UV_i W^O_i", w_uvo.shape)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # **Why the decoupled key?** Put RoPE on the content keys instead, $k^C_s = R_s\,c^{KV}_s W^{UK}$.
 # The score becomes $q^C_t R_t^\top R_s W^{UK\top} c^{KV}_s = q^C_t R_{s-t} W^{UK\top} c^{KV}_s$:
 # a rotation that depends on the key's position now sits between the query and the cache, so no
 # single matrix can be folded into the query. The cell folds one matrix anyway and compares with
 # the true scores (float64, one head, 12 positions):
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 r = rope_on_content_absorption_error(np.random.default_rng(0))
 print(f"no RoPE on k^C:  folded-matrix scores differ by < 1e-12 (round-off only): {r['no_rope'] < 1e-12}")
@@ -347,7 +351,7 @@ print(f"RoPE on k^C:     folded-matrix scores differ by {r['rope_on_content']:.2
 print(f"the true RoPE scores are relative: shifting all positions by 5 changes them by < 1e-12: "
       f"{r['content_shift_change'] < 1e-12}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With RoPE on $k^C$ the folded scores are off by more than the scores' own size, so absorption
 # needs the rotary information in a separate, small, shared key that is cached as it is.
 #
@@ -355,7 +359,7 @@ print(f"the true RoPE scores are relative: shifting all positions by 5 changes t
 # (arXiv:2405.04434, sections 2.1 and 3.1.2). The source text (2.5) divides 512 by $2 \cdot 128
 # \cdot 128$ (forgetting $k^R$) and uses 36 layers:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 mha_elems, mla_elems = 2 * 128 * 128, 512 + 64
 print(f"per token and layer: MHA {mha_elems} numbers, MLA {mla_elems} -> {mha_elems / mla_elems:.1f}x smaller "
@@ -371,11 +375,12 @@ print(f"MLA at {N} tokens: {mla_cache_bytes(1, 512, 64, N) / 2**20:.1f} MiB per 
 print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128, N) / 2**30:.2f} GiB "
       f"(source text: 9.2 GB)")
 
-# %% [markdown] tags=["ledger-08"]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # So MLA's cache is 56.9 times smaller than an MHA cache of the same head shape (not 64 times), and
 # DeepSeek-V2 caches 270 MiB per 4096-token sequence, not 144 MB. The source text's comparison
 # with Llama-2-70B also gives that model an MHA-sized cache; with its 8 KV heads it needs 1.25 GiB.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-08"]
 # ## Claims ledger
 #
 # | source claim (section) | what we measured (cell) | verdict |
@@ -403,7 +408,8 @@ print(f"Llama-2-70B (GQA, 8 KV heads) at {N} tokens: {kv_cache_bytes(80, 8, 128,
 # Beyond the source text: prefill + decode equals the full forward to 1e-9 for MHA, GQA, MQA and MLA
 # and six position encodings (§1); the cached step is faster than the uncached one from the context
 # length printed in §2 on.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch08_kv_cache.py`: append to a cache and continue RoPE positions, map query heads to

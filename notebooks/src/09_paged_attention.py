@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # Chapter 09: PagedAttention (分页注意力)
 #
 # Chapter 08 made decoding fast with a KV cache and measured how large that cache gets. A server
@@ -17,7 +17,7 @@
 # Library: `tinyattn.cache.paged` (`BlockAllocator`, `PagedKVCache`, `paged_attention`) and
 # `tinyattn.cache.serving` (`synthetic_requests`, `simulate`).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -30,25 +30,26 @@ from tinyattn.viz import cache as vc
 setup_notebook()            # small PNG figures, fixed style
 rng = np.random.default_rng(0)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Reserving the maximum length wastes memory
 #
 # A server that stores each sequence's cache in one contiguous buffer must size the buffer when the
 # request starts, before anyone knows how many tokens it will generate. The safe choice is the
 # model's maximum length. The source text's example, with a 2048-token maximum:
 
-# %% tags=["ledger-09-s1"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-09-s1"]
 # NBVAL_CHECK_OUTPUT
 for used in (100, 1500):
     print(f"{used:5d} of 2048 slots used -> {1 - used / 2048:.1%} of the reservation wasted")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The arithmetic is right (95.1% and 26.8%). vLLM's paper (section 3, Figure 2) separates the waste
 # into three kinds: **reserved** slots that the request will fill later (wasted while it has not),
 # **internal fragmentation** (slots it will never fill, because it stops before the maximum), and
 # **external fragmentation** (gaps between buffers of different sizes). In our simulation every
 # contiguous buffer has the same size, so the third kind does not arise.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Blocks and block tables (块表)
 #
 # PagedAttention cuts the cache into **blocks** of `block_size` tokens, taken from one pool as a
@@ -59,7 +60,7 @@ for used in (100, 1500):
 # Three sequences of 5, 9 and 2 tokens with blocks of 4 tokens, appended in an interleaved order
 # so that their blocks are not contiguous in the pool:
 
-# %% tags=["ledger-09-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-09-s2"]
 # NBVAL_CHECK_OUTPUT
 alloc = BlockAllocator(n_blocks=8, block_size=4)
 for sid in ("a", "b", "c"):
@@ -74,11 +75,12 @@ print(f"token {t} of b -> block table[{t} // 4] = {alloc.tables['b'][t // 4]}, s
 print("free blocks:", alloc.n_free, "of", alloc.n_blocks)
 alloc.check_invariants()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The source text's `PagedKVCache.get_kv` sketch does exactly this lookup (`page_id = token_id //
 # page_size`, `offset = token_id % page_size`); its `allocate` uses an undefined `page_size` (it
 # means `self.page_size`) and never frees or shares a page.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Paged attention: one decoding step through the block table
 #
 # At a decoding step each sequence has one new query $q$ (for every head) and attends to its own
@@ -92,7 +94,7 @@ alloc.check_invariants()
 # Slots past the sequence's length are masked. Against dense attention over each sequence's tokens
 # (GQA with 4 query heads on 2 KV heads, float64):
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 cache = PagedKVCache(n_blocks=16, block_size=4, n_kv_heads=2, head_dim=8, dtype=np.float64)
 dense_kv = {}
@@ -113,7 +115,7 @@ for i, sid in enumerate(ids):
     worst = max(worst, np.abs(paged[i] - dense).max())
 print("paged == dense attention (max |diff| < 1e-12):", worst < 1e-12)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Forking a beam: copy-on-write (写时复制)
 #
 # Beam search and parallel sampling create sequences that share a prefix. `fork(parent, child)`
@@ -122,7 +124,7 @@ print("paged == dense attention (max |diff| < 1e-12):", worst < 1e-12)
 # allocator first copies that block to a fresh one (copy-on-write) and returns the copy to do. Full
 # shared blocks are never copied: nobody writes into them again.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 beams = PagedKVCache(n_blocks=10, block_size=4, n_kv_heads=1, head_dim=2, dtype=np.float64)
 beams.append("beam 0", rng.standard_normal((1, 10, 2)), rng.standard_normal((1, 10, 2)))   # shared prompt
@@ -139,18 +141,19 @@ print("blocks in use:", a.n_blocks - a.n_free, "instead of", sum(a.blocks_needed
       "without sharing")
 a.check_invariants()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 vc.draw_block_tables(a, ["beam 0", "beam 1", "beam 2"])
 plt.title("three beams sharing a 10-token prompt (hatched: shared blocks)", fontsize=9)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # After the forks, blocks 0-2 are referenced three times. Beam 1's first new token would land in
 # block 2, which is shared and half full, so the allocator copies block 2 to block 3 first. Beam 0
 # still shares block 2 with beam 2, so its first write gets a copy too (block 4, then block 5 for
 # its last token); beam 2, by then the only owner of block 2, writes in place and takes block 6.
 # Blocks 0 and 1 stay shared by all three beams for as long as they live.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. A serving simulation: how much memory is actually used?
 #
 # `simulate` runs a toy server step by step. 300 requests arrive at random (Poisson, 0.2 per step)
@@ -166,7 +169,7 @@ plt.show()
 # fractions of the allocated slots, the mean number of running requests, and the steps needed to
 # finish all 300.
 
-# %% tags=["ledger-09-s5"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-09-s5"]
 # NBVAL_CHECK_OUTPUT
 requests = synthetic_requests(300, np.random.default_rng(0), rate=0.2, prompt_range=(16, 512),
                               output_range=(16, 512))
@@ -182,7 +185,7 @@ cont, b16 = runs[0], runs[5]
 print(f"block 16 vs contiguous: {b16['mean_batch'] / cont['mean_batch']:.2f}x the running requests, "
       f"{cont['steps'] / b16['steps']:.2f}x faster to finish the workload")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 bs = [r["block_size"] for r in runs[1:]]
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3.2))
 ax1.semilogx(bs, [100 * r["utilisation"] for r in runs[1:]], "o-", base=2, label="paged: utilised")
@@ -196,7 +199,7 @@ fig.suptitle("16,384-token KV budget, 300 requests", fontsize=10)
 plt.tight_layout()
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # With maximum-length reservation only 42.7% of the allocated memory holds tokens: 41.1% is never
 # used (internal) and 16.2% waits for tokens not yet generated. Paging with blocks of 16 tokens uses
 # 98.3% of what it allocates, about twice as many requests run at once, and the workload finishes in
@@ -209,22 +212,24 @@ plt.show()
 # its abstract a 2-4x throughput gain over FasterTransformer and Orca at the same latency. Our
 # toy simulation lands in the same region (42.7% contiguous, about 98% paged at block 16) but it is
 # a model of the idea, not of vLLM.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. One more 4.4 claim: sharing K/V across heads in the kernel
 #
 # The source text's "Multi-Query Flash Attention" says an MQA kernel loads each K/V block once for
 # all 32 heads instead of 32 times. The count is the cache-size ratio of chapter 08: bytes of K/V
 # read per decoding step, at 4096 tokens for a 32-layer, 32-head model with 128-wide heads:
 
-# %% tags=["ledger-09-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-09-s6"]
 # NBVAL_CHECK_OUTPUT
 mha_b, mqa_b = kv_cache_bytes(32, 32, 128, 4096), kv_cache_bytes(32, 1, 128, 4096)
 print(f"K/V bytes read per step: MHA {mha_b / 2**30:.1f} GiB, MQA {mqa_b / 2**20:.0f} MiB, ratio {mha_b / mqa_b:.0f}")
 
-# %% [markdown] tags=["ledger-09"]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The 32x fewer loads are right; the source text's times (280 ms vs 95 ms, 2.95x) have no source and
 # are not measured here.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-09"]
 # ## Claims ledger
 #
 # Section 4.4's KV-cache claims (its FlashAttention claims are in chapter 06's ledger).
@@ -245,7 +250,8 @@ print(f"K/V bytes read per step: MHA {mha_b / 2**30:.1f} GiB, MQA {mqa_b / 2**20
 # partly filled block at the first write (§4); the allocator's invariants (reference counts equal
 # table occurrences, the free list is exactly the unreferenced blocks, no leaks) are checked by a
 # hypothesis state machine in `tests/test_paged.py`.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 #
 # `exercises/ch09_paged_attention.py`: look up a token's slot through a block table, gather a

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 10 · Sparse attention (稀疏注意力): fixed patterns, block-sparse tiles, learned sparsity
 #
 # Dense attention scores every query against every key: $N^2$ scores per head. **Sparse attention**
@@ -17,7 +17,7 @@
 #
 # Performer and Linformer (优化3) are [chapter 11](11_linear_attention.ipynb)'s subject. Library: `tinyattn.sparse`.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -48,7 +48,7 @@ def best_time(fn, reps=3):
         t0 = time.perf_counter(); fn(); out.append(time.perf_counter() - t0)
     return min(out)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The hand-designed patterns (常见模式)
 #
 # The source text lists three patterns and where each one is said to work:
@@ -65,7 +65,7 @@ def best_time(fn, reps=3):
 # key blocks per query block (HF's defaults: block 64, 3 random blocks). Random blocks come from a
 # seeded generator, so the pattern is reproducible.
 
-# %% tags=["ledger-10-s1"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-10-s1"]
 L = 64
 patterns = {
     "window r=4": S.sliding_window_mask(L, 4),
@@ -82,12 +82,12 @@ for ax, (name, m) in zip(axes.flat, patterns.items()):
     ax.set_xlabel("key j"); ax.set_ylabel("query i")
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for name, m in patterns.items():
     print(f"{name:30s} density {S.density(m):.3f}  keys per query {m.sum(1).min()}..{m.sum(1).max()}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Turning sparsity into speed: block-sparse FlashAttention (稀疏实现的硬件效率)
 #
 # The source text's point (缺陷2) is right in spirit: matrix units (Tensor Cores) multiply dense
@@ -100,7 +100,7 @@ for name, m in patterns.items():
 # through the tile loop, equals dense float64 attention with the same mask, and the counter sees
 # exactly the non-empty tiles.
 
-# %% tags=["ledger-10-s2"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-10-s2"]
 # NBVAL_CHECK_OUTPUT
 q, k, v = (rng.standard_normal((2, L, 16)) for _ in range(3))
 for name, m in patterns.items():
@@ -111,13 +111,13 @@ for name, m in patterns.items():
     print(f"{name:30s} max |diff| < 1e-12: {err < 1e-12}   tiles computed {c.tiles_computed:2d} "
           f"= non-empty tiles {nonempty:2d}: {c.tiles_computed == nonempty}   of {c.tiles_computed + c.tiles_skipped}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The catch is the **granularity**: what counts is the fraction of *tiles* touched, not of elements.
 # A strided pattern keeps few elements but puts one in almost every tile; a window keeps a band that
 # fills the diagonal tiles; BigBird is built from blocks, so its element and tile densities coincide
 # when its block equals the tile.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N, b = 1024, 64
 gran = {"causal window r=64": S.sliding_window_mask(N, 64, causal=True),
@@ -131,13 +131,13 @@ ti = np.arange(8192 // 64)
 gap = np.maximum(np.abs(ti[:, None] - ti[None, :]) * 64 - 63, 0)     # smallest |i - j| inside a tile pair
 print(f"window +-256, N = 8192, 64x64 tiles: {(gap <= 256).mean():.3f} of the tiles are non-empty")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Now time against density. Random block masks at $N=1024$, $d=64$, tiles $64\times64$ (256 tiles),
 # float32, one thread; the dense baseline is the same tile loop with every tile on (density 1) and,
 # for reference, plain NumPy attention that materialises the $N\times N$ matrix. Timings are wall
 # clock on whatever machine ran this notebook, so the cell that prints them is not checked.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 N, d, b = 1024, 64, 64
 T = N // b
 qf, kf, vf = (rng.standard_normal((N, d)).astype(np.float32) for _ in range(3))
@@ -156,12 +156,12 @@ for dens, t, fl in zip(dens_list, t_sparse, flops):
           f"time ratio to all tiles {t / t_sparse[-1]:.2f} (FLOP ratio {fl / flops[-1]:.2f})")
 print(f"plain NumPy dense attention: {1e3 * t_numpy:.2f} ms")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same measurement at $N = 4096$ (4096 tiles), run by `benchmarks/sparse_linear.py` with
 # interleaved repeats and committed as `benchmarks/results/sparse_linear.json`; this cell only
 # reads the file:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 import json
 from pathlib import Path
@@ -172,7 +172,7 @@ print(f"benchmark of {bench['date'][:10]}, N = {bench['config']['block_sparse'][
 for r in bench["block_sparse"]:
     print(f"tile density {r['tile_density']:.3f}: time / time with all tiles = {r['ratio']:.3f}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, ax = plt.subplots(figsize=(5, 3.5))
 ax.plot(dens_list, np.array(t_sparse) / t_sparse[-1], "o-", label=f"tile loop, N={N} (this run)")
 bs = bench["block_sparse"]
@@ -184,7 +184,7 @@ ax.set_xlabel("fraction of tiles computed"); ax.set_ylabel("time / time with all
 ax.set_title(f"d={d}, tiles {b}x{b}, float32, CPU, 1 thread"); ax.legend(fontsize=7)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Read the figure with the printed numbers: the time of the tile loop follows the number of tiles it
 # computes, i.e. its FLOPs and its IO ($\Theta(Nd + N^2d^2 s/M)$ for block density $s$, FlashAttention
 # paper §3.3). In the committed benchmark at $N = 4096$ the time ratios (0.052, 0.124, 0.245, 0.492,
@@ -197,7 +197,7 @@ plt.show()
 # density is low can still touch most tiles (strided: 0.05 of the elements, 0.53 of the tiles), and
 # then there is little to skip.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Information loss (信息丢失风险): the cat, the window, and the receptive field
 #
 # The source text's example: "The cat, which was very fluffy, sat on the mat." The query "sat" needs
@@ -208,7 +208,7 @@ plt.show()
 # compute it exactly: position $j$ reaches $i$ after $\ell$ layers iff $(M^\ell)_{ij} > 0$ for the
 # boolean mask $M$.
 
-# %% tags=["ledger-10-s3"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-10-s3"]
 # NBVAL_CHECK_OUTPUT
 L_cat, cat, sat = 16, 1, 10             # the source text's positions
 def receptive(mask, layers):
@@ -224,7 +224,7 @@ for w in (5, 3, 2):
     print(f"window w={w}: 'sat' (pos {sat}) sees positions {seen.min()}..{seen.max()} in one layer; "
           f"'cat' (pos {cat}) reaches it after {layers} layers")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 m = S.sliding_window_mask(L_cat, 3)
 for ax, layers in zip(axes, (1, 2, 3)):
@@ -234,14 +234,15 @@ for ax, layers in zip(axes, (1, 2, 3)):
     ax.set_xlabel("key j"); ax.set_ylabel("query i")
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The star is ("sat", "cat"): out of reach in one layer of radius 3, reached after three. The
 # receptive field is necessary, not sufficient: the model must also *learn* to pass the information
 # along. The source text's table of "dependency recall" per window size (16: 52.3%, 64: 78.1%,
 # 256: 92.5%, with perplexities) names no corpus, parser or model: **unsourced**. For one layer the
 # recall of a window is simply the fraction of dependencies shorter than $w$, a property of the
 # corpus, not of attention.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### A trained toy task: quality against compute for each pattern
 #
 # The **copy task** of chapter 04 (`x₁…x₈ SEP x₁…x₈`) needs attention across exactly 8 positions: the
@@ -253,7 +254,7 @@ plt.tight_layout(); plt.show()
 # with global token 0 cannot help either, because a causal global token at position 0 sees only
 # itself.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 from tinyattn.models import TransformerLM
 from tinyattn.train import train
 from tinyattn.data import task_batch_fn, copy_task, sequence_accuracy
@@ -282,12 +283,12 @@ for name, pat in toy_patterns.items():
         pred = model.eval()(x_test).data.argmax(-1)
     toy[name] = ((pat & causal).sum() / causal.sum(), sequence_accuracy(pred, y_test)[0])
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 for name, (frac, acc) in toy.items():
     print(f"{name:24s} causal scores kept {frac:.3f}   token accuracy >= 0.95: {acc >= 0.95}   <= 0.5: {acc <= 0.5}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(5, 3.5))
 for name, (frac, acc) in toy.items():
     ax.plot(frac, acc, "o"); ax.annotate(name, (frac, acc), fontsize=8, xytext=(3, 3), textcoords="offset points")
@@ -295,7 +296,7 @@ ax.set_xlabel("fraction of causal scores computed"); ax.set_ylabel("answer-token
 ax.set_title("copy task (distance 8), 2 layers"); ax.set_ylim(-0.05, 1.1)
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The patterns that connect distance 8 within two layers (dense, window $r=8$, strided $s=4$) solve the
 # task; strided does it with fewer scores because the task's dependency is periodic, the case the
 # source text says strided patterns suit. The two that cannot reach distance 8 stay far below
@@ -306,15 +307,17 @@ plt.show()
 # source text's Longformer table (document classification 82.1/76.3/85.2 …, QA, LM perplexity) names
 # no paper table, dataset or model: **unsourced**.
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Learned sparsity (可学习稀疏模式)
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Top-k attention
 # The source text's recipe: compute all scores, keep the $k$ largest per row, softmax over those.
 # `ta.sparse.topk_attention` does exactly that and equals dense attention restricted to the top-$k$
 # mask. As the source text says, step 1 still computes all $N^2$ scores; only the softmax and $PV$
 # shrink to $Nk$. (Its "differentiable via Gumbel-softmax" remark is not tested here.)
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Routing attention: online k-means, not an MLP
 # The source text's "Routing Attention" code (an MLP with Gumbel-softmax choosing fixed regions) is
 # **not** the Routing Transformer (Roy et al. 2021). There, queries and keys are normalised and
@@ -322,7 +325,8 @@ plt.show()
 # cluster; the centroids are updated by **online k-means**
 # ($\mu_c \leftarrow \lambda\mu_c + (1-\lambda)\,\text{mean}\{x: c(x)=c\}$), not by gradients.
 # With balanced clusters the cost is $N^2/C$; the paper uses $C\approx\sqrt N$ for $O(N^{1.5})$.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Reformer's LSH buckets
 # Reformer (Kitaev et al. 2020) hashes with a random rotation, $h(x)=\arg\max[xR;-xR]$, so vectors
 # at a small angle share a bucket; attention runs inside buckets.
@@ -331,7 +335,7 @@ plt.show()
 # same bucket), and we count the scores really computed. The data: queries and keys drawn near 8
 # random directions (the clustered structure these methods assume), $N=256$, $d=16$.
 
-# %% tags=["ledger-10-s4"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-10-s4"]
 # NBVAL_CHECK_OUTPUT
 N, d = 256, 16
 dirs = rng.standard_normal((8, d)) * 1.5
@@ -362,12 +366,13 @@ for name, (n_sc, kept, ok) in learned.items():
     print(f"{name:30s} equals dense with its mask: {ok}   scores computed {n_sc / N**2:.3f} of N^2   "
           f"exact attention weight inside the mask {kept:.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # On this clustered data, routing keeps about as much of the exact attention weight as top-$k$
 # (printed: 0.959 vs 0.946) while computing 0.145 of the scores instead of all of them, because the
 # k-means centroids follow the data's directions. One LSH round with random hyperplanes splits
 # clusters and keeps under half of the weight (0.464), which is why Reformer hashes several rounds.
-#
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Hierarchical coarse-to-fine attention: its real cost
 #
 # The source text's recipe (优化2): average-pool keys into blocks of $b=256$ (L1), score every query
@@ -379,7 +384,7 @@ for name, (n_sc, kept, ok) in learned.items():
 # block-sparse tile loop), equals dense attention over the selected blocks, and returns both counts.
 # We use $b=16$ and $r=4$ blocks so the coarse stage's growth shows at laptop sizes.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 bh, rh = 16, 4
 Ns = [256, 512, 1024, 2048, 4096]
@@ -400,7 +405,7 @@ slope = np.polyfit(np.log(Ns), np.log(np.array(cost_c) + np.array(cost_f)), 1)[0
 slope_c = np.polyfit(np.log(Ns[-2:]), np.log(cost_c[-2:]), 1)[0]
 print(f"log-log slope of total scores over N=256..4096: {slope:.2f}; of the coarse stage: {slope_c:.2f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
 axes[0].loglog(Ns, cost_c, "o-", label=f"coarse N²/{bh}")
 axes[0].loglog(Ns, cost_f, "s-", label=f"fine N·{rh}·{bh}")
@@ -415,20 +420,21 @@ axes[1].set_xlabel("N"); axes[1].set_ylabel("seconds"); axes[1].legend(fontsize=
 axes[1].set_title("wall time, d=32, float32")
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The coarse stage's count grows with slope 2 (printed above): once $N^2/b$ overtakes the linear
 # fine stage (here beyond $N = r b^2 = 1024$) the method is quadratic again, just with a smaller
 # constant. The wall-time panel (machine-dependent, not checked) shows the same shape against dense
 # NumPy attention. The source text's "N = 100K document QA: dense 45 s / 87.2%, fixed sparse
 # 8 s / 82.1%, hierarchical 6 s / 86.5%" names no model, hardware or dataset: **unsourced**.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Dates
 # The source text's timeline (1.1) files Reformer and Linformer under 2019 ("Efficient Transformers").
 # Reformer (Kitaev et al., ICLR 2020, arXiv January 2020) and Linformer (Wang et al., arXiv June 2020)
 # are both **2020**; the Sparse Transformer (Child et al.) is 2019; Longformer (April 2020) and BigBird
 # (July 2020) are correctly placed in 2020.
 
-# %% [markdown] tags=["ledger-10"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-10"]
 # ## Claims ledger (section 4.5; 1.1 for the dates)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -450,7 +456,7 @@ plt.tight_layout(); plt.show()
 # Performer's feature map, its accuracy ("2–5% drop", "$m\approx256$") and Linformer are checked in
 # [chapter 11](11_linear_attention.ipynb).
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 # `exercises/ch10_sparse.py`: build the sliding-window and BigBird masks, then the block-sparse tile
 # loop that skips empty tiles and counts its work. Grade with `python3 course.py grade ch10`.

@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 11 · Linear attention (线性注意力): the kernel view, Performer, Linformer, and what it cannot do
 #
 # Chapter 10 made attention cheaper by *dropping* scores. This chapter makes it cheaper by
@@ -19,7 +19,7 @@
 #
 # Library: `tinyattn.linear`.
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -48,7 +48,7 @@ def best_time(fn, reps=5):
         t0 = time.perf_counter(); fn(); out.append(time.perf_counter() - t0)
     return min(out)
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. The kernel view (核方法视角)
 #
 # Softmax attention is a weighted average with a similarity kernel $\kappa$:
@@ -67,7 +67,7 @@ def best_time(fn, reps=5):
 # First check: `ta.linear.linear_attention` (reassociated) equals the kernel smoother computed the
 # slow way, with the $N\times N$ matrix of $\phi(q_i)^\top\phi(k_j)$.
 
-# %% tags=["ledger-11-s1"]
+# %% slideshow={"slide_type": "fragment"} tags=["ledger-11-s1"]
 # NBVAL_CHECK_OUTPUT
 q, k, v = (rng.standard_normal((2, 64, 16)) for _ in range(3))
 fq, fk = LA.elu1(q), LA.elu1(k)
@@ -77,7 +77,7 @@ fast = LA.linear_attention(q, k, v)
 print(f"reassociated == kernel smoother, max |diff| < 1e-12: {np.abs(fast - slow).max() < 1e-12}")
 print(f"elu+1 linear attention vs softmax attention: max |diff| = {np.abs(fast - softmax_attention(q, k, v)).max():.2f}  (a different model)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Causal linear attention is an RNN (循环视角)
 #
 # With a causal mask the sums run over $j\le i$, so they become running sums:
@@ -89,7 +89,7 @@ print(f"elu+1 linear attention vs softmax attention: max |diff| = {np.abs(fast -
 # causal=True)`: a masked product inside each chunk, the carried state across chunks) and the masked
 # $N\times N$ form.
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 A_causal = np.tril(A)
 masked = A_causal @ v / A_causal.sum(-1, keepdims=True)
@@ -100,7 +100,7 @@ for chunk in (1, 16, 64):
           f"chunked == RNN: {np.abs(ch - rnn).max() < 1e-12}")
 print(f"RNN state per (batch, head): S {S_state.shape[1:]}, z {z_state.shape[1:]}, independent of N = {q.shape[1]}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Performer's FAVOR+: positive random features for the softmax kernel
 #
 # Performer (Choromanski et al., ICLR 2021) writes the softmax kernel as an expectation. With
@@ -122,7 +122,7 @@ print(f"RNN state per (batch, head): S {S_state.shape[1:]}, z {z_state.shape[1:]
 # $q, k$ drawn with standard deviation 0.4 (larger $|q|, |k|$ make the estimator heavy-tailed: its
 # variance grows like $e^{2|\bar q+\bar k|^2}$).
 
-# %% tags=["ledger-11-s3"]
+# %% slideshow={"slide_type": "subslide"} tags=["ledger-11-s3"]
 # NBVAL_CHECK_OUTPUT
 d = 16
 rng3 = np.random.default_rng(3)
@@ -140,7 +140,7 @@ for (m, orth), e in draws.items():
     print(f"m={m:3d} {'orthogonal' if orth else 'iid       '}: mean {e.mean():.4f}, |mean - exact| < 4 s.e.: "
           f"{abs(e.mean() - exact_kernel) < 4 * se}, variance {e.var(ddof=1):.4f}")
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 ms = np.array([4, 16, 64, 256])
 var_iid = np.array([draws[m, False].var(ddof=1) for m in ms])
@@ -149,13 +149,13 @@ slope = np.polyfit(np.log(ms), np.log(var_iid), 1)[0]
 print(f"log-log slope of the i.i.d. variance against m: {slope:.2f} (1/m gives -1)")
 print(f"orthogonal / i.i.d. variance at m = 16, 64, 256: {', '.join(f'{r:.2f}' for r in var_orth[1:] / var_iid[1:])}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Now the source text's map. Its infinite-feature limit is known in closed form,
 # $\exp(\bar q^\top\bar k + |\bar q|^2/2 + |\bar k|^2/2)$, so we can compare *attention weights* (one
 # query, 32 keys, entries with standard deviation 0.5) from both maps as $m$ grows with the exact
 # softmax weights.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 rng4 = np.random.default_rng(4)
 qw, keys = 0.5 * rng4.standard_normal(d), 0.5 * rng4.standard_normal((32, d))
@@ -174,7 +174,7 @@ for m, a, b in zip(m_grid, err_favor, err_source):
     print(f"m={m:5d}: L1 error of attention weights  FAVOR+ {a:.3f}   source-text map {b:.3f}")
 print(f"source-text map with infinitely many features: {lim:.3f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
 axes[0].loglog(ms, var_iid, "o-", label="i.i.d. rows")
 axes[0].loglog(ms, var_orth, "s-", label="orthogonal rows")
@@ -188,13 +188,14 @@ axes[1].set_xlabel("features m"); axes[1].set_ylabel("L1 error of attention weig
 axes[1].set_title("one query, 32 keys"); axes[1].legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The variance of FAVOR+ falls as $1/m$ (printed slope, left panel) and orthogonal rows have the
 # lower variance at every printed $m$. In the right panel FAVOR+'s error of the attention weights
 # falls towards 0 as $m$ grows (printed: from 0.458 at $m=16$ to 0.022 at $m=16384$), while the source
 # text's map levels off at its closed-form limit (the dotted line, 0.129): more features cannot fix
 # a biased estimator.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. Error and time against $N$; the crossover
 #
 # Approximation quality of full attention outputs, $d=32$, non-causal, against exact softmax
@@ -202,7 +203,7 @@ plt.tight_layout(); plt.show()
 # features, and elu+1 linear attention for comparison (a different kernel, so its "error" measures
 # how different the model is, not noise).
 
-# %% tags=["ledger-11-s4"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-11-s4"]
 # NBVAL_CHECK_OUTPUT
 d = 32
 Ns = [64, 256, 1024, 2048]
@@ -218,7 +219,7 @@ for n in Ns:
 for name, e in err.items():
     print(f"{name:15s} relative error at N = {Ns}: {', '.join(f'{x:.3f}' for x in e)}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # At fixed $m$ the relative error does not fall with $N$ (the estimator's noise does not average
 # out over keys), and four times more features cut it by roughly half (variance $\propto 1/m$, error
 # $\propto 1/\sqrt m$; compare the printed rows). How large $m$ must be therefore depends on $d$, on
@@ -228,7 +229,7 @@ for name, e in err.items():
 # Time: exact NumPy attention (materialises $N\times N$) against elu+1 linear attention ($r=d$) and
 # FAVOR+ with $m=256$, $d=64$, float32, one thread. Wall-clock, so this cell is not checked.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 d = 64
 W256 = LA.gaussian_features_matrix(256, d, np.random.default_rng(1))
 Nt = [128, 256, 512, 1024, 2048, 4096]
@@ -251,7 +252,7 @@ for name in ("elu+1 linear", "FAVOR+ m=256"):
 for name, t in times.items():
     print(f"{name:14s} slope of log time vs log N over the last 3 sizes: {np.polyfit(np.log(Nt[-3:]), np.log(t[-3:]), 1)[0]:.2f}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
 for name, e in err.items():
     axes[0].semilogx(Ns, e, "o-", label=name)
@@ -263,12 +264,12 @@ axes[1].set_xlabel("N"); axes[1].set_ylabel("ms"); axes[1].legend(fontsize=8)
 axes[1].set_title("wall time, d=64, float32, 1 thread")
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The same comparison up to $N = 8192$, run by `benchmarks/sparse_linear.py` (median of interleaved
 # repeats, one BLAS thread) and committed as `benchmarks/results/sparse_linear.json` (machine, load
 # and date inside the file); this cell only reads it, so its output is fixed:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 import json
 from pathlib import Path
@@ -286,7 +287,7 @@ for key, name in (("elu1_linear_ms", "elu+1 linear"), ("favor_m256_ms", "FAVOR+ 
     print(f"{name}: faster than exact for every N >= {first}; at N = {rows[-1]['N']}: "
           f"{rows[-1]['exact_ms'] / rows[-1][key]:.1f}x faster")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # Both the live cell (noisy: the stored outputs came from a shared, loaded 2-core machine) and the
 # committed benchmark show the same picture: elu+1 linear attention ($r = d$) overtakes exact
 # attention at a few hundred tokens (from $N = 512$ on in the benchmark); FAVOR+ with $m = 256$ costs
@@ -295,7 +296,8 @@ for key, name in (("elu1_linear_ms", "elu+1 linear"), ("favor_m256_ms", "FAVOR+ 
 # time grows by about 4.9× (quadratic work, and the $N\times N$ matrix no longer fits in cache),
 # FAVOR+'s by about 2.5×: "linear complexity $O(N)$" is reproduced in trend, and the constant decides
 # where it pays.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Linformer and the delta rule
 #
 # **Linformer** (Wang et al., 2020) projects keys and values along the *sequence*: $K' = EK$,
@@ -307,7 +309,7 @@ for key, name in (("elu1_linear_ms", "elu+1 linear"), ("favor_m256_ms", "FAVOR+ 
 # mean pooling over $n/k$ consecutive positions, on random keys and on keys that are constant over
 # runs of 64 positions (low rank *along the sequence*). First a sanity check: $E = F = I$ is exact.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 rng6 = np.random.default_rng(6)
 n, d = 512, 32
@@ -330,7 +332,7 @@ for name, kn in (("random keys", k_rand), ("keys constant over runs", k_runs)):
         print(f"{name:24s} k={kp:3d}: relative error, random E,F {rel(LA.linformer_attention(qn, kn, vn, E, Fp)):7.2f}"
               f"   mean pooling {rel(LA.linformer_attention(qn, kn, vn, P, P)):.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Random projections of this size are far off (errors well above 1: they mix the values of
 # unrelated positions and inflate the projected keys); mean pooling is close to exact when the keys
 # really are low rank along the sequence and poor when they are not. Low rank is a property of the
@@ -345,7 +347,7 @@ for name, kn in (("random keys", k_rand), ("keys constant over runs", k_runs)):
 # Demo: write 12 (key, value) pairs with random unit keys in $d=16$, then overwrite the first 6 keys
 # with new values, and read all 12 keys back (the target is each key's latest value).
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 dk = 16
 rng7 = np.random.default_rng(7)
@@ -359,11 +361,12 @@ for name, Smat in (("additive (linear attention)", S_sum), ("delta rule, beta = 
     read = keys_ @ Smat.T
     print(f"{name:28s} relative read-back error: {np.linalg.norm(read - want) / np.linalg.norm(want):.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The delta rule's read-back is not exact either (12 random keys in 16 dimensions are not
 # orthogonal, so later writes disturb earlier ones), but its error is clearly below the additive
 # memory's (printed), which returns old and new values summed.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. What linear attention cannot do: associative recall
 #
 # A fixed-size state must hold everything the model will later need. Softmax attention keeps every
@@ -372,7 +375,7 @@ for name, Smat in (("additive (linear attention)", S_sum), ("delta rule, beta = 
 # (RoPE, 700 AdamW steps, same seed and data), one with softmax attention, one with elu+1 linear
 # attention (`backend="linear"`, trained through its parallel form), evaluated on 500 fresh prompts.
 
-# %% tags=["ledger-11-s6"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-11-s6"]
 from tinyattn.models import TransformerLM
 from tinyattn.train import train
 from tinyattn.data import task_batch_fn, associative_recall, sequence_accuracy
@@ -390,14 +393,14 @@ for backend in ("dense", "linear"):
         pred = model.eval()(x_rec).data.argmax(-1)
     recall[backend] = (sequence_accuracy(pred, y_rec)[0], hist["loss"])
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 chance = 1 / (V_REC - 1 - (V_REC - 1) // 2)
 print(f"chance level (uniform over {V_REC - 1 - (V_REC - 1) // 2} values): {chance:.3f}")
 print(f"softmax attention: recall accuracy >= 0.95: {recall['dense'][0] >= 0.95}")
 print(f"elu+1 linear attention: recall accuracy <= 0.6: {recall['linear'][0] <= 0.6}")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(5, 3.5))
 for backend, (acc, loss) in recall.items():
     ax.plot(np.convolve(loss, np.ones(20) / 20, mode="valid"),
@@ -406,7 +409,7 @@ ax.set_xlabel("step"); ax.set_ylabel("training loss (20-step mean)"); ax.legend(
 ax.set_title(f"associative recall, {N_PAIRS} pairs")
 plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # Softmax attention learns the lookup; linear attention, with the same parameters, data and
 # steps, stays far below it (the accuracies are in the legend; the checked cell above states the
 # thresholds). This is one small run, not a proof, but it matches the literature (e.g. Arora et al.
@@ -415,7 +418,7 @@ plt.show()
 # "performance drop 2–5%" (and "~5% gap" in section 5.2) names no task or model: **unsourced**, and
 # as this run shows, the gap depends on the task.
 
-# %% [markdown] tags=["ledger-11"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-11"]
 # ## Claims ledger (section 4.5 优化3; 1.1 and 5.2 for dates and gaps)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -428,7 +431,7 @@ plt.show()
 # | feature dimension $m\approx256$ needed for accuracy (4.5 优化3) | §3–4: variance ∝ 1/m (slope printed), error grows with N at fixed m; the m needed depends on d, N, scale | **corrected** (no universal m) |
 # | Reformer, Linformer in 2019 with $O(N\log N)$ / $O(N)$ (1.1) | Reformer: ICLR 2020; Linformer: arXiv June 2020 | **corrected**: 2020 |
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## Exercises
 # `exercises/ch11_linear.py`: causal linear attention as prefix sums (the RNN view), and FAVOR+
 # positive random features. Grade with `python3 course.py grade ch11`.

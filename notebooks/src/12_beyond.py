@@ -1,4 +1,4 @@
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # # 12 · Beyond one device: ring attention, Ulysses, and the open problems
 #
 # Chapter 06 made attention's *extra* memory O(N): scores never leave the chip. But the inputs
@@ -19,7 +19,7 @@
 # Library: `tinyattn.distributed` (`ring_attention`, `ulysses_attention`, `shard_indices`,
 # `causal_work`, `imbalance`, `merge_lse`).
 
-# %%
+# %% slideshow={"slide_type": "skip"}
 %config InlineBackend.figure_formats = ['png']
 import numpy as np
 import matplotlib.pyplot as plt
@@ -44,14 +44,14 @@ def dense(q, k, v, causal=False):
     e = np.exp(s - s.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True) @ v
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 1. Why split the sequence?
 #
 # A decoder keeps, for every token and layer, a key and a value of `n_kv_heads · head_dim` numbers
 # each (chapter 08 builds this cache). With Llama-2-7B's published configuration (Touvron et al. 2023:
 # 32 layers, 32 heads of dimension 128, no GQA) in fp16, that is:
 
-# %% tags=["ledger-12-s1"]
+# %% slideshow={"slide_type": "-"} tags=["ledger-12-s1"]
 # NBVAL_CHECK_OUTPUT
 layers, kv_heads, head_dim, bytes_fp16 = 32, 32, 128, 2
 per_token = 2 * layers * kv_heads * head_dim * bytes_fp16          # K and V, every layer
@@ -59,12 +59,13 @@ for n in (4_096, 131_072, 1_048_576):
     print(f"N = {n:>9,} tokens: K/V of all layers = {per_token * n / 2**30:8.1f} GiB")
 print(f"per token: {per_token / 2**20:.2f} MiB")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # At a million tokens the keys and values alone (512 GiB) exceed any single accelerator's memory
 # (an H200 has 141 GB), before weights or activations are counted. FlashAttention does not help
 # here: it removes the N×N scores, not the N×d inputs. The only way out is to give each of P
 # devices N/P tokens, and to organise the attention so that no device ever needs all of K and V at once.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 2. Three ways to lay a sequence across devices
 #
 # - **contiguous**: device r holds tokens [r·N/P, (r+1)·N/P);
@@ -72,7 +73,7 @@ print(f"per token: {per_token / 2**20:.2f} MiB")
 #   (the split of Llama 3's context parallelism, Dubey et al. 2024);
 # - **striped**: token t lives on device t mod P (Brandon et al. 2023).
 
-# %%
+# %% slideshow={"slide_type": "-"}
 n_demo, p_demo = 16, 4
 layouts = {name: D.shard_indices(n_demo, p_demo, name) for name in D.LAYOUTS}
 fig, axes = plt.subplots(3, 1, figsize=(7, 2.4), sharex=True)
@@ -80,7 +81,7 @@ vd.plot_layouts(axes, layouts, n_demo)
 fig.suptitle(f"N = {n_demo} tokens on P = {p_demo} devices", fontsize=10)
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 3. Ring attention, step by step
 #
 # Each device keeps its query shard for the whole computation. Its K/V shard leaves it: at every
@@ -99,7 +100,7 @@ plt.tight_layout(); plt.show()
 # its lse *is* an unnormalised state whose running maximum is the lse. The merge is exact, so the
 # ring's result does not depend on the order in which blocks arrive:
 
-# %%
+# %% slideshow={"slide_type": "fragment"}
 # NBVAL_CHECK_OUTPUT
 q = rng.standard_normal((2, 4, 64, 16)); k = rng.standard_normal((2, 4, 64, 16)); v = rng.standard_normal((2, 4, 64, 16))
 for causal in (False, True):
@@ -109,14 +110,14 @@ for causal in (False, True):
             assert err < 1e-12, (causal, name, p, err)
     print(f"causal={causal}: ring == dense for P = 1, 2, 4, 8 and all three layouts (max error < 1e-12)")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # The picture below is the ring's schedule for P = 4 with a causal mask: row = step, column = device,
 # the label says whose K/V block the device holds at that step (`KV3` = device 3's keys), and the
 # colour is the number of (query, key) pairs the causal mask lets it score. With the **contiguous**
 # layout, blocks of *future* keys are skipped entirely (white cells): device 0 works only at step 0,
 # device 3 at every step.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 p_demo = 4
 fig, axes = plt.subplots(1, 3, figsize=(11, 3.3))
 for ax, name in zip(axes, D.LAYOUTS):
@@ -124,7 +125,7 @@ for ax, name in zip(axes, D.LAYOUTS):
     vd.plot_ring_schedule(ax, work, f"{name}: imbalance {D.imbalance(work):.2f}")
 plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 4. The causal load imbalance, measured
 #
 # A ring step ends when its slowest device is done (the next block is needed by everyone), so the
@@ -133,7 +134,7 @@ plt.tight_layout(); plt.show()
 # a closed form: with chunk $c = N/P$, step 0 costs a triangle $c(c+1)/2$ and each of the other
 # $P-1$ steps a full block $c^2$ on the busiest device:
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 N = 4096
 print(f"{'P':>3} {'contiguous':>11} {'closed form':>12} {'zig-zag':>8} {'striped':>8}")
@@ -145,13 +146,14 @@ for p in (2, 4, 8, 16):
     imb[p] = row
     print(f"{p:>3} {row['contiguous']:>11.3f} {closed:>12.3f} {row['zigzag']:>8.3f} {row['striped']:>8.3f}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # With contiguous shards the imbalance approaches 2 as P grows (1.500 at P = 2, 1.937 at P = 16,
 # equal to the closed form): the ring takes almost twice as long as the work requires, because at
 # every step after the first some devices hold only future keys and wait for the busiest one.
 # Zig-zag is exactly balanced (1.000) because each device's early chunk and late chunk add up to the
 # same causal work; striped stays within 0.4% of it (1.004 at P = 16).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 5. Memory and communication, counted
 #
 # The simulation keeps every array a device holds in a ledger, so its peak footprint and the bytes it
@@ -162,7 +164,7 @@ for p in (2, 4, 8, 16):
 # - peak per device: its queries $BH_qcd$, **two** K/V blocks (the one in use and the one arriving),
 #   the output and lse accumulators $BH_qc(d_v+1)$ and one score tile $BH_qc^2$, times 8 bytes.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 B, Hq, Hkv, N, d, dv = 1, 8, 2, 512, 32, 32
 q = rng.standard_normal((B, Hq, N, d)); k = rng.standard_normal((B, Hkv, N, d)); v = rng.standard_normal((B, Hkv, N, dv))
@@ -178,7 +180,7 @@ for p in (1, 2, 4, 8, 16):
     rows.append((p, sent, peak))
     print(f"{p:>3} {sent:>22,} {st.sent_bytes[0]:>10,} {peak:>22,} {st.peak_bytes[0]:>10,}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "fragment"}
 # The counted bytes equal the formulas at every P. Two consequences a learner can read off the table:
 # the peak memory per device falls with P (from 19,431,424 bytes on one device to 264,192 on each of
 # 16, faster than $1/P$ here because the score tile, $c^2$, falls as $1/P^2$), so adding devices is how
@@ -187,7 +189,8 @@ for p in (1, 2, 4, 8, 16):
 # it: while a device computes on one block, the next one is already on its way. That works when a
 # block's compute time, $\propto c^2 d$, exceeds its transfer time, $\propto c\,d$, i.e. when the
 # chunk $c = N/P$ is long enough.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 6. DeepSpeed-Ulysses: shard heads, not the sequence
 #
 # Heads are independent. Ulysses starts from the same sequence shards, then one **all-to-all** sends
@@ -195,12 +198,12 @@ for p in (1, 2, 4, 8, 16):
 # H/P heads and runs ordinary (flash) attention on them, with no merging at all. A second
 # all-to-all returns the outputs to sequence shards.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 2.4))
 vd.plot_all_to_all(axes, n_heads=8, n_devices=4, n=32)
 plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 H, N, d = 8, 512, 32
 q = rng.standard_normal((1, H, N, d)); k = rng.standard_normal((1, H, N, d)); v = rng.standard_normal((1, H, N, d))
@@ -213,14 +216,15 @@ for p in (1, 2, 4, 8):
     print(f"{p:>3} {st.sent_bytes[0]:>20,} {4 * local * (p - 1) // p:>17,} {rst.sent_bytes[0]:>17,}  "
           f"{'< 1e-12' if np.abs(out - dense(q, k, v, True)).max() < 1e-12 else 'MISMATCH'}")
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Ulysses' bytes per device *fall* with P (each device ships $4(P-1)/P$ of its own, shrinking,
 # shard: 1,048,576 bytes at P = 2, 458,752 at P = 8), while the ring's grow towards the whole K/V
 # (1,835,008 at P = 8, four times Ulysses' volume). The price: Ulysses can use at most as many devices as there are heads
 # (K/V heads, with GQA), its all-to-alls cannot overlap with the attention they feed, and every
 # device must hold full-length K/V for its heads. Ring attention has no head limit and overlaps its
 # transfers. Real systems combine them (heads across a node with Ulysses, a ring across nodes).
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. The same algorithms on MPI processes
 #
 # `tinyattn.distributed.ring` runs ring attention and Ulysses on separate processes with mpi4py
@@ -229,7 +233,7 @@ for p in (1, 2, 4, 8):
 # the gathered output against a float64 dense reference (the exit status is the verdict). The same
 # command runs unchanged on a cluster.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 mpiexec = Path(sys.executable).parent / "mpiexec"
 env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -240,7 +244,7 @@ for ranks, extra in ((2, ["--causal", "--layout", "zigzag"]), (4, ["--causal", "
     verdict = res.stdout.strip().splitlines()[-1]
     print(f"exit {res.returncode}:", verdict.split(": max")[0], "->", verdict.rsplit("-> ", 1)[-1])
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Measured: time, waiting and hidden communication
 #
 # `benchmarks/ring_mpi.py` times each configuration (N = 2048, d = 64, 4 heads, float32, one BLAS
@@ -248,7 +252,7 @@ for ranks, extra in ((2, ["--causal", "--layout", "zigzag"]), (4, ["--causal", "
 # For the ring, the same run with blocking `Sendrecv` after the compute gives the communication time;
 # the non-blocking run's time spent waiting for messages is what compute did not hide.
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 bench = json.loads(Path("../benchmarks/results/ring_mpi.json").read_text())
 res = bench["results"]
 print(f"{bench['date']}, {bench['machine']['cpu_count']} CPUs, load average before/after "
@@ -261,7 +265,7 @@ for r in res:
           f"{r['wall_ms']:8.1f} {r['compute_ms']:8.1f} {r['comm_ms']:7.1f} {'' if h is None else f'{h:7.2f}':>7}")
 print("every run matched dense attention:", all(r["ok"] for r in res))
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(7, 3))
 sel = [r for r in res if r["algo"] == "ring" and r["causal"] and not r["blocking"]]
 labels = [f"P={r['ranks']}\n{r['layout'][:6]}" for r in sel]
@@ -270,7 +274,7 @@ ax.bar(labels, [r["comm_ms"] for r in sel], bottom=[r["compute_ms"] for r in sel
 ax.set_ylabel("ms"); ax.set_title("causal ring attention on MPI ranks (N = 2048), from ring_mpi.json", fontsize=9)
 ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "notes"}
 # Read these numbers with the machine in mind: the benchmark ran on a 2-core machine shared with other
 # jobs (load average 4.39 before and 6.19 after, printed above), so with 4 ranks two processes share
 # each core and "waiting for messages" includes waiting for a rank that was descheduled. Going from 1
@@ -280,7 +284,8 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # processes at every rank count (the last line). The speed-up with P and the fraction of communication
 # hidden need one core (or GPU) per rank to be meaningful: the two-GPU NCCL version of this chapter is
 # still to come.
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Open problems (source text section 5), and what to try here
 #
 # The source text closes with open questions and "quantitative goals". The questions are real; the
@@ -297,7 +302,7 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # | do attention weights explain? (5.2, dir. 4 q. 1) | chapter 04's trained model: zero the highest-weight key and measure the change of the loss (an intervention), then compare with the weight itself |
 # | is position information necessary? (5.2, dir. 1 q. 2) | chapter 03/04: train NoPE with and without the causal mask (section 1.2's permutation equivariance says which can learn order) |
 
-# %% [markdown] tags=["ledger-12"]
+# %% [markdown] slideshow={"slide_type": "slide"} tags=["ledger-12"]
 # ## Claims ledger (section 5)
 #
 # | source-text claim (section) | what we measured (cell) | verdict |
@@ -309,7 +314,8 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # | SSMs "still 1–3 PPL behind" Transformers (5.4 q. 1) | no model, data or source given | **unsourced** |
 # | "NoPE can extrapolate without limit in theory" (5.4 q. 2) | no source; chapter 03 shows NoPE learns order only through the causal mask | **unsourced** |
 # | summary: FlashAttention takes memory from $O(N) \to O(1)$ (总结) | chapter 06 §9 measured: flash keeps $O(N)$ extra memory (the statistics $m$, $\ell$ and the output), the naive path $O(N^2)$ | **corrected** |
-#
+
+# %% [markdown] slideshow={"slide_type": "slide"}
 # ## 9. The whole ledger
 #
 # Every chapter ends with a ledger like the one above. `python tools/ledger.py build` gathers them into
@@ -319,7 +325,7 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # what the ledger must cover (every error catalogued in the course's reference sheet and every table of
 # the source text) and the test checks each is there.
 
-# %%
+# %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 claims = json.loads(Path("../ledger/claims.json").read_text(encoding="utf-8"))
 catalogue = json.loads(Path("../ledger/catalogue.json").read_text(encoding="utf-8"))
@@ -335,7 +341,7 @@ print(f"{'all':>7} " + " ".join(f"{c:>10}" for c in tot) + f" {len(entries):>6}"
 print(f"catalogue: {len(catalogue['reference_errors'])} reference errors, "
       f"{len(catalogue['source_tables'])} source tables, each found in its chapter's ledger")
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(7, 2.8))
 bottom = np.zeros(len(chapters))
 for v, colour in zip(verdicts, ("tab:green", "tab:orange", "tab:grey")):
@@ -344,12 +350,12 @@ for v, colour in zip(verdicts, ("tab:green", "tab:orange", "tab:grey")):
 ax.set_xlabel("chapter"); ax.set_ylabel("source-text claims"); ax.legend(fontsize=8)
 ax.set_title("the claims ledger: verdict per chapter", fontsize=9); plt.tight_layout(); plt.show()
 
-# %%
+# %% slideshow={"slide_type": "subslide"}
 from IPython.display import Markdown
 rows = [f"| {e['id']} | {e['claim']} | {e['verdict']} | `{e['cell']}` |" for e in entries]
 Markdown("| id | source-text claim (section) | verdict | checked in cell |\n|---|---|---|---|\n" + "\n".join(rows))
 
-# %% [markdown]
+# %% [markdown] slideshow={"slide_type": "slide"}
 #
 # ## Exercises
 #

@@ -17,8 +17,10 @@ MW = 8                               # warps per merge block (flash_decode.cu)
 TARGET_WARPS = 132 * 16              # enough chunks to give every SM of an H100/H200 16 warps
 SPLIT_WARPS = 4                      # warps per block when each warp owns a chunk (wpc = 1): 4 or 2
 SPLIT_WARPS_PAGED = 2                # paged: 2-warp blocks, 3 per SM (run 7: B = 64 3.42 -> 2.20 ms)
-MIN_CHUNK = 512                      # run 7, B = 1 at 32k: 512-key chunks 0.057 ms, 256-key 0.063 (fewer partials)
-SPLIT_STAGES = 2                     # cp.async stages when each warp owns a chunk (wpc = 1, 4 warps): 2 or 3
+MIN_CHUNK = 1024                     # runs 7-8 at 32k: B = 1 256 / 512 / 1024 keys 0.063 / 0.057 / 0.059 ms,
+                                     # B = 4 512 / 1024 0.155 / 0.149 ms (fewer partials, whole waves)
+SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk and 4 warps: 2 or 3 (run 8:
+                                     # 3 stages gained nothing, B = 64 -0-14%; kept as a checked variant)
 
 
 @lru_cache(maxsize=None)

@@ -18,8 +18,8 @@ Shared memory is *dynamic*: one flat float32 buffer whose size is given at launc
 tiles (``shared_layout``) and indexed ``row * stride + col``. Static ``cuda.shared.array`` tiles are
 capped at 48 KB per block, which forced d = 128 onto 32x16 tiles (7.7 TFLOP/s vs 14.1 at d = 64);
 above 48 KB the kernel must opt in once (``cuKernelSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)``,
-done by ``launch``), and d = 128 gets the 64x32 tiles of d = 64 (69 KB: P reuses K's space, three
-blocks per SM). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
+done by ``launch``): d = 128 gets 64x32 tiles (69 KB: P reuses K's space, three blocks per SM) and
+d = 64 64x64 tiles (53 KB). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
 the array's length like Python, and the length of a dynamic array is a run-time value, so a signed
 index costs a compare and a select per access (run 7, measured: d = 64 fell from 14.1 to 8.5 TFLOP/s;
 163 registers instead of 123). A 32-bit unsigned cast is no better: the truncation stops the compiler
@@ -66,12 +66,15 @@ class NumbaConfig:
 
 
 def default_config(d: int) -> NumbaConfig:
-    """Tile shape for head dim d: tiny under the simulator, 64 x 32 tiles (128 threads) on a GPU
-    (shared memory 45 KB at d = 64, 77 KB at d = 128: dynamic shared memory, see ``launch``)."""
+    """Tile shape for head dim d: tiny under the simulator; on a GPU 128 threads, 64 x 64 tiles at
+    d <= 64 and 64 x 32 at d = 128 (dynamic shared memory above 48 KB, see ``launch``)."""
     if simulator_enabled():
         return NumbaConfig(tx=4, ty=4, rq=2, ck=2)
-    # d = 64: 37 KB shared, ~123 registers -> 4 blocks (16 warps) per SM;
-    # d = 128: 69 KB shared, ~164 registers -> 3 blocks (12 warps) per SM
+    # chosen by measurement on the H200 (run 8, NOTES.md): d = 64 with 64x64 tiles (53 KB shared, ~116
+    # registers: 17.9 TFLOP/s; 64x32: 16.0); d = 128 with 64x32 tiles (69 KB, ~164 registers, 3 blocks
+    # per SM: 15.9; 256 threads with 32x32 per-warp rows: 14.7)
+    if d <= 64:
+        return NumbaConfig(tx=8, ty=16, rq=4, ck=8)
     return NumbaConfig(tx=8, ty=16, rq=4, ck=4)
 
 

@@ -511,7 +511,8 @@ def main() -> None:
         return None if not x or not y else round(x / y, 3)
     log("acceptance: fp16_mma/flash", ratio(("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16")), "(>=0.5)",
         " numba/efficient32", ratio(("numba_fp32", "float32"), ("torch_sdpa_efficient", "float32")), "(>=0.3)",
-        " fp16_mma/naive16", ratio(("cupy_fp16_mma", "float16"), ("naive_gpu_fp16", "float16")), "(>=3)")
+        " fp16_mma/naive16", ratio(("cupy_fp16_mma", "float16"), ("naive_gpu_fp16", "float16")),
+        "(>=3: set against the old cupy.matmul baseline; the cuBLAS tensor-core one is ~7x faster)")
 
 
 if __name__ == "__main__":

@@ -443,7 +443,9 @@ def main() -> None:
     if reuse and not args.sweep_only:
         old = json.loads(Path(reuse).read_text())
         meta["variant_sweep"] = old["variant_sweep"]
-        meta["variant_sweep_from"] = f"copied from the run of {old.get('date')} (not re-run)"
+        meta["variant_sweep_torch_flash"] = old.get("variant_sweep_torch_flash") or [
+            r for r in old["results"] if r["impl"] == "torch_sdpa_flash" and r["N"] == 8192]   # same run as the sweep
+        meta["variant_sweep_from"] = f"copied from the run of {old.get('date')} (not re-run), with that run's torch flash"
     else:
         meta["variant_sweep"] = variant_sweep(gen)
     meta["default_variant"] = cupy_flash.DEFAULT_VARIANT

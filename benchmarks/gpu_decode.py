@@ -189,7 +189,7 @@ def to_paged(k, v, bs, gen):
     return kp, vp, perm.reshape(B, nb).to(torch.int32)
 
 
-def run_decode(q, k, v, lens, causal, dtype, paged_bs=None, gen=None):
+def run_decode(q, k, v, lens, causal, dtype, paged_bs=None, gen=None, chunk=None, nwb=None, stages=None):
     """(go, out, lse, extra) launching our split-KV kernel on torch tensors (no checks in the timed path)."""
     kind = "bf16" if dtype == "bfloat16" else "f16"
     cl = cp.from_dlpack(lens)
@@ -197,12 +197,30 @@ def run_decode(q, k, v, lens, causal, dtype, paged_bs=None, gen=None):
         kp, vp, table = to_paged(k, v, paged_bs, gen)
         go, o, l = decode.make_launch(as_cupy(q), as_cupy(kp), as_cupy(vp), cp.from_dlpack(table), cl, kind, s_len=0,
                                       bs=paged_bs, max_blocks=table.shape[1], paged=True, is_causal=causal,
-                                      scale=None, chunk=None, max_len=int(lens.max()))
+                                      scale=None, chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages)
         return go, o, l, (kp, vp, table)
     go, o, l = decode.make_launch(as_cupy(q), as_cupy(k), as_cupy(v), cp.zeros(1, cp.int32), cl, kind,
                                   s_len=k.shape[2], bs=1, max_blocks=1, paged=False, is_causal=causal, scale=None,
-                                  chunk=None, max_len=int(lens.max()))
+                                  chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages)
     return go, o, l, ()
+
+
+def time_b2b(run, n: int = 20, rounds: int = 7) -> float:
+    """Milliseconds per call with n calls queued back to back between two events (median of rounds):
+    the GPU time of a call once the CPU launches ahead, as in a decoding loop (time_ms brackets ONE
+    call, so the CPU launch latency of its first kernel is inside the bracket)."""
+    run()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(rounds):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(n):
+            run()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / n)
+    return sorted(ts)[len(ts) // 2]
 
 
 def from_cupy(x, dtype):
@@ -218,14 +236,17 @@ def decode_checks(gen) -> list[dict]:
             for (B, hq, hkv, lq, S) in ((3, 8, 1, 1, 1000), (2, 16, 2, 4, 777), (2, 8, 8, 2, 300), (2, 64, 8, 16, 1500),
                                         (1, 4, 2, 3, 40)):
                 for causal in (False, True):
-                    for paged_bs in (None, 16, 48):
+                    for paged_bs, nwb, stages in ((None, None, None), (16, None, None), (48, None, None), (None, 2, None),
+                                                  (16, 4, None), (None, None, 3), (48, 4, 3)):
+                        if (nwb == 2 or stages == 3) and hq // hkv * lq > 16:
+                            continue                 # these variants exist only when each warp owns a chunk
                         q = torch.randn(B, hq, lq, d, device=DEV, generator=gen).to(TD[dtype])
                         k, v = (torch.randn(B, hkv, S, d, device=DEV, generator=gen).to(TD[dtype]) for _ in range(2))
                         lens = torch.randint(1, S + 1, (B,), device=DEV, generator=gen, dtype=torch.int32)
                         lens[0] = S
                         if B > 1:
                             lens[-1] = min(lq - 1, S) if lq > 1 else 1       # rows that see no key / one key
-                        go, o, l, _keep = run_decode(q, k, v, lens, causal, dtype, paged_bs, gen)
+                        go, o, l, _keep = run_decode(q, k, v, lens, causal, dtype, paged_bs, gen, nwb=nwb, stages=stages)
                         o.fill(float("nan")) if dtype == "float16" else o.fill(0xFFFF)
                         l.fill(float("nan"))
                         go()
@@ -234,14 +255,15 @@ def decode_checks(gen) -> list[dict]:
                         eo, el = err(from_cupy(o, dtype), ro), err(torch.from_dlpack(l), rl)
                         ok = eo["rel"] < tol[dtype] and el["rel"] < tol[dtype] and not eo["nan"] and el["inf_match"]
                         rows.append({"dtype": dtype, "d": d, "B": B, "Hq": hq, "Hkv": hkv, "Lq": lq, "S": S, "causal": causal,
-                                     "paged_block": paged_bs, "out": eo, "lse": el, "ok": ok})
+                                     "paged_block": paged_bs, "nwb": go.nwb, "stages": go.stages, "chunk": go.chunk,
+                                     "out": eo, "lse": el, "ok": ok})
         bad = [r for r in rows if r["dtype"] == dtype and not r["ok"]]
         log(f"decode checks {dtype}: {len(rows) - len(bad)} ok of those so far; "
             + ("OK" if not bad else "FAIL " + json.dumps(bad[0])[:600]))
     return rows
 
 
-def decode_timings(gen, copy_gbps) -> list[dict]:
+def decode_timings(gen, copy_gbps, on_progress=None) -> list[dict]:
     rows = []
     S, hq, hkv, d, dtype = 32768, 64, 8, 128, "float16"
     for B in (1, 4, 16, 64):
@@ -251,25 +273,34 @@ def decode_timings(gen, copy_gbps) -> list[dict]:
         for lq in (1, 16):
             q = torch.randn(B, hq, lq, d, device=DEV, generator=gen, dtype=torch.float16)
             ro, rl = decode_reference(q, k, v, lens, True)
-            for impl, pbs in (("cupy_fp16_decode", None), ("cupy_fp16_decode_paged16", 16)):
+            # (impl, paged block, chunk, warps per block, stages); None = the library default
+            ours = [("cupy_fp16_decode", None, None, None, None), ("cupy_fp16_decode_paged16", 16, None, None, None)]
+            if lq == 1:                                  # run 7/8 variants: 3 cp.async stages, block shape, chunk
+                ours += [("cupy_fp16_decode_s3", None, None, 4, 3), ("cupy_fp16_decode_paged16_nwb4", 16, None, 4, 2),
+                         ("cupy_fp16_decode_paged16_s3", 16, None, 4, 3)]
+                if B <= 4:
+                    ours += [("cupy_fp16_decode_chunk1024", None, 1024, None, None),
+                             ("cupy_fp16_decode_s3_chunk1024", None, 1024, 4, 3)]
+            for impl, pbs, chunk, nwb, stages in ours:
                 rec = {"impl": impl, "pass": "decode", "dtype": dtype, "B": B, "H": hq, "Hkv": hkv, "N": S, "Lq": lq,
                        "d": d, "causal": True, "copy_gbps": copy_gbps}
                 try:
-                    go, o, l, keep = run_decode(q, k, v, lens, True, dtype, pbs, gen)
+                    go, o, l, keep = run_decode(q, k, v, lens, True, dtype, pbs, gen, chunk=chunk, nwb=nwb, stages=stages)
                     o.fill(float("nan"))
                     go()
                     torch.cuda.synchronize()
                     rec["out_err"], rec["lse_err"] = err(from_cupy(o, dtype), ro), err(torch.from_dlpack(l), rl)
                     rec["check_ok"] = rec["out_err"]["rel"] < 5e-3 and not rec["out_err"]["nan"]
-                    rec["n_part"], rec["chunk"], rec["wpc"] = go.n_part, go.chunk, go.wpc
+                    rec["n_part"], rec["chunk"], rec["wpc"], rec["nwb"], rec["stages"] = go.n_part, go.chunk, go.wpc, go.nwb, go.stages
                     ms, t = time_ms(go)
                     rec.update(ms=ms, reps=len(t), gbps=kv_bytes / ms / 1e6,
-                               tflops=4 * B * hq * lq * S * d / ms / 1e9)
+                               tflops=4 * B * hq * lq * S * d / ms / 1e9, ms_b2b=time_b2b(go))
+                    rec["gbps_b2b"] = kv_bytes / rec["ms_b2b"] / 1e6
                     del keep
                 except Exception as e:  # noqa: BLE001
                     rec.update(ms=None, error=f"{type(e).__name__}: {e}"[:300])
                 rows.append(rec)
-                log(f"{impl:26s} B={B:3d} Lq={lq:2d} " + (f"{rec['ms']:8.4f} ms {rec['gbps']:7.0f} GB/s "
+                log(f"{impl:34s} B={B:3d} Lq={lq:2d} " + (f"{rec['ms']:8.4f} ms (b2b {rec['ms_b2b']:.4f}) {rec['gbps']:7.0f} GB/s "
                     f"({rec['gbps'] / copy_gbps:.2f} of copy) err {rec['out_err']['max_abs']:.1e}" if rec.get("ms") else rec.get("error", "")))
             if lq == 1:
                 for impl, backend in (("torch_sdpa_default", None), ("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION),
@@ -290,14 +321,19 @@ def decode_timings(gen, copy_gbps) -> list[dict]:
                         torch.cuda.synchronize()
                         rec["out_err"] = err(box["o"], ro)
                         ms, t = time_ms(run)
-                        rec.update(ms=ms, reps=len(t), gbps=kv_bytes / ms / 1e6, tflops=4 * B * hq * S * d / ms / 1e9)
+                        rec.update(ms=ms, reps=len(t), gbps=kv_bytes / ms / 1e6, tflops=4 * B * hq * S * d / ms / 1e9,
+                                   ms_b2b=time_b2b(run))
+                        rec["gbps_b2b"] = kv_bytes / rec["ms_b2b"] / 1e6
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, error=f"{type(e).__name__}: {e}"[:200])
                     rows.append(rec)
-                    log(f"{impl:26s} B={B:3d} Lq=1  " + (f"{rec['ms']:8.4f} ms {rec['gbps']:7.0f} GB/s" if rec.get("ms") else rec.get("error", "")[:100]))
+                    log(f"{impl:34s} B={B:3d} Lq=1  " + (f"{rec['ms']:8.4f} ms (b2b {rec['ms_b2b']:.4f}) {rec['gbps']:7.0f} GB/s"
+                                                         if rec.get("ms") else rec.get("error", "")[:100]))
             del q
         del k, v
         torch.cuda.empty_cache()
+        if on_progress:
+            on_progress(rows)                     # partial file after each batch size
     return rows
 
 
@@ -435,7 +471,8 @@ def main() -> None:
     results = []
     if "decode" not in skip:
         try:
-            results = decode_timings(gen, meta["copy_gbps"])
+            results = decode_timings(gen, meta["copy_gbps"], on_progress=lambda rows: path.write_text(
+                json.dumps({**meta, "results": rows, "partial": True}, indent=1)))
         except Exception:  # noqa: BLE001
             meta["decode_timings_error"] = traceback.format_exc()[-2000:]
             log(meta["decode_timings_error"])
@@ -444,8 +481,8 @@ def main() -> None:
     log(f"\nwrote {path} ({meta['wall_s']:.0f} s)")
     for r in results:
         if r.get("ms"):
-            log(f"  {r['impl']:26s} B={r['B']:3d} Lq={r['Lq']:2d} {r['ms']:8.4f} ms {r['gbps']:6.0f} GB/s "
-                f"= {r['gbps'] / meta['copy_gbps']:.2f} x copy")
+            log(f"  {r['impl']:34s} B={r['B']:3d} Lq={r['Lq']:2d} {r['ms']:8.4f} ms (b2b {r.get('ms_b2b', 0):.4f}) "
+                f"{r['gbps']:6.0f} GB/s = {r['gbps'] / meta['copy_gbps']:.2f} x copy")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,17 @@
 2. Measures the two ceilings of the card (dense GEMM fp16/fp32/tf32, device-to-device copy).
 3. Times each implementation with CUDA events after warm-up (median of repeated runs) at
    N = 1k..16k, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d heads.
-   FLOPs of the forward = 4 B H N^2 d (halved for causal).
+   FLOPs of the forward = 4 B H N^2 d (halved for causal). The output of every timed run is checked
+   too (NaN-poisoned first, heads 0-1 of batch 0 against float64: `check_rel_err`, `check_max_abs`).
+4. The naive baseline's three kernels (cuBLAS tensor-core QK^T, row softmax, PV) timed one by one
+   (`naive_split`), and the roofline with FlashAttention-2's K/V re-reads per query block (`roofline`).
 Writes {"results": [{impl, dtype, B, H, N, d, causal, ms, tflops}, ...], "checks": [...], metadata}
 to OUT/gpu_flash_h200.json (OUT = $OUT or benchmarks/results) and prints a short table last.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import math
@@ -266,6 +270,144 @@ def variant_sweep(gen) -> list[dict]:
     return rows
 
 
+# ----------------------------------------------------------------------------- timed-size checks, naive split, roofline
+def timed_check(out, q, k, v, causal: bool, run) -> dict:
+    """Re-run the timed launch into a NaN-poisoned output and compare heads 0-1 of batch 0 with float64.
+
+    The reference at N = 16384 would need B H N^2 doubles for all heads; two heads (4 GB) suffice to
+    catch a wrong tile, a missed row or an unwritten element (NaN), at the exact timed size and dtype.
+    """
+    if isinstance(out, torch.Tensor):
+        out.fill_(float("nan"))
+    run()
+    torch.cuda.synchronize()
+    o = output_of(out, q)[:1, :2].double()
+    ref = reference(q[:1, :2], k[:1, :2], v[:1, :2], causal)
+    rel = (torch.linalg.norm(o - ref) / torch.linalg.norm(ref)).item()
+    return {"check_rel_err": rel, "check_max_abs": (o - ref).abs().max().item(), "check_nan": bool(torch.isnan(o).any())}
+
+
+def naive_split(gen) -> list[dict]:
+    """The honest three-kernel baseline at N = 8192: each kernel timed alone, and the whole pipeline.
+
+    Kernel 1 S = Q K^T and kernel 3 O = P V are cuBLAS tensor-core GEMMs (fp16 in, fp32 accumulate),
+    kernel 2 the row softmax; cupy_fp16_mma timed in the same loop gives the flash speed-up.
+    """
+    rows = []
+    for d in (64, 128):
+        B, H, N = 2, 2048 // d, 8192
+        q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3))
+        cq, ck_, cv = (as_cupy(x) for x in (q, k, v))
+        for causal in (False, True):
+            parts: dict = {}
+            o = naive_attention_gpu(cq, ck_, cv, is_causal=causal, parts=parts)
+            torch.cuda.synchronize()
+            chk = timed_check({"o": o}, q, k, v, causal, lambda: None)
+            flash, _ = make_fn("cupy_fp16_mma", "float16", q, k, v, causal)
+            rec = {"impl": "naive_gpu_fp16", "dtype": "float16", "B": B, "H": H, "N": N, "d": d, "causal": causal, **chk}
+            for name, fn in (("qk", parts["qk"]), ("softmax", parts["softmax"]), ("pv", parts["pv"]),
+                             ("total", lambda: naive_attention_gpu(cq, ck_, cv, is_causal=causal)),
+                             ("flash", flash)):
+                rec[f"ms_{name}"], _t = time_ms(fn, target_s=0.2, max_reps=20)
+            gemm_flops = 2 * B * H * N * N * d                       # one GEMM (the mask does not skip work)
+            rec["tflops_qk"] = gemm_flops / rec["ms_qk"] / 1e9
+            rec["tflops_pv"] = gemm_flops / rec["ms_pv"] / 1e9
+            rec["softmax_gbps"] = 2 * B * H * N * N * 2 / rec["ms_softmax"] / 1e6    # read S, write P (fp16)
+            rec["flash_speedup"] = rec["ms_total"] / rec["ms_flash"]
+            rows.append(rec)
+            log(f"naive split d={d} causal={int(causal)}: QK^T {rec['ms_qk']:.2f} ms ({rec['tflops_qk']:.0f} TFLOP/s), "
+                f"softmax {rec['ms_softmax']:.2f} ms ({rec['softmax_gbps']:.0f} GB/s), PV {rec['ms_pv']:.2f} ms, total "
+                f"{rec['ms_total']:.2f} ms; flash {rec['ms_flash']:.2f} ms = {rec['flash_speedup']:.2f}x faster; "
+                f"check rel {chk['check_rel_err']:.1e}")
+            del o, parts
+        del q, k, v, cq, ck_, cv
+        torch.cuda.empty_cache()
+    return rows
+
+
+def numba_sweep(gen, configs=((64, (8, 16, 4, 4)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 2)),
+                                (128, (8, 16, 2, 2)), (64, (8, 16, 4, 4))), causals=(False, True)) -> list[dict]:
+    """The Numba fp32 kernel at N = 8192 for several tile shapes (tx, ty, rq, ck): checked on heads
+    0-1 against float64 (NaN-poisoned), then timed; B*N = 16k tokens, H = 2048 / d."""
+    from numba import cuda
+    rows = []
+    for d, shape in configs:
+        cfg = numba_flash.NumbaConfig(*shape)
+        B, H, N = 2, 2048 // d, 8192
+        q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen) for _ in range(3))
+        q3, k3, v3 = (x.reshape(B * H, N, d) for x in (q, k, v))
+        o = torch.empty_like(q3)
+        lse = torch.empty(B * H, N, device=DEV)
+        args = [cuda.as_cuda_array(x) for x in (q3, k3, v3, o, lse)]
+        for causal in causals:
+            rec = {"impl": "numba_fp32", "dtype": "float32", "B": B, "H": H, "N": N, "d": d, "causal": causal,
+                   "config": list(shape), "shared_bytes": numba_flash.shared_bytes(d, cfg)}
+            try:
+                run = lambda: numba_flash.launch(*args, is_causal=causal, config=cfg)   # noqa: E731
+                rec.update(timed_check(o.view(B, H, N, d), q, k, v, causal, run))
+                ms, t = time_ms(run, target_s=0.3, max_reps=10)
+                rec.update(ms=ms, tflops=4 * B * H * N * N * d / (2 if causal else 1) / ms / 1e9, reps=len(t))
+                kern = numba_flash.make_kernel(d, cfg)
+                rec["regs"] = {str(kk): vv for kk, vv in kern.get_regs_per_thread().items()}
+            except Exception as e:  # noqa: BLE001
+                rec.update(ms=None, error=f"{type(e).__name__}: {e}"[:300])
+            rows.append(rec)
+            log(f"numba d={d} cfg={shape} smem={rec['shared_bytes']} causal={int(causal)} "
+                + (f"{rec['tflops']:.2f} TFLOP/s err {rec['check_rel_err']:.1e} regs {rec.get('regs')}" if rec.get("ms") else rec.get("error", "")))
+        del q, k, v, o, lse
+    return rows
+
+
+def numba_pick(gen) -> dict:
+    """Time candidate tile shapes of the Numba kernel (non-causal and causal, N = 8192), keep the
+    fastest non-causal one per head dim as the default for the rest of this run (the library's
+    default_config is then set to match the JSON). Candidates: (tx, ty, rq, ck, max_regs)."""
+    cands = ((64, (8, 16, 4, 4)), (64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 32, 2, 4)))
+    rows = numba_sweep(gen, cands, causals=(False,))
+    best = {}
+    for r in rows:
+        if r.get("tflops") and not r["causal"] and r["check_rel_err"] < TOL["float32"]:
+            if r["d"] not in best or r["tflops"] > best[r["d"]]["tflops"]:
+                best[r["d"]] = r
+    picked = {d: numba_flash.NumbaConfig(*r["config"]) for d, r in best.items()}
+    orig = numba_flash.default_config
+    numba_flash.default_config = lambda d, _orig=orig: picked.get(d) or _orig(d)     # launch() looks it up
+    log(f"numba default for this run: {picked}")
+    return {"sweep": rows, "picked": {str(d): list(r["config"]) for d, r in best.items()},
+            "library_default": {str(d): list(dataclasses.astuple(orig(d))) for d in (64, 128)}}
+
+
+def roofline(ceil: dict) -> list[dict]:
+    """Work and traffic of the flash forward at N = 8192 (B = 2, H = 2048 / d, fp16), three byte counts:
+    the minimum (Q, K, V read once, O written once), FlashAttention-2's actual L2 traffic (every query
+    block of BQ rows re-reads all of K and V: N / BQ times), and what the naive pipeline moves
+    (S written, read, P written, read). Time floors use the measured ceilings of the same run."""
+    rows = []
+    ncu = {64: {"dram_read_bytes": 201.5e6, "l2_bytes": 8.50e9, "l2_hit_rate": 0.957,
+                "source": "benchmarks/NOTES.md run 5 (Nsight Compute), results/gpu_ncu_probe_h200.txt"}}
+    for d in (64, 128):
+        B, H, N = 2, 2048 // d, 8192
+        nw, mt = cupy_flash.VARIANTS[d][cupy_flash.DEFAULT_VARIANT[d]][:2]
+        bq = 16 * nw * mt                                         # query rows per thread block
+        flops = 4 * B * H * N * N * d
+        min_bytes = 4 * B * H * N * d * 2
+        fa2_bytes = 2 * B * H * N * d * 2 + (N // bq) * 2 * B * H * N * d * 2
+        naive_bytes = min_bytes + 4 * B * H * N * N * 2
+        r = {"N": N, "d": d, "B": B, "H": H, "block_q": bq, "flops": flops, "bytes_min": min_bytes,
+             "bytes_fa2_kv_rereads": fa2_bytes, "bytes_naive": naive_bytes,
+             "intensity_min": flops / min_bytes, "intensity_fa2_l2": flops / fa2_bytes,
+             "intensity_naive": flops / naive_bytes,
+             "ridge_flop_per_byte": ceil["gemm_fp16_tflops"] * 1e12 / (ceil["copy_TBps"] * 1e12),
+             "floor_ms_compute": flops / ceil["gemm_fp16_tflops"] / 1e9,
+             "floor_ms_dram_min": min_bytes / ceil["copy_TBps"] / 1e9,
+             "floor_ms_fa2_rereads_at_copy_bw": fa2_bytes / ceil["copy_TBps"] / 1e9,
+             "floor_ms_naive_traffic": naive_bytes / ceil["copy_TBps"] / 1e9}
+        if d in ncu:
+            r["ncu_measured"] = ncu[d]
+        rows.append(r)
+    return rows
+
+
 def versions() -> dict:
     import numba
     v = {"python": platform.python_version(), "torch": torch.__version__, "cuda_torch": torch.version.cuda,
@@ -297,17 +439,29 @@ def main() -> None:
             "versions": versions(), "flops_formula": "4*B*H*N^2*d, halved when causal", "timing": "CUDA events, median after warm-up"}
     log(json.dumps(meta))
     t_start = time.time()
-    meta["variant_sweep"] = variant_sweep(gen)
+    reuse = os.environ.get("TA_REUSE_SWEEP")     # path of an earlier JSON: copy its sweep (device time)
+    if reuse and not args.sweep_only:
+        old = json.loads(Path(reuse).read_text())
+        meta["variant_sweep"] = old["variant_sweep"]
+        meta["variant_sweep_torch_flash"] = old.get("variant_sweep_torch_flash") or [
+            r for r in old["results"] if r["impl"] == "torch_sdpa_flash" and r["N"] == 8192]   # same run as the sweep
+        meta["variant_sweep_from"] = f"copied from the run of {old.get('date')} (not re-run), with that run's torch flash"
+    else:
+        meta["variant_sweep"] = variant_sweep(gen)
     meta["default_variant"] = cupy_flash.DEFAULT_VARIANT
     if args.sweep_only:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         (Path(args.out) / "gpu_flash_variants.json").write_text(json.dumps(meta, indent=1))
         return
+    if os.environ.get("TA_NUMBA_PICK"):           # tile shape of the Numba kernel by measurement, first
+        meta["numba_pick"] = numba_pick(gen)
     checks = run_checks(impls, gen)
     meta["kernel_resources"] = kernel_resources()
     log("resources", json.dumps(meta["kernel_resources"]))
     meta["ceilings"] = ceilings()
     log("ceilings", json.dumps(meta["ceilings"]))
+    meta["roofline"] = roofline(meta["ceilings"])
+    meta["naive_split"] = naive_split(gen)
     Ns = [4096, 8192] if args.quick else [1024, 2048, 4096, 8192, 16384]
     results = []
     failed = {(c["impl"], c["dtype"]) for c in checks if not c["ok"]}
@@ -321,26 +475,32 @@ def main() -> None:
                     rec = {"impl": impl, "dtype": dtype, "B": B, "H": H, "N": N, "d": d, "causal": causal}
                     try:
                         qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
-                        run, _ = make_fn(impl, dtype, qq, kk, vv, causal)
-                        ms, times = time_ms(run)
+                        run, out = make_fn(impl, dtype, qq, kk, vv, causal)
+                        ms, times = time_ms(run, target_s=float(os.environ.get("TA_TARGET_S", "0.25")))
                         flops = 4 * B * H * N * N * d / (2 if causal else 1)
-                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times), check_ok=(impl, dtype) not in failed)
-                        del run, qq, kk, vv
+                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times))
+                        rec.update(timed_check(out, qq, kk, vv, causal, run))     # the timed size itself
+                        rec["check_ok"] = ((impl, dtype) not in failed and rec["check_rel_err"] < TOL[dtype]
+                                           and not rec["check_nan"])
+                        del run, out, qq, kk, vv
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
                         torch.cuda.empty_cache()
                     results.append(rec)
                     log(f"{impl:22s} {dtype:9s} N={N:6d} d={d:3d} causal={int(causal)} "
-                        + (f"{rec['ms']:9.3f} ms {rec['tflops']:7.1f} TFLOP/s" if rec.get("ms") else rec.get("error", "")))
+                        + (f"{rec['ms']:9.3f} ms {rec['tflops']:7.1f} TFLOP/s err {rec['check_rel_err']:.1e}"
+                           if rec.get("ms") else rec.get("error", "")))
                 del q, k, v
                 torch.cuda.empty_cache()
-    meta["wall_s"] = time.time() - t_start
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    path = Path(args.out) / args.name
-    path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
+        meta["wall_s"] = time.time() - t_start                # partial file after each head dim
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        path = Path(args.out) / args.name
+        path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
     # summary table: N = 8192 (or the largest), d = 64, non-causal
     log(f"\nwrote {path}  ({meta['wall_s']:.0f} s)")
     log(f"checks failed: {sorted(failed) or 'none'}")
+    bad_timed = [(r["impl"], r["dtype"], r["N"], r["d"], r["causal"]) for r in results if r.get("ms") and not r["check_ok"]]
+    log(f"timed-size checks failed: {bad_timed or 'none'}")
     for d in (64, 128):
         for causal in (False, True):
             log(f"--- N=8192 d={d} causal={int(causal)}: TFLOP/s")
@@ -353,7 +513,8 @@ def main() -> None:
         return None if not x or not y else round(x / y, 3)
     log("acceptance: fp16_mma/flash", ratio(("cupy_fp16_mma", "float16"), ("torch_sdpa_flash", "float16")), "(>=0.5)",
         " numba/efficient32", ratio(("numba_fp32", "float32"), ("torch_sdpa_efficient", "float32")), "(>=0.3)",
-        " fp16_mma/naive16", ratio(("cupy_fp16_mma", "float16"), ("naive_gpu_fp16", "float16")), "(>=3)")
+        " fp16_mma/naive16", ratio(("cupy_fp16_mma", "float16"), ("naive_gpu_fp16", "float16")),
+        "(>=3: set against the old cupy.matmul baseline; the cuBLAS tensor-core one is ~7x faster)")
 
 
 if __name__ == "__main__":

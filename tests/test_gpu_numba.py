@@ -33,11 +33,13 @@ def test_matches_dense(is_causal, lead, nq, nk, d):
     np.testing.assert_allclose(out, dense(q, k, v, is_causal)[0], atol=2e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("d,cfg", [(64, NumbaConfig(8, 16, 4, 4)), (128, NumbaConfig(8, 16, 2, 2))])
+@pytest.mark.parametrize("d,cfg", [(64, NumbaConfig(8, 16, 4, 8)), (64, NumbaConfig(8, 16, 4, 4)),
+                                   (128, NumbaConfig(8, 16, 4, 4))])
 def test_gpu_tile_shapes_in_simulator(d, cfg):
-    """The tile shapes used on the H200 (128 threads, 64x32 / 32x16 tiles), ragged N, causal."""
+    """The tile shapes used on the H200 (128 threads; 64x64 tiles at d = 64, 64x32 at d = 128), ragged
+    N, causal: P sharing K's shared memory must not corrupt the next tile."""
     rng = np.random.default_rng(1)
-    n = 40
+    n = 70                               # two query tiles and two 64-key tiles: ragged, P over K reused
     q, k, v = rand(rng, 1, n, d), rand(rng, 1, n, d), rand(rng, 1, n, d)
     out = numba_flash_attention(q, k, v, is_causal=True, config=cfg)
     np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=2e-6, rtol=1e-5)
@@ -127,3 +129,19 @@ def test_lse_huge_logits_and_empty_rows():
     ref = mx + np.log(np.exp(s - mx[:, None]).sum(-1))
     np.testing.assert_allclose(lse[0, 7:], ref, rtol=1e-5)
     assert numba_flash_attention(q[:, :0], k, v, return_lse=True)[1].shape == (1, 0)
+
+
+def test_shared_layout_fits_and_p_reuses_k_space():
+    """Dynamic shared memory: tiles do not overlap (except P inside K's region, which must hold it),
+    the d = 128 GPU tile stays under Hopper's 227 KB per block, and the simulator shape is tiny."""
+    from tinyattn.gpu.numba_flash import shared_bytes, shared_layout
+    for d, cfg in ((64, NumbaConfig(8, 16, 4, 8)), (128, NumbaConfig(8, 16, 4, 4)), (4, NumbaConfig(4, 4, 2, 2))):
+        lay = shared_layout(d, cfg)
+        bq, bk = cfg.block_q, cfg.block_k
+        ends = {"sQ": bq * (d + 1), "sKT": max(d, bq) * (bk + 1), "sV": bk * d, "sMax": bq * cfg.tx, "sSum": bq * cfg.tx}
+        order = ["sQ", "sKT", "sV", "sMax", "sSum"]
+        for a_, b_ in zip(order, order[1:]):
+            assert lay[a_][0] + ends[a_] == lay[b_][0], (d, a_, b_, lay)
+        assert lay["sP"][0] == lay["sKT"][0] and bq * (bk + 1) <= ends["sKT"], (d, lay)
+        assert shared_bytes(d, cfg) == 4 * (lay["sSum"][0] + ends["sSum"]) == 4 * lay["end"][0]
+    assert shared_bytes(128, NumbaConfig(8, 16, 4, 4)) == 70400 < 227 * 1024

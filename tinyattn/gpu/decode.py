@@ -13,17 +13,31 @@ from typing import Any
 from .cupy_flash import HEAD_DIMS, LOG2E, _kind_of, _module
 
 NW, BK = 4, 32                       # warps per block, keys per tile (flash_decode.cu)
+MW = 8                               # warps per merge block (flash_decode.cu)
 TARGET_WARPS = 132 * 16              # enough chunks to give every SM of an H100/H200 16 warps
+SPLIT_WARPS = 4                      # warps per block when each warp owns a chunk (wpc = 1): 4 or 2
+SPLIT_WARPS_PAGED = 2                # paged: 2-warp blocks, 3 per SM (run 7: B = 64 3.42 -> 2.20 ms)
+MIN_CHUNK = 1024                     # runs 7-8 at 32k: B = 1 256 / 512 / 1024 keys 0.063 / 0.057 / 0.059 ms,
+                                     # B = 4 512 / 1024 0.155 / 0.149 ms (fewer partials, whole waves)
+SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk and 4 warps: 2 or 3 (run 8:
+                                     # 3 stages gained nothing, B = 64 -0-14%; kept as a checked variant)
 
 
 @lru_cache(maxsize=None)
-def _kernels(kind: str, d: int, wpc: int):
+def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2):
     """wpc = warps per chunk: 1 (each warp its own chunk, <= 16 packed rows) or NW (the block's warps
-    share one chunk's K/V tiles, 16 rows each: Lq > 1 or more than 16 query heads per K/V head)."""
+    share one chunk's K/V tiles, 16 rows each: Lq > 1 or more than 16 query heads per K/V head).
+    nwb = warps per block (2 only with wpc = 1: smaller blocks, more of them per SM); stages = K/V
+    tiles in flight + 1 (3 only with wpc = 1 and 4 warps)."""
+    if nwb not in (2, NW) or (nwb == 2 and wpc != 1):
+        raise ValueError(f"warps per block must be {NW}, or 2 when each warp owns a chunk; got {nwb} (wpc={wpc})")
+    if stages not in (2, 3) or (stages == 3 and (wpc != 1 or nwb != NW)):
+        raise ValueError(f"stages must be 2, or 3 with one warp per chunk and {NW} warps; got {stages}")
     mod = _module("flash_decode.cu")
-    split = mod.get_function(f"decode_split_{kind}_d{d}_w{wpc}")
+    suffix = "n2" if nwb == 2 else ("s3" if stages == 3 else "")
+    split = mod.get_function(f"decode_split_{kind}_d{d}_w{wpc}{suffix}")
     merge = mod.get_function(f"decode_merge_{kind}_d{d}")
-    smem = (NW * 16 + NW // wpc * 4 * BK) * d * 2
+    smem = (nwb * 16 + nwb // wpc * 2 * stages * BK) * d * 2
     if smem > 48 * 1024:
         split.max_dynamic_shared_size_bytes = smem
     return split, merge, smem
@@ -31,14 +45,14 @@ def _kernels(kind: str, d: int, wpc: int):
 
 def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None,
                  wpc: int = 1) -> int:
-    """Keys per chunk (a multiple of 32, at least 256): enough chunks to fill the GPU, none tiny."""
+    """Keys per chunk (a multiple of 32, at least MIN_CHUNK): enough chunks to fill the GPU, none tiny."""
     if chunk is not None:
         if chunk <= 0 or chunk % BK:
             raise ValueError(f"chunk must be a positive multiple of {BK}, got {chunk}")
         return chunk
     n = max(1, math.ceil(TARGET_WARPS / max(1, batch * hkv * row_groups * wpc)))
     c = math.ceil(max(1, max_len) / n)
-    return max(256, math.ceil(c / BK) * BK)
+    return max(MIN_CHUNK, math.ceil(c / BK) * BK)
 
 
 def _check(q, k, v, seq_lens, dtype, paged: bool):
@@ -76,7 +90,7 @@ def _run(*args, return_lse: bool = False, **kw):
 
 
 def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged, is_causal, scale, chunk,
-                max_len):
+                max_len, nwb: int | None = None, stages: int | None = None):
     """Checked-argument-free launcher for the benchmark: returns ``(go, out, lse)``; ``go()`` enqueues
     the split and merge kernels (asynchronous) writing into the preallocated ``out`` and ``lse``."""
     import cupy as cp
@@ -89,22 +103,24 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
     rg = math.ceil(rows / (16 * wpc))                       # row groups, each re-reading the chunk
     chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc)
     n_part = max(1, math.ceil(max_len / chunk))
-    split, merge, smem = _kernels(kind, d, wpc)
+    nwb = ((SPLIT_WARPS_PAGED if paged else SPLIT_WARPS) if wpc == 1 else NW) if nwb is None else nwb
+    stages = (SPLIT_STAGES if wpc == 1 and nwb == NW else 2) if stages is None else stages
+    split, merge, smem = _kernels(kind, d, wpc, nwb, stages)
     part_o = cp.empty((B, hq, lq, n_part, d), cp.float32)
     part_lse = cp.empty((B, hq, lq, n_part), cp.float32)
     out = cp.empty_like(q)
     lse = cp.empty((B, hq, lq), cp.float32)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
-    grid = (math.ceil(n_part / (NW // wpc)), hkv * rg, B)
+    grid = (math.ceil(n_part / (nwb // wpc)), hkv * rg, B)
     bs_shift = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1     # power-of-two block: shifts
     args = (q, k, v, table, seq_lens, part_o, part_lse, np.int32(hq), np.int32(hkv), np.int32(lq),
             np.int32(s_len), np.int32(bs), np.int32(bs_shift), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
             np.float32(sc * LOG2E), np.int32(bool(is_causal)), np.int32(paged))
 
     def go():
-        split(grid, (NW * 32,), args, shared_mem=smem)
-        merge((B * hq * lq,), (d,), (part_o, part_lse, out, lse, np.int32(n_part)))
-    go.n_part, go.chunk, go.wpc = n_part, chunk, wpc
+        split(grid, (nwb * 32,), args, shared_mem=smem)
+        merge((B * hq * lq,), (MW * 32,), (part_o, part_lse, out, lse, np.int32(n_part)))
+    go.n_part, go.chunk, go.wpc, go.nwb, go.stages = n_part, chunk, wpc, nwb, stages
     return go, out, lse
 
 

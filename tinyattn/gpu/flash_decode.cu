@@ -86,24 +86,27 @@ __device__ __forceinline__ void group_sync() {
     else __syncthreads();
 }
 
-template <int D, bool BF16, bool PAGED, int WPC>
+// NWB warps per block (template: 4, or 2 for WPC = 1 so that 3 blocks = 6 warps fit an SM's 228 KB of
+// shared memory instead of one block of 4 warps: more warps to hide instruction latency, run 7).
+// ST cp.async stages: 2 (one K/V tile in flight while the warp computes) or 3 (two in flight).
+template <int D, bool BF16, bool PAGED, int WPC, int NWB, int ST>
 __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* __restrict__ k,
                                          const u16* __restrict__ v, const int* __restrict__ table,
                                          const int* __restrict__ seq_lens, float* __restrict__ part_o,
                                          float* __restrict__ part_lse, int hq, int hkv, int lq, int s_len,
                                          int bs, int bs_shift, int max_blocks, int chunk, int n_part,
                                          float scale_log2, int causal) {
-    static_assert(WPC == 1 || WPC == NW, "a chunk is read by one warp or by the whole block");
+    static_assert(WPC == 1 || WPC == NWB, "a chunk is read by one warp or by the whole block");
     extern __shared__ __align__(128) unsigned char smem_raw[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const int p = blockIdx.x * (NW / WPC) + warp / WPC; // this warp's chunk
+    const int p = blockIdx.x * (NWB / WPC) + warp / WPC; // this warp's chunk
     const int gt = (warp % WPC) * 32 + lane;            // thread index inside the chunk's group
     const int n_rg = gridDim.y / hkv, h = blockIdx.y / n_rg, b = blockIdx.z;
     const int rbase = ((blockIdx.y % n_rg) * WPC + warp % WPC) * 16;
     const int grp = hq / hkv, rows = grp * lq;          // packed rows: r = gi * lq + i; this warp: rbase + 0..15
     u16* sQ = reinterpret_cast<u16*>(smem_raw) + warp * 16 * D;
-    u16* sK = reinterpret_cast<u16*>(smem_raw) + NW * 16 * D + (warp / WPC) * 4 * BK * D;   // 2 K + 2 V tiles
-    u16* sV = sK + 2 * BK * D;
+    u16* sK = reinterpret_cast<u16*>(smem_raw) + NWB * 16 * D + (warp / WPC) * 2 * ST * BK * D;   // ST K + ST V tiles
+    u16* sV = sK + ST * BK * D;
     if (p >= n_part) return;                            // the whole group leaves together
     const int len = seq_lens[b];
     const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
@@ -117,10 +120,14 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
         cp_async16(smem_u32(sQ + swz<D>(r, col)), src, ok ? 16 : 0);
     }
     cp_async_commit();
-    if (n_tiles > 0)
-        load_kv_tile<D, PAGED, 32 * WPC>(sK, sV, k, v, table, b, h, hkv, s_len, bs, bs_shift, max_blocks, t_begin, t_end, gt);
-    cp_async_commit();
-    cp_async_wait<1>();
+#pragma unroll
+    for (int st = 0; st < ST - 1; ++st) {               // prologue: tiles 0 .. ST-2 in flight
+        if (st < n_tiles)
+            load_kv_tile<D, PAGED, 32 * WPC>(sK + st * BK * D, sV + st * BK * D, k, v, table, b, h, hkv, s_len, bs,
+                                             bs_shift, max_blocks, t_begin + st * BK, t_end, gt);
+        cp_async_commit();
+    }
+    cp_async_wait<ST - 1>();                            // Q has landed
     __syncwarp();                                       // (Q is per warp)
     u32 qf[D / 16][4];
 #pragma unroll
@@ -136,14 +143,15 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     const int last1 = causal ? len - lq + (r1 < rows ? r1 % lq : lq - 1) : len - 1;
 
     for (int t = 0; t < n_tiles; ++t) {
-        if (t + 1 < n_tiles)
-            load_kv_tile<D, PAGED, 32 * WPC>(sK + ((t + 1) & 1) * BK * D, sV + ((t + 1) & 1) * BK * D, k, v, table, b,
-                                             h, hkv, s_len, bs, bs_shift, max_blocks, t_begin + (t + 1) * BK, t_end, gt);
+        const int nxt = (t + ST - 1) % ST;              // buffer of tile t + ST - 1 (= that of tile t - 1)
+        if (t + ST - 1 < n_tiles)
+            load_kv_tile<D, PAGED, 32 * WPC>(sK + nxt * BK * D, sV + nxt * BK * D, k, v, table, b,
+                                             h, hkv, s_len, bs, bs_shift, max_blocks, t_begin + (t + ST - 1) * BK, t_end, gt);
         cp_async_commit();
-        cp_async_wait<1>();                             // tile t has landed
+        cp_async_wait<ST - 1>();                        // tile t has landed
         group_sync<WPC>();
-        const u16* sKt = sK + (t & 1) * BK * D;
-        const u16* sVt = sV + (t & 1) * BK * D;
+        const u16* sKt = sK + (t % ST) * BK * D;
+        const u16* sVt = sV + (t % ST) * BK * D;
         const int k0 = t_begin + t * BK;
 
         float s[BK / 8][4];                             // S = Q K^T: 16 rows x 32 keys
@@ -206,7 +214,7 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
                 mma16816<BF16>(acc[2 * nn + 1], pa[kk], bfr[2], bfr[3]);
             }
         }
-        group_sync<WPC>();                              // done with buffer t & 1 before it is refilled
+        group_sync<WPC>();                              // done with buffer t % ST before it is refilled
     }
     cp_async_wait<0>();
 
@@ -232,43 +240,82 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     }
 }
 
-// merge: one block of D threads per query row (b, hq, i); thread c owns output column c
+// merge: one block of MW warps per query row (b, hq, i). Warp w takes partials p = w, w + MW, ...;
+// lane owns D / 32 adjacent output columns (one 8- or 16-byte load per partial); the MW partial sums
+// are then added through shared memory. (Run 7: the first merge, one thread per column looping over
+// all partials, was a serial chain of n_part dependent-latency loads: ~30 us at B = 1, n_part = 128.)
+constexpr int MW = 8;
 template <int D, bool BF16>
 __device__ __forceinline__ void merge(const float* __restrict__ part_o, const float* __restrict__ part_lse,
                                       u16* __restrict__ o, float* __restrict__ lse, int n_part) {
+    constexpr int CPL = D / 32;                        // columns per lane: 2 (d = 64) or 4 (d = 128)
+    __shared__ float red_num[MW][D], red_den[MW], red_mx[MW];
     const size_t row = blockIdx.x;
-    const int c = threadIdx.x;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const float* pl = part_lse + row * n_part;
-    float mx = TA_NEG_INF;
-    for (int p = 0; p < n_part; ++p) mx = fmaxf(mx, pl[p]);
-    float den = 0.f, num = 0.f;
+    float mx = TA_NEG_INF;                             // max_p lse_p over the whole block
+    for (int p = threadIdx.x; p < n_part; p += MW * 32) mx = fmaxf(mx, pl[p]);
+#pragma unroll
+    for (int w = 16; w > 0; w >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, w));
+    if (lane == 0) red_mx[warp] = mx;
+    __syncthreads();
+#pragma unroll
+    for (int w = 0; w < MW; ++w) mx = fmaxf(mx, red_mx[w]);
+    float num[CPL] = {}, den = 0.f;
     if (mx != TA_NEG_INF) {
-        for (int p = 0; p < n_part; ++p) {
-            const float w = fast_exp2((pl[p] - mx) * 1.4426950408889634f);   // exp(lse_p - max)
-            den += w;
-            num = fmaf(w, part_o[(row * n_part + p) * D + c], num);
+#pragma unroll 4
+        for (int p = warp; p < n_part; p += MW) {
+            const float wt = fast_exp2((pl[p] - mx) * 1.4426950408889634f);   // exp(lse_p - max)
+            den += wt;
+            const float* src = part_o + (row * n_part + p) * D + lane * CPL;
+            if constexpr (CPL == 4) {
+                const float4 x = *reinterpret_cast<const float4*>(src);
+                num[0] = fmaf(wt, x.x, num[0]); num[1] = fmaf(wt, x.y, num[1]);
+                num[2] = fmaf(wt, x.z, num[2]); num[3] = fmaf(wt, x.w, num[3]);
+            } else {
+                const float2 x = *reinterpret_cast<const float2*>(src);
+                num[0] = fmaf(wt, x.x, num[0]); num[1] = fmaf(wt, x.y, num[1]);
+            }
         }
     }
-    o[row * D + c] = from_float<BF16>(den > 0.f ? num / den : 0.f);
-    if (c == 0) lse[row] = den > 0.f ? mx + log2f(den) * TA_LN2 : TA_NEG_INF;
+#pragma unroll
+    for (int j = 0; j < CPL; ++j) red_num[warp][lane * CPL + j] = num[j];
+    if (lane == 0) red_den[warp] = den;
+    __syncthreads();
+    if (warp == 0) {
+        float dsum = 0.f;
+#pragma unroll
+        for (int w = 0; w < MW; ++w) dsum += red_den[w];
+#pragma unroll
+        for (int j = 0; j < CPL; ++j) {
+            float x = 0.f;
+#pragma unroll
+            for (int w = 0; w < MW; ++w) x += red_num[w][lane * CPL + j];
+            o[row * D + lane * CPL + j] = from_float<BF16>(dsum > 0.f ? x / dsum : 0.f);
+        }
+        if (lane == 0) lse[row] = dsum > 0.f ? mx + log2f(dsum) * TA_LN2 : TA_NEG_INF;
+    }
 }
 
 }  // namespace fdec
 
-// dynamic shared memory: NW * 16 * D * 2 (Q) + (NW / WPC) * 4 * BK * D * 2 (K, V) bytes
-// grid (ceil(n_part / (NW / WPC)), Hkv * ceil(G * Lq / (16 * WPC)), B); merge grid (B * Hq * Lq), block D
-#define TA_DECODE_SPLIT(D, BF16, T, WPC)                                                               \
-    extern "C" __global__ void __launch_bounds__(fdec::NW * 32, 1)                                      \
-    decode_split_##T##_d##D##_w##WPC(const u16* q, const u16* k, const u16* v, const int* table,         \
+// dynamic shared memory: NWB * 16 * D * 2 (Q) + (NWB / WPC) * 2 * ST * BK * D * 2 (K, V) bytes
+// grid (ceil(n_part / (NWB / WPC)), Hkv * ceil(G * Lq / (16 * WPC)), B); merge grid (B * Hq * Lq), block MW * 32
+// names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages)
+#define TA_DECODE_SPLIT(D, BF16, T, WPC, NWB, ST, SUFFIX)                                              \
+    extern "C" __global__ void __launch_bounds__(NWB * 32, 1)                                           \
+    decode_split_##T##_d##D##_w##WPC##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table, \
                             const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
                             int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
                             float scale_log2, int causal, int paged) {                                   \
-        if (paged) fdec::split_kv<D, BF16, true, WPC>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
-        else fdec::split_kv<D, BF16, false, WPC>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
+        if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
+        else fdec::split_kv<D, BF16, false, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
     }
 #define TA_DECODE(D, BF16, T)                                                                          \
-    TA_DECODE_SPLIT(D, BF16, T, 1)                                                                     \
-    TA_DECODE_SPLIT(D, BF16, T, 4)                                                                     \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, )                                                             \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, n2)                                                           \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, s3)                                                           \
+    TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, )                                                             \
     extern "C" __global__ void decode_merge_##T##_d##D(const float* part_o, const float* part_lse, u16* o, \
                                                        float* lse, int n_part) {                       \
         fdec::merge<D, BF16>(part_o, part_lse, o, lse, n_part);                                        \

@@ -14,6 +14,17 @@ reduced across the TX threads that share them through shared memory (the simulat
 shuffles, so the same code runs on CPU and GPU). Causal: tiles entirely above the diagonal are never
 loaded; only tiles crossing it are masked element-wise.
 
+Shared memory is *dynamic*: one flat float32 buffer whose size is given at launch, cut into the
+tiles (``shared_layout``) and indexed ``row * stride + col``. Static ``cuda.shared.array`` tiles are
+capped at 48 KB per block, which forced d = 128 onto 32x16 tiles (7.7 TFLOP/s vs 14.1 at d = 64);
+above 48 KB the kernel must opt in once (``cuKernelSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)``,
+done by ``launch``): d = 128 gets 64x32 tiles (69 KB: P reuses K's space, three blocks per SM) and
+d = 64 64x64 tiles (53 KB). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
+the array's length like Python, and the length of a dynamic array is a run-time value, so a signed
+index costs a compare and a select per access (run 7, measured: d = 64 fell from 14.1 to 8.5 TFLOP/s;
+163 registers instead of 123). A 32-bit unsigned cast is no better: the truncation stops the compiler
+from folding the unrolled column offsets into the load instructions.
+
 Every constant is float32: a Python float literal such as ``0.0`` would be float64 and put .f64
 instructions in the PTX (tests/test_gpu_compile.py checks there are none).
 """
@@ -28,6 +39,7 @@ from numba import cuda, float32   # module-level: the simulator swaps the global
 
 from ._jit import jit_options, require_float32_array, simulator_enabled
 
+U = np.uint64                      # unsigned shared-memory index: no negative-index wrap-around code
 NEG_INF = np.float32(-np.inf)
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
@@ -35,12 +47,14 @@ ONE = np.float32(1.0)
 
 @dataclass(frozen=True)
 class NumbaConfig:
-    """Tile shape: TX*TY threads, BQ = TY*RQ query rows and BK = TX*CK keys per tile; d % TX == 0."""
+    """Tile shape: TX*TY threads, BQ = TY*RQ query rows and BK = TX*CK keys per tile; d % TX == 0.
+    max_regs: register cap per thread for the compiler (0: its choice; ignored by the simulator)."""
 
     tx: int = 8
     ty: int = 16
     rq: int = 4
     ck: int = 4
+    max_regs: int = 0
 
     @property
     def block_q(self) -> int:
@@ -52,17 +66,46 @@ class NumbaConfig:
 
 
 def default_config(d: int) -> NumbaConfig:
-    """Tile shape for head dim d: tiny under the simulator, sized for <48 KB shared memory on a GPU."""
+    """Tile shape for head dim d: tiny under the simulator; on a GPU 128 threads, 64 x 64 tiles at
+    d <= 64 and 64 x 32 at d = 128 (dynamic shared memory above 48 KB, see ``launch``)."""
     if simulator_enabled():
         return NumbaConfig(tx=4, ty=4, rq=2, ck=2)
+    # chosen by measurement on the H200 (run 8, NOTES.md): d = 64 with 64x64 tiles (53 KB shared, ~116
+    # registers: 17.9 TFLOP/s; 64x32: 16.0); d = 128 with 64x32 tiles (69 KB, ~164 registers, 3 blocks
+    # per SM: 15.9; 256 threads with 32x32 per-warp rows: 14.7)
     if d <= 64:
-        return NumbaConfig(tx=8, ty=16, rq=4, ck=4)      # 64 x 32 tiles, ~45 KB shared (d=64)
-    return NumbaConfig(tx=8, ty=16, rq=2, ck=2)          # 32 x 16 tiles, ~37 KB shared (d=128)
+        return NumbaConfig(tx=8, ty=16, rq=4, ck=8)
+    return NumbaConfig(tx=8, ty=16, rq=4, ck=4)
+
+
+def shared_layout(d: int, cfg: NumbaConfig) -> dict[str, tuple[int, int]]:
+    """Offsets into the dynamic shared buffer, in float32 words: name -> (first word, row stride).
+
+    Tiles, in order: sQ (BQ, d+1), sKT (d, BK+1), sV (BK, d), sMax (BQ, TX), sSum (BQ, TX); sP
+    (BQ, BK+1) lies in sKT's space (that region has max(d, BQ) rows): P is written only after the
+    barrier that follows the scores, when no thread reads K any more. The +1 word of padding per row
+    puts the rows one warp reads in different banks. "end" holds the total size in words.
+    """
+    BQ, BK, TX = cfg.block_q, cfg.block_k, cfg.tx
+    sizes = [("sQ", BQ, d + 1), ("sKT", max(d, BQ), BK + 1), ("sV", BK, d), ("sMax", BQ, TX), ("sSum", BQ, TX)]
+    out, off = {}, 0
+    for name, rows, stride in sizes:
+        out[name] = (off, stride)
+        off += rows * stride
+    out["sP"] = out["sKT"]
+    out["end"] = (off, 0)
+    return out
+
+
+def shared_bytes(d: int, cfg: NumbaConfig) -> int:
+    """Dynamic shared memory of one block, bytes: 4 * (BQ(d+1) + max(d, BQ)(BK+1) + BK d + 2 BQ TX)."""
+    return 4 * shared_layout(d, cfg)["end"][0]
 
 
 @lru_cache(maxsize=None)
 def make_kernel(d: int, cfg: NumbaConfig):
-    """Compile-time specialised kernel ``kernel[grid, block](q, k, v, out, lse, scale, causal, offset)``.
+    """Compile-time specialised kernel
+    ``kernel[grid, block, stream, shared_bytes(d, cfg)](q, k, v, out, lse, scale, causal, offset)``.
 
     q, out: (BH, Nq, d) float32; lse: (BH, Nq) float32 (log-sum-exp of each row's scaled scores,
     -inf for a row that sees no key: what the backward pass needs); k, v: (BH, Nk, d) float32 (device or, in the simulator, host arrays);
@@ -74,9 +117,12 @@ def make_kernel(d: int, cfg: NumbaConfig):
         raise ValueError(f"d={d} must be a multiple of the config's tx={TX}")
     BQ, BK, DC = TY * RQ, TX * CK, d // TX
     NT = TX * TY
-    QP, KP = d + 1, BK + 1      # +1 word of padding per row: rows read by one warp fall in different banks
+    L = shared_layout(d, cfg)
+    QP, KP = L["sQ"][1], L["sKT"][1]   # d+1, BK+1: padded rows, so rows read by one warp hit different banks
+    O_Q, O_KT, O_V = L["sQ"][0], L["sKT"][0], L["sV"][0]
+    O_MAX, O_SUM, O_END = L["sMax"][0], L["sSum"][0], L["end"][0]
 
-    @cuda.jit(**jit_options())
+    @cuda.jit(**jit_options(**({"max_registers": cfg.max_regs} if cfg.max_regs else {})))
     def kernel(q, k, v, out, lse, scale, causal, offset):
         tx = cuda.threadIdx.x
         ty = cuda.threadIdx.y
@@ -86,13 +132,14 @@ def make_kernel(d: int, cfg: NumbaConfig):
         nq = q.shape[1]
         nk = k.shape[1]
 
-        # one shared array per line (the simulator merges arrays declared on the same line)
-        sQ = cuda.shared.array((BQ, QP), float32)      # Q tile, pre-multiplied by scale
-        sKT = cuda.shared.array((d, KP), float32)      # K tile transposed: sKT[c, j] = K[k0 + j, c]
-        sV = cuda.shared.array((BK, d), float32)       # V tile
-        sP = cuda.shared.array((BQ, KP), float32)      # P = exp(S - m) of this tile
-        sMax = cuda.shared.array((BQ, TX), float32)    # per-thread partial row maxima
-        sSum = cuda.shared.array((BQ, TX), float32)    # per-thread partial row sums
+        # dynamic shared memory (size set at launch): one flat buffer cut into tiles, [U(r * stride + c)]
+        smem = cuda.shared.array(0, float32)
+        sQ = smem[O_Q:O_KT]          # (BQ, QP) Q tile, pre-multiplied by scale
+        sKT = smem[O_KT:O_V]         # (d, KP)  K tile transposed: sKT[c*KP + j] = K[k0 + j, c]
+        sP = smem[O_KT:O_V]          # (BQ, KP) P = exp(S - m) of this tile: reuses K's space
+        sV = smem[O_V:O_MAX]         # (BK, d)  V tile
+        sMax = smem[O_MAX:O_SUM]     # (BQ, TX) per-thread partial row maxima
+        sSum = smem[O_SUM:O_END]     # (BQ, TX) per-thread partial row sums
 
         acc = cuda.local.array((RQ, DC), float32)      # O accumulator (unnormalised), registers
         s = cuda.local.array((RQ, CK), float32)        # scores of this tile, registers
@@ -112,9 +159,9 @@ def make_kernel(d: int, cfg: NumbaConfig):
             r = idx // d
             c = idx - r * d
             if q0 + r < nq:
-                sQ[r, c] = q[bh, q0 + r, c] * scale
+                sQ[U(r * QP + c)] = q[bh, q0 + r, c] * scale
             else:
-                sQ[r, c] = ZERO
+                sQ[U(r * QP + c)] = ZERO
 
         # causal tile skipping: the last query row of this tile sees keys <= last + offset
         n_tiles = (nk + BK - 1) // BK
@@ -131,11 +178,11 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 r = idx // d
                 c = idx - r * d
                 if k0 + r < nk:
-                    sKT[c, r] = k[bh, k0 + r, c]
-                    sV[r, c] = v[bh, k0 + r, c]
+                    sKT[U(c * KP + r)] = k[bh, k0 + r, c]
+                    sV[U(r * d + c)] = v[bh, k0 + r, c]
                 else:
-                    sKT[c, r] = ZERO
-                    sV[r, c] = ZERO
+                    sKT[U(c * KP + r)] = ZERO
+                    sV[U(r * d + c)] = ZERO
             cuda.syncthreads()
 
             # S = (scale Q) K^T for this thread's RQ x CK scores
@@ -144,9 +191,9 @@ def make_kernel(d: int, cfg: NumbaConfig):
                     s[i, j] = ZERO
             for c in range(d):
                 for i in range(RQ):
-                    qv[i] = sQ[ty * RQ + i, c]
+                    qv[i] = sQ[U((ty * RQ + i) * QP + c)]
                 for j in range(CK):
-                    kv[j] = sKT[c, tx + TX * j]
+                    kv[j] = sKT[U(c * KP + tx + TX * j)]
                 for i in range(RQ):
                     for j in range(CK):
                         s[i, j] += qv[i] * kv[j]
@@ -160,7 +207,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
                     if kj >= nk or (causal and kj > qi + offset):
                         s[i, j] = NEG_INF
                     mx = max(mx, s[i, j])
-                sMax[ty * RQ + i, tx] = mx
+                sMax[U((ty * RQ + i) * TX + tx)] = mx
             cuda.syncthreads()
 
             # online softmax: m' = max(m, rowmax S), P = exp(S - m'), alpha = exp(m - m')
@@ -168,16 +215,16 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 r = ty * RQ + i
                 mt = m[i]
                 for x in range(TX):
-                    mt = max(mt, sMax[r, x])
+                    mt = max(mt, sMax[U(r * TX + x)])
                 m_use = mt if mt != NEG_INF else ZERO   # fully masked row so far: exp(-inf - 0) = 0, no NaN
                 alpha = math.exp(m[i] - m_use)
                 m[i] = mt
                 ps = ZERO
                 for j in range(CK):
                     p = math.exp(s[i, j] - m_use)
-                    sP[r, tx + TX * j] = p
+                    sP[U(r * KP + tx + TX * j)] = p
                     ps += p
-                sSum[r, tx] = ps
+                sSum[U(r * TX + tx)] = ps
                 l[i] *= alpha
                 for c in range(DC):
                     acc[i, c] *= alpha
@@ -186,12 +233,12 @@ def make_kernel(d: int, cfg: NumbaConfig):
             # l' = alpha l + rowsum(P);  O' = alpha O + P V
             for i in range(RQ):
                 for x in range(TX):
-                    l[i] += sSum[ty * RQ + i, x]
+                    l[i] += sSum[U((ty * RQ + i) * TX + x)]
             for j in range(BK):
                 for i in range(RQ):
-                    qv[i] = sP[ty * RQ + i, j]
+                    qv[i] = sP[U((ty * RQ + i) * KP + j)]
                 for c in range(DC):
-                    vj = sV[j, tx + TX * c]
+                    vj = sV[U(j * d + tx + TX * c)]
                     for i in range(RQ):
                         acc[i, c] += qv[i] * vj
             cuda.syncthreads()                            # tile fully used before the next overwrite
@@ -225,8 +272,35 @@ def launch(q, k, v, out, lse=None, *, is_causal: bool = False, scale: float | No
     if lse is None:
         lse = np.empty((BH, nq), np.float32) if simulator_enabled() else cuda.device_array((BH, nq), np.float32)
     grid = ((nq + cfg.block_q - 1) // cfg.block_q, BH)
-    kern[grid, (cfg.tx, cfg.ty)](q, k, v, out, lse, sc, np.int32(bool(is_causal)), np.int32(nk - nq))
+    args = (q, k, v, out, lse, sc, np.int32(bool(is_causal)), np.int32(nk - nq))
+    nbytes = shared_bytes(d, cfg)
+    if nbytes > STATIC_SHARED_LIMIT and not simulator_enabled():
+        allow_shared_bytes(kern, args, nbytes)
+    kern[grid, (cfg.tx, cfg.ty), 0, nbytes](*args)
     return lse
+
+
+STATIC_SHARED_LIMIT = 48 * 1024     # a block may use more only after opting in (per kernel, per device)
+_OPTED_IN: set = set()
+
+
+def allow_shared_bytes(kern, args, nbytes: int) -> None:
+    """Let the compiled kernel for ``args`` use ``nbytes`` > 48 KB of dynamic shared memory (real GPU).
+
+    CUDA's rule: a kernel may use up to 48 KB of shared memory per block by default; more (up to
+    227 KB on Hopper) needs ``MAX_DYNAMIC_SHARED_SIZE_BYTES`` set on the function first. numba-cuda
+    0.30 has no wrapper for it, so this calls the driver through the binding numba itself uses.
+    """
+    from numba.cuda.cudadrv.driver import binding, driver
+
+    compiled = kern.compile(tuple(kern.typeof_pyval(a) for a in args))
+    cufunc = compiled._codelibrary.get_cufunc()
+    key = (id(cufunc), cufunc.device.id, nbytes)
+    if key in _OPTED_IN:
+        return
+    attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+    driver.cuKernelSetAttribute(attr, nbytes, cufunc.handle, cufunc.device.id)
+    _OPTED_IN.add(key)
 
 
 def numba_flash_attention(q, k, v, *, is_causal: bool = False, scale: float | None = None,

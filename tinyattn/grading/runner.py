@@ -5,9 +5,11 @@ that raises, returns the wrong shape or loops forever costs that test's points a
 """
 from __future__ import annotations
 
+import hmac
 import importlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ class Result:
     points: float
     outcome: str       # passed | failed | error | timeout | skipped | crashed
     message: str = ""
+    flags: tuple = ()  # what the grader noticed: "forbidden: ...", "denied: ...", "tampered: ..."
 
     @property
     def earned(self) -> float:
@@ -80,20 +83,53 @@ def _run_pytest(test_files: list[Path], options: list[str], timeout: float, repo
     """Run pytest on ``test_files`` in a fresh process; return the plugin's JSON records and the output tail."""
     with tempfile.TemporaryDirectory() as tmp:
         log, out = Path(tmp) / "grade.jsonl", Path(tmp) / "pytest.out"
-        env = dict(os.environ, TINYATTN_GRADE_LOG=str(log), PYTHONDONTWRITEBYTECODE="1")
+        key = secrets.token_hex(32).encode()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TINYATTN_GRADE_")}
+        rfd, wfd = os.pipe()                        # the key travels through a pipe only pytest inherits
+        env.update(TINYATTN_GRADE_LOG=str(log), TINYATTN_GRADE_KEY_FD=str(rfd), PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "pytest", *map(str, test_files), "-p", "tinyattn.grading.plugin",
                "-q", "--no-header", "-p", "no:cacheprovider", f"--timeout={timeout}",
                "--timeout-method=signal", "-o", "addopts=", *options]
         # the whole run gets a generous wall-clock cap too, in case a timeout cannot interrupt the code
         with open(out, "wb") as fh:
             try:
-                subprocess.run(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, timeout=(timeout * 20 + 120) * n_runs, check=False)
-            except subprocess.TimeoutExpired:
-                pass
-        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+                proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, pass_fds=(rfd,))
+                os.close(rfd)
+                os.write(wfd, key + b"\n")
+                os.close(wfd)
+                try:
+                    proc.wait(timeout=(timeout * 20 + 120) * n_runs)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            finally:
+                for fd in (rfd, wfd):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        records = verified_records(log.read_text(errors="replace"), key) if log.exists() else []
         tail = out.read_text(errors="replace")[-4000:] if out.exists() else ""
     return records, tail
+
+
+def verified_records(text: str, key: bytes) -> list[dict]:
+    """The log's records whose HMAC (keyed by this run's secret, which only the judge process read)
+    checks out; anything else -- a line written by student code, a replayed or edited line -- is dropped."""
+    from .plugin import sign
+    records = []
+    for line in text.splitlines():
+        body, _, mac = line.rpartition("\t")
+        if not body or not hmac.compare_digest(sign(key, body), mac.strip()):
+            continue
+        try:
+            rec = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("event") in ("collected", "result", "flags"):
+            records.append(rec)
+    return records
 
 
 def _collection_error(output: str) -> str:
@@ -109,10 +145,16 @@ def _collection_error(output: str) -> str:
 def _results(records: list[dict], chapter: str, label: str, output: str) -> list[Result]:
     collected = {r["nodeid"]: r["points"] for r in records if r["event"] == "collected"}
     results = {r["nodeid"]: r for r in records if r["event"] == "result"}
+    flags: dict[str, list[str]] = {}
+    for r in records:
+        if r["event"] in ("result", "flags"):
+            flags.setdefault(r["nodeid"], [])
+            flags[r["nodeid"]] += [f for f in r.get("flags", []) if f not in flags[r["nodeid"]]]
     out = []
     for nodeid, pts in collected.items():
         r = results.get(nodeid, {"outcome": "crashed", "message": "the test process died or hung"})
-        out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", "")))
+        out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", ""),
+                          tuple(flags.get(nodeid, ()))))
     if not collected:
         out.append(Result(chapter, f"{label} (collection)", 0.0, "error",
                           "graded tests not collected (not your code: the grader or its environment): "

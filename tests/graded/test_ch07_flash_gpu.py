@@ -18,6 +18,7 @@ import pytest
 
 import tinyattn
 from tinyattn.grading.check import assert_close, check
+from tinyattn.grading.proxy import call_many
 
 MOD = "ch07_flash_gpu"
 
@@ -50,15 +51,12 @@ def test_n_key_tiles_matches_brute_force(impl):
     """Every query block of every size up to 24 x 24 (blocks 1..8): short last query AND key blocks,
     nk a multiple of the block or not, nq < nk and nq > nk (early blocks that see no key)."""
     ex = impl(MOD)
-    for nq in range(1, 25):
-        for nk in range(1, 25):
-            for block in range(1, 9):
-                for q0 in range(0, nq, block):
-                    for causal in (True, False):
-                        got = ex.n_key_tiles(q0, nq, nk, block, causal)
-                        want = _brute_tiles(q0, nq, nk, block, causal)
-                        check(got == want, f"n_key_tiles(q0={q0}, nq={nq}, nk={nk}, block={block}, causal={causal})",
-                              f"returned {got!r}, expected {want}")
+    cases = [(q0, nq, nk, block, causal) for nq in range(1, 25) for nk in range(1, 25) for block in range(1, 9)
+             for q0 in range(0, nq, block) for causal in (True, False)]
+    for (q0, nq, nk, block, causal), got in zip(cases, call_many(ex.n_key_tiles, cases), strict=True):
+        want = _brute_tiles(q0, nq, nk, block, causal)
+        check(got == want, f"n_key_tiles(q0={q0}, nq={nq}, nk={nk}, block={block}, causal={causal})",
+              f"returned {got!r}, expected {want}")
 
 
 @pytest.mark.points(3)

@@ -34,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "collected only with this option; the grader sets it)")
     group.addoption("--impl-dir", default=None,
                     help="load graded modules from this folder instead of exercises/ or solutions/")
+    group.addoption("--deny-read", default=None,
+                    help="folders (joined by os.pathsep) that student code may not read, besides solutions/ "
+                         "(class grading passes the folder of all submissions)")
     group.addoption("--impl-dirs", default=None,
                     help="run every graded test once per folder (folders joined by os.pathsep); "
                          "used by the grader's regression suite")
@@ -64,8 +67,14 @@ def _worker(config: pytest.Config):
     if _WORKER is None:
         from .proxy import Worker
         timeout = getattr(config.option, "timeout", None)
-        _WORKER = Worker(call_timeout=float(timeout) if timeout else 600.0,
-                         settings={"repo": str(REPO)})
+        graded = {str(Path(d).resolve()) for d in _impl_dirs(config)}
+        if not graded:
+            folder = config.getoption("--impl-dir")
+            graded.add(str(Path(folder).resolve() if folder else REPO / (config.getoption("--impl") or "solutions")))
+        deny = [str(REPO / "solutions"), str(REPO / "tests" / "wrong_answers")]
+        deny += [d for d in (config.getoption("--deny-read") or "").split(os.pathsep) if d]
+        deny = [d for d in deny if str(Path(d).resolve()) not in graded]   # never the folder being graded
+        _WORKER = Worker(call_timeout=float(timeout) if timeout else 600.0, settings={"deny_read": deny})
     return _WORKER
 
 
@@ -142,8 +151,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when == "call" or failed or (report.when == "setup" and report.skipped):
         text = str(report.longrepr) if report.longrepr else ""
         outcome = "passed" if report.passed else "skipped" if report.skipped else "failed"
-        if failed and "Timeout" in text:
+        if failed and ("Timeout" in text or "WorkerTimeout" in text):
             outcome = "timeout"
+        elif failed and "WorkerCrashed" in _message(report, text):
+            outcome = "crashed"
         elif failed and report.when != "call":
             outcome = "error"
         _write({"event": "result", "nodeid": report.nodeid, "outcome": outcome,
@@ -157,7 +168,7 @@ def _message(report: pytest.TestReport, text: str) -> str:
     differ ...``), whole, so the student learns what differed; else the last ``E`` line of the report."""
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", ""):
-        return " ".join(crash.message.split())[:600]
+        return " ".join(crash.message.replace("tinyattn.grading.proxy.", "").split())[:600]
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     for ln in reversed(lines):
         if ln.startswith("E "):

@@ -162,11 +162,44 @@ def _results(records: list[dict], chapter: str, label: str, output: str) -> list
     return out
 
 
-def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path) -> list[Result]:
-    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'."""
+def protected_files(repo: Path, extra: tuple[Path, ...] = ()) -> dict[str, str]:
+    """sha256 of every file the grade depends on (the grader, the library, the graded tests, the
+    solutions): compared before and after each graded run, so a submission that edits any of them is
+    caught even if it got past the worker's guard."""
+    import hashlib
+    out = {}
+    for root in (repo / "tinyattn", repo / "tests" / "graded", repo / "solutions", *extra):
+        if root.is_file():
+            files = [root]
+        else:
+            files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for p in files:
+            try:
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+            except OSError:
+                out[str(p)] = "unreadable"
+    return out
+
+
+def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path,
+             deny_read: list[Path] | None = None) -> list[Result]:
+    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'.
+    If any protected file (grader, library, graded tests, solutions) changed during the run, every test
+    of the file scores 0 and carries a "tampered" flag."""
     options = [f"--impl={impl}"] + ([f"--impl-dir={impl_dir}"] if impl_dir is not None else [])
+    if deny_read:
+        options.append(f"--deny-read={os.pathsep.join(map(str, deny_read))}")
+    tests_dir = test_file.resolve().parent
+    before = protected_files(repo, (tests_dir,) if tests_dir != repo / "tests" / "graded" else ())
     records, output = _run_pytest([test_file], options, timeout, repo)
-    return _results(records, chapter_of(test_file), test_file.name, output)
+    results = _results(records, chapter_of(test_file), test_file.name, output)
+    after = protected_files(repo, (tests_dir,) if tests_dir != repo / "tests" / "graded" else ())
+    changed = sorted(set(before) ^ set(after) | {p for p in before if p in after and before[p] != after[p]})
+    if changed:
+        flag = f"tampered: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed while grading"
+        for r in results:
+            r.outcome, r.message, r.flags = "failed", flag, (*r.flags, flag)
+    return results
 
 
 def run_many(test_files: list[Path], impl_dirs: list[Path], timeout: float, repo: Path) -> dict[str, list[Result]]:
@@ -199,6 +232,8 @@ def format_table(results: list[Result], impl: str) -> str:
     for r in results:
         status = r.outcome.upper() if r.outcome != "passed" else "ok"
         note = f"  {_short(r.message)}" if r.message and r.outcome != "passed" else ""
+        if r.flags:
+            note += f"  [flagged: {_short('; '.join(r.flags), 120)}]"
         lines.append(f"{r.chapter:<8} {r.test:<{width}} {r.earned:>4g}/{r.points:<4g}  {status}{note}")
     lines.append("-" * (width + 32))
     for ch in sorted({r.chapter for r in results}):

@@ -50,7 +50,8 @@ class Worker:
         self.table: dict[int, object] = {}
         self.pinned: set[int] = set()
         self.modules: dict[tuple[str, str], object] = {}
-        self.warnings: list = []
+        self.take_flags = lambda: []
+        self.register = None
 
     # ---- references ----
     def ref(self, obj) -> tuple:
@@ -112,13 +113,13 @@ class Worker:
             module = importlib.util.module_from_spec(spec)
             sys.modules[modname] = module
             try:
-                from . import guard
-                with guard.student_code():
-                    spec.loader.exec_module(module)
+                spec.loader.exec_module(module)
             except BaseException:
                 sys.modules.pop(modname, None)
                 raise
             self.modules[key] = module
+            if self.register is not None:
+                self.register(name, module)
         module = self.modules[key]
         r = self.ref(module)
         self.pinned.add(id(module))
@@ -131,34 +132,32 @@ class Worker:
         if kind == "init":
             sys.path[:] = [p for p in req[1] if isinstance(p, str)]
             from . import guard
-            guard.configure(req[2])
+            self.take_flags, self.register = guard.configure(req[2])
             return None
         if kind == "reset":
             self.table = {k: v for k, v in self.table.items() if k in self.pinned}
             return None
-        from . import guard
-        with guard.student_code():
-            if kind == "getattr":
-                return getattr(req[1], req[2])
-            if kind == "setattr":
-                setattr(req[1], req[2], req[3])
-                return None
-            if kind == "delattr":
-                delattr(req[1], req[2])
-                return None
-            if kind == "call":
-                return self.call(req[1], req[2], req[3])
-            if kind == "op":
-                if req[1] not in OPS:
-                    raise ValueError(f"unknown op {req[1]!r}")
-                fn = BUILTIN_OPS.get(req[1]) or getattr(operator, req[1])
-                return fn(*req[2])
-            if kind == "iter":
-                return list(req[1])
-            if kind == "array":
-                return np.asarray(req[1])
-            if kind == "repr":
-                return repr(req[1])[:2000]
+        if kind == "getattr":
+            return getattr(req[1], req[2])
+        if kind == "setattr":
+            setattr(req[1], req[2], req[3])
+            return None
+        if kind == "delattr":
+            delattr(req[1], req[2])
+            return None
+        if kind == "call":
+            return self.call(req[1], req[2], req[3])
+        if kind == "op":
+            if req[1] not in OPS:
+                raise ValueError(f"unknown op {req[1]!r}")
+            fn = BUILTIN_OPS.get(req[1]) or getattr(operator, req[1])
+            return fn(*req[2])
+        if kind == "iter":
+            return list(req[1])
+        if kind == "array":
+            return np.asarray(req[1])
+        if kind == "repr":
+            return repr(req[1])[:2000]
         raise ValueError(f"unknown request {kind!r}")
 
     def call(self, fn, args: tuple, kwargs: dict):
@@ -181,7 +180,6 @@ class Worker:
             self.writeback = changed
 
     def serve(self) -> None:
-        from . import guard
         while True:
             try:
                 data = wire.read_frame(self.rfd)
@@ -196,17 +194,17 @@ class Worker:
                 with warnings.catch_warnings(record=True) as recorded:
                     warnings.simplefilter("always")
                     value = self.handle(req)
-                reply = ("ok", self.encode(value), self.notes(recorded, guard))
+                reply = ("ok", self.encode(value), self.notes(recorded))
             except BaseException as exc:            # noqa: BLE001 - student code may raise anything
                 reply = ("err", _type_name(exc), _message(exc), _traceback(exc),
-                         self.notes(recorded, guard))
+                         self.notes(recorded))
             try:
                 wire.send(self.wfd, reply, self.reply_pickler)
             except Exception as exc:                # noqa: BLE001 - an unpicklable value
                 wire.send(self.wfd, ("err", "TypeError", f"the grader could not send back your result: "
-                                     f"{_message(exc)}", "", self.notes([], guard)), self.reply_pickler)
+                                     f"{_message(exc)}", "", self.notes([])), self.reply_pickler)
 
-    def notes(self, recorded, guard) -> dict:
+    def notes(self, recorded) -> dict:
         warns = [(w.category.__name__, str(w.message)[:500]) for w in (recorded or [])
                  if w.category.__name__ in wire.WARNINGS][:20]
         try:
@@ -214,7 +212,7 @@ class Worker:
         except Exception:                            # noqa: BLE001
             writeback = {}
         self.writeback = {}
-        return {"warnings": warns, "flags": guard.take_flags(), "writeback": writeback}
+        return {"warnings": warns, "flags": self.take_flags(), "writeback": writeback}
 
 
 def _snapshot(val):

@@ -56,8 +56,8 @@ def configure(settings: dict):
         return any(path == r or path.startswith(r + os.sep) for r in roots)
 
     def deny(what: str):
-        if len(flags) < 200 and what not in flags:
-            flags.append(what)
+        if len(flags) < 200 and f"denied: {what}" not in flags:
+            flags.append(f"denied: {what}")
         raise PermissionError(f"the grader does not allow this: {what}")
 
     def audit(event: str, args: tuple) -> None:

@@ -44,8 +44,11 @@ WRITE_EVENTS = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.truncate",
 
 def configure(settings: dict):
     """Install the audit hook (once); return ``(take_flags, register_module)``. ``settings``: tmp (the
-    worker's folder, writable), deny_read (folders nothing may read)."""
-    _preload()
+    worker's folder, writable), deny_read (folders nothing may read), allow (events of DENY_ALWAYS to
+    permit, e.g. ctypes for a helper that runs Numba's real CUDA compiler), preload (default True)."""
+    if settings.get("preload", True):
+        _preload()
+    allowed = frozenset(settings.get("allow", ()))
     real = os.path.realpath
     tmp = real(settings["tmp"])
     deny_read = tuple(real(p) for p in settings.get("deny_read", ()) if p)
@@ -79,7 +82,7 @@ def configure(settings: dict):
             if p.startswith("/proc/") and not p.startswith(("/proc/self/", f"/proc/{os.getpid()}/")):
                 if not p.startswith(("/proc/cpuinfo", "/proc/meminfo", "/proc/stat")):
                     deny(f"open {p}")
-        elif event in DENY_ALWAYS:
+        elif event in DENY_ALWAYS and event not in allowed:
             if event == "sys.setprofile" and installing:
                 return
             deny(event)
@@ -175,6 +178,12 @@ def configure(settings: dict):
     depth: list = []
     sys.addaudithook(audit)
     return take, register
+
+
+def prelude(tmp: str, deny_read: list[str], allow: tuple[str, ...] = ()) -> str:
+    """Python source that installs this guard first thing in a helper process (``python -c prelude + script``)."""
+    settings = {"tmp": str(tmp), "deny_read": [str(d) for d in deny_read], "allow": list(allow), "preload": False}
+    return f"from tinyattn.grading.guard import configure as _guard\n_guard({settings!r})\ndel _guard\n"
 
 
 def _preload() -> None:

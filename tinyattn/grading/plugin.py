@@ -78,6 +78,14 @@ def _worker(config: pytest.Config):
     return _WORKER
 
 
+def guarded_script(script: str, tmp: str, allow: tuple[str, ...] = ()) -> str:
+    """``script`` preceded by the worker's guard (same denied folders as this session's worker), for a
+    graded test that must run student code in a helper process of its own (ch07's real-GPU typing)."""
+    from .guard import prelude
+    deny = _WORKER.settings.get("deny_read", []) if _WORKER is not None else [str(REPO / "solutions")]
+    return prelude(tmp, deny, allow) + script
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _WORKER
     if _WORKER is not None:

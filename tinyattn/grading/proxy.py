@@ -178,6 +178,7 @@ class Worker:
         try:
             reply = wire.safe_loads(reply, self._make_ref)
         except Exception as exc:             # noqa: BLE001 - a forged or hostile reply
+            self.kill()                      # the pipe may hold more forged frames: start afresh
             raise WorkerCrashed(f"the grading worker sent back data the grader refuses: {exc}") from None
         if msg[0] == "call" and isinstance(reply, tuple) and reply and isinstance(reply[-1], dict):
             _write_back(reply[-1].get("writeback"), msg[2], msg[3])

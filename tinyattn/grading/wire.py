@@ -16,6 +16,22 @@ import struct
 
 import numpy as np
 
+class WorkerCrashed(AssertionError):
+    """The worker died or sent garbage: the test fails (its points are lost), grading goes on."""
+
+
+class WorkerTimeout(AssertionError):
+    """A call into student code ran past the per-call limit; the worker was killed."""
+
+
+class ForbiddenImplementation(AssertionError):
+    """Student code called the library's (or the solutions') implementation of the exercise itself."""
+
+
+class StudentError(Exception):
+    """An exception from student code whose type is not one the judge re-raises as-is."""
+
+
 HEADER = struct.Struct("!Q")
 MAX_REPLY = 1 << 31                        # 2 GiB: larger is a broken or hostile worker
 

@@ -34,8 +34,17 @@ ATTACKS = {
         np.array_equal = lambda *a, **k: True
         import tinyattn.grading.check as _c
         _c.assert_close = _c.assert_shape = _c.assert_equal = _c.check = lambda *a, **k: a[1] if len(a) > 1 else None
+        def softmax(x, axis=-1):                    # garbage of the right shape: only a lying check passes it
+            return np.zeros_like(x)
+        def causal_mask(lq, lk):
+            return np.ones((lq, lk), dtype=bool)
+        def attention(q, k, v, mask=None, scale=None):
+            return np.zeros((*q.shape[:-1], v.shape[-1]))
         """,
     "patch_pytest": """
+        import numpy as np
+        def softmax(x, axis=-1):
+            return np.zeros_like(x)
         import pytest, _pytest.outcomes as _o, _pytest.runner as _r
         pytest.fail = lambda *a, **k: None
         _o.fail = lambda *a, **k: None
@@ -92,6 +101,12 @@ ATTACKS = {
         exec(open({str(ROOT / 'solutions' / 'ch01_attention.py')!r}).read())
         """,
     "import_solutions": f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        try:
+            from solutions.ch01_attention import softmax
+        except (ImportError, OSError):
+            pass
         import importlib.util
         _spec = importlib.util.spec_from_file_location("sol", {str(ROOT / 'solutions' / 'ch01_attention.py')!r})
         _m = importlib.util.module_from_spec(_spec); _spec.loader.exec_module(_m)

@@ -160,12 +160,13 @@ def test_grader_isolates_exceptions_wrong_shapes_timeouts_and_crashes(tmp_path):
     res = _grade("--tests", str(tests), "--impl-dir", str(impl_dir), "--timeout", "3")
     assert res.returncode == 1, res.stdout + res.stderr      # not full marks -> exit 1, but no crash
     out = res.stdout
-    assert _score(out) == (1 + 5, 1 + 2 + 3 + 4 + 5 + 2 + 3 + 4 + 6 + 7)
+    # student code runs in a worker process: a crash costs only its own test (the worker restarts)
+    assert _score(out) == (1 + 5 + 7, 1 + 2 + 3 + 4 + 5 + 2 + 3 + 4 + 6 + 7)
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("ch9")}
     assert "FAILED" in rows["test_raises"] and "student bug" in rows["test_raises"]
     assert "FAILED" in rows["test_wrong_shape"]
     assert "TIMEOUT" in rows["test_loops"]
-    assert "CRASHED" in rows["test_dies"] and "CRASHED" in rows["test_after_death"]
+    assert "CRASHED" in rows["test_dies"] and "ok" in rows["test_after_death"]
     assert "ok" in rows["test_good"]
 
 

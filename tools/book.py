@@ -126,6 +126,23 @@ crash, an endless loop or stray files in one submission cannot touch another. Th
 student-by-chapter table; `scores.csv` has one row per student (earned, total and the points of every
 graded test, as `chNN::test_name` columns) and `scores.json` every test's outcome and message.
 
+## A grader students cannot game
+Student code never runs in the process that judges it. The graded tests run in a "judge" pytest
+process that never imports a submission; `impl("chNN_topic")` returns a proxy, and the student's
+functions run in a separate worker process (inputs in, plain arrays and numbers out, read back with a
+restricted unpickler, so a forged reply cannot run code in the judge). Every comparison happens in the
+judge, so patching `numpy.testing`, pytest or the checking helpers at module level changes nothing that
+is judged. The judge signs its result log with a key the worker never sees, so forged "passed" lines
+are dropped; an early exit or a hang costs only the test that was running (the worker restarts).
+Inside the worker an audit hook refuses reading `solutions/` or other students' folders, writing
+outside the worker's temporary folder, starting processes, sending signals and sockets; a call to the
+library's own implementation of the function an exercise asks for (e.g. `tinyattn.functional.softmax`
+from the softmax exercise) fails that test. Each of these is flagged in the table, the CSV's `flags`
+column and the JSON, and if the grader, library, graded tests or solutions change during a run, the
+run scores 0. `docs/GRADING.md` describes the design and its limits: the worker is an ordinary process
+of the same user, and the guard inside it is not a sandbox, so for a real class also run each
+submission in its own container or VM (GitHub Classroom does: one runner per student repository).
+
 ## GitHub Classroom
 `.github/workflows/classroom.yml` (written by `python tools/classroom.py`) grades a student repository
 on every push: one autograding step per chapter, worth that chapter's graded points. GitHub's command

@@ -5,12 +5,15 @@ Inputs are deterministic: each test draws from ``np.random.default_rng(SEED)`` w
 in every failure message), so a score never changes between runs. Sizes are chosen so that no axis hides
 another (all different, none 1 unless broadcasting needs it) and every argument is varied from its default.
 """
+import functools
+
 import numpy as np
 import pytest
 
 import tinyattn as ta
 from tinyattn import functional as F
 from tinyattn.grading.check import assert_close, assert_equal, assert_shape, check
+from tinyattn.grading.proxy import scenario
 
 MOD = "ch00_tensor_core"
 
@@ -148,6 +151,14 @@ def test_softmax_backward_saturated_is_finite(impl):
     assert_close("softmax_backward on a one-hot row and a uniform row", got, want, atol=1e-12, rtol=1e-12)
 
 
+def _sin_objective(w, v):
+    return float((np.sin(v) * w).sum() + 0.5 * (v ** 2).sum())
+
+
+def _cubic_objective(c, v):
+    return float((c * v ** 3).sum())
+
+
 @pytest.mark.points(2)
 def test_numerical_gradient(impl):
     ex = impl(MOD)
@@ -156,7 +167,7 @@ def test_numerical_gradient(impl):
     x = rng.standard_normal((2, 3))
     w = rng.standard_normal((2, 3))
     x_before = x.copy()
-    f = lambda v: float((np.sin(v) * w).sum() + 0.5 * (v ** 2).sum())
+    f = functools.partial(_sin_objective, w)          # module-level: it is sent to the grading worker
     got = ex.numerical_gradient(f, x)
     assert_close("numerical_gradient(f, x (2, 3)) vs the closed form cos(x) w + x", got,
                  np.cos(x_before) * w + x_before, seed=SEED, atol=1e-7, rtol=0)
@@ -172,13 +183,29 @@ def test_numerical_gradient_uses_eps(impl):
     rng = np.random.default_rng(SEED)
     x = rng.standard_normal((3, 2))
     c = rng.uniform(0.5, 2.0, size=(3, 2))
-    f = lambda v: float((c * v ** 3).sum())
+    f = functools.partial(_cubic_objective, c)
     for eps in (0.1, 0.03):
         x_before = x.copy()
         got = ex.numerical_gradient(f, x, eps=eps)
         assert_close(f"numerical_gradient(f = sum(c x^3), x (3, 2), eps={eps}) vs 3 c x^2 + c eps^2", got,
                      3 * c * x_before ** 2 + c * eps ** 2, seed=SEED, atol=1e-9, rtol=0)
         assert_equal(f"x after numerical_gradient(..., eps={eps})", x, x_before, seed=SEED)
+
+
+def _logsumexp_run(ex, data, axis, g):
+    """Runs in the grading worker (next to the student's op): forward, then backward(g) if g is given;
+    returns plain data for the test to judge."""
+    x = ta.Tensor(data.copy(), requires_grad=True)
+    out = ex.logsumexp_op(x, axis=axis)
+    info = {"type": type(out).__name__, "is_tensor": isinstance(out, ta.Tensor),
+            "requires_grad": bool(getattr(out, "requires_grad", False))}
+    if not info["is_tensor"]:
+        return info
+    info["data"] = np.array(out.data, dtype=np.float64)
+    if g is not None:
+        out.backward(g)
+        info["grad"] = None if x.grad is None else np.array(x.grad, dtype=np.float64)
+    return info
 
 
 @pytest.mark.points(3)
@@ -188,17 +215,20 @@ def test_logsumexp_op_forward_backward(impl):
     rng = np.random.default_rng(SEED)
     shape = (2, 3, 4)
     for axis in (0, 1, -1):
-        x = ta.Tensor(rng.standard_normal(shape) * 3, requires_grad=True)
+        x = rng.standard_normal(shape) * 3
         name = f"logsumexp_op(x {shape}, axis={axis})"
-        out = ex.logsumexp_op(x, axis=axis)
-        check(isinstance(out, ta.Tensor) and out.requires_grad, name,
-              f"must return a Tensor that requires grad (a graph node), got {type(out).__name__}", seed=SEED)
-        assert_close(name, out.data, np.log(np.exp(x.data).sum(axis=axis)), seed=SEED, rtol=1e-12)
-        check(ta.gradcheck(lambda t: ex.logsumexp_op(t, axis=axis), x), name, "gradcheck failed", seed=SEED)
-        g = rng.standard_normal(out.shape)
-        out.backward(g)
-        assert_close(name + " x.grad after backward(g)", x.grad,
-                     F.softmax(x.data, axis=axis).data * np.expand_dims(g, axis), seed=SEED, rtol=1e-10, atol=1e-14)
+        g = rng.standard_normal(np.delete(np.array(shape), axis))
+        run = scenario(_logsumexp_run, ex, x, axis, g)
+        check(run["is_tensor"] and run["requires_grad"], name,
+              f"must return a Tensor that requires grad (a graph node), got {run['type']}", seed=SEED)
+        assert_close(name, run["data"], np.log(np.exp(x).sum(axis=axis)), seed=SEED, rtol=1e-12)
+        check(run["grad"] is not None, name, "x.grad is None after backward(g)", seed=SEED)
+        # gradcheck: your backward vs central differences of your forward (both computed by your op)
+        fd = _fd(lambda d: float((scenario(_logsumexp_run, ex, d, axis, None)["data"] * g).sum()), x)
+        check(np.allclose(run["grad"], fd, rtol=1e-5, atol=1e-6), name,
+              "gradcheck failed (backward disagrees with finite differences of forward)", seed=SEED)
+        assert_close(name + " x.grad after backward(g)", run["grad"],
+                     F.softmax(x, axis=axis).data * np.expand_dims(g, axis), seed=SEED, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.points(1)

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,11 @@ import pytest
 
 import tinyattn
 from tinyattn.grading.check import assert_close, check
+from tinyattn.grading.guard import DENY_ALWAYS
+from tinyattn.grading.plugin import guarded_script
+from tinyattn.grading.proxy import call_many
+
+CTYPES_EVENTS = tuple(sorted(e for e in DENY_ALWAYS if e.startswith("ctypes.")))
 
 MOD = "ch07_flash_gpu"
 
@@ -50,15 +56,12 @@ def test_n_key_tiles_matches_brute_force(impl):
     """Every query block of every size up to 24 x 24 (blocks 1..8): short last query AND key blocks,
     nk a multiple of the block or not, nq < nk and nq > nk (early blocks that see no key)."""
     ex = impl(MOD)
-    for nq in range(1, 25):
-        for nk in range(1, 25):
-            for block in range(1, 9):
-                for q0 in range(0, nq, block):
-                    for causal in (True, False):
-                        got = ex.n_key_tiles(q0, nq, nk, block, causal)
-                        want = _brute_tiles(q0, nq, nk, block, causal)
-                        check(got == want, f"n_key_tiles(q0={q0}, nq={nq}, nk={nk}, block={block}, causal={causal})",
-                              f"returned {got!r}, expected {want}")
+    cases = [(q0, nq, nk, block, causal) for nq in range(1, 25) for nk in range(1, 25) for block in range(1, 9)
+             for q0 in range(0, nq, block) for causal in (True, False)]
+    for (q0, nq, nk, block, causal), got in zip(cases, call_many(ex.n_key_tiles, cases), strict=True):
+        want = _brute_tiles(q0, nq, nk, block, causal)
+        check(got == want, f"n_key_tiles(q0={q0}, nq={nq}, nk={nk}, block={block}, causal={causal})",
+              f"returned {got!r}, expected {want}")
 
 
 @pytest.mark.points(3)
@@ -132,11 +135,14 @@ def test_kernel_is_float32_only(impl):
     q, k, v = (rng.standard_normal((1, 18, 4)).astype(np.float32) for _ in range(3))
     assert_close("flash_attention_rows(q, k, v (1, 18, 4))", ex.flash_attention_rows(q, k, v), _dense(q, k, v, False),
                  seed=SEED, atol=2e-5, rtol=1e-4)                # the kernel must work before its types count
-    env = {key: val for key, val in os.environ.items() if key != "NUMBA_ENABLE_CUDASIM"}
+    env = {key: val for key, val in os.environ.items()
+           if key != "NUMBA_ENABLE_CUDASIM" and not key.startswith("TINYATTN_GRADE_")}
     root = str(Path(tinyattn.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    proc = subprocess.run([sys.executable, "-c", TYPES_SCRIPT, str(Path(ex.__file__).resolve()), KERNEL_SIGNATURE],
-                          env=env, capture_output=True, text=True, timeout=300)
+    with tempfile.TemporaryDirectory() as tmp:     # student code again: under the worker's guard (ctypes: NVVM)
+        script = guarded_script(TYPES_SCRIPT, tmp, allow=CTYPES_EVENTS)
+        proc = subprocess.run([sys.executable, "-c", script, str(Path(ex.__file__).resolve()), KERNEL_SIGNATURE],
+                              env=env, capture_output=True, text=True, timeout=300, cwd=tmp, stdin=subprocess.DEVNULL)
     lines = proc.stdout.strip().splitlines()
     check(proc.returncode == 0 and lines, "flash_rows_kernel compiled for a real GPU (sm_90)",
           "does not compile: " + (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300])

@@ -49,8 +49,8 @@ def grade_class(root: Path, files: list[Path], repo: Path, timeout: float,
             shutil.copytree(submission_folder(student), private,
                             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".git"))
             results: list[Result] = []
-            for f in files:
-                results += run_file(f, "exercises", private, timeout, repo)
+            for f in files:     # student code may not read the other submissions (nor solutions/)
+                results += run_file(f, "exercises", private, timeout, repo, deny_read=[root])
         scores[student.name] = results
     return scores
 
@@ -60,16 +60,27 @@ def write_reports(scores: dict[str, list[Result]], csv_path: Path | None, json_p
     if csv_path is not None:
         with open(csv_path, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)
-            w.writerow(["student", "earned", "total", *tests])
+            w.writerow(["student", "earned", "total", *tests, "flags"])
             for student, rs in scores.items():
                 by_test = {f"{r.chapter}::{r.test}": r.earned for r in rs}
                 w.writerow([student, f"{sum(r.earned for r in rs):g}", f"{sum(r.points for r in rs):g}",
-                            *[f"{by_test[t]:g}" if t in by_test else "" for t in tests]])
+                            *[f"{by_test[t]:g}" if t in by_test else "" for t in tests], format_flags(rs)])
     if json_path is not None:
         doc = {student: {"earned": sum(r.earned for r in rs), "total": sum(r.points for r in rs),
-                         "tests": [asdict(r) | {"earned": r.earned} for r in rs]}
+                         "flags": sorted({f for r in rs for f in r.flags}),
+                         "tests": [asdict(r) | {"earned": r.earned, "flags": list(r.flags)} for r in rs]}
                for student, rs in scores.items()}
         json_path.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+
+
+def format_flags(results: list[Result]) -> str:
+    """Every flag of a student's run, once, with the tests that raised it: what an instructor must look at
+    ("forbidden: softmax called tinyattn.functional.activations.softmax", "denied: open ... for writing")."""
+    seen: dict[str, list[str]] = {}
+    for r in results:
+        for f in r.flags:
+            seen.setdefault(f, []).append(f"{r.chapter}::{r.test}")
+    return "; ".join(f"{f} ({len(t)} test{'s' if len(t) > 1 else ''})" for f, t in seen.items())
 
 
 def format_class_table(scores: dict[str, list[Result]]) -> str:
@@ -84,5 +95,6 @@ def format_class_table(scores: dict[str, list[Result]]) -> str:
             tot = sum(r.points for r in rs if r.chapter == c)
             cells.append(f"{got:g}/{tot:g}".rjust(9))
         lines.append(f"{student:<{width}} " + " ".join(cells)
-                     + f" {sum(r.earned for r in rs):g}/{sum(r.points for r in rs):g}".rjust(12))
+                     + f" {sum(r.earned for r in rs):g}/{sum(r.points for r in rs):g}".rjust(12)
+                     + ("  FLAGGED" if any(r.flags for r in rs) else ""))
     return "\n".join(lines)

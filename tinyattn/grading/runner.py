@@ -5,9 +5,11 @@ that raises, returns the wrong shape or loops forever costs that test's points a
 """
 from __future__ import annotations
 
+import hmac
 import importlib
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ class Result:
     points: float
     outcome: str       # passed | failed | error | timeout | skipped | crashed
     message: str = ""
+    flags: tuple = ()  # what the grader noticed: "forbidden: ...", "denied: ...", "tampered: ..."
 
     @property
     def earned(self) -> float:
@@ -80,20 +83,53 @@ def _run_pytest(test_files: list[Path], options: list[str], timeout: float, repo
     """Run pytest on ``test_files`` in a fresh process; return the plugin's JSON records and the output tail."""
     with tempfile.TemporaryDirectory() as tmp:
         log, out = Path(tmp) / "grade.jsonl", Path(tmp) / "pytest.out"
-        env = dict(os.environ, TINYATTN_GRADE_LOG=str(log), PYTHONDONTWRITEBYTECODE="1")
+        key = secrets.token_hex(32).encode()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TINYATTN_GRADE_")}
+        rfd, wfd = os.pipe()                        # the key travels through a pipe only pytest inherits
+        env.update(TINYATTN_GRADE_LOG=str(log), TINYATTN_GRADE_KEY_FD=str(rfd), PYTHONDONTWRITEBYTECODE="1")
         cmd = [sys.executable, "-m", "pytest", *map(str, test_files), "-p", "tinyattn.grading.plugin",
                "-q", "--no-header", "-p", "no:cacheprovider", f"--timeout={timeout}",
                "--timeout-method=signal", "-o", "addopts=", *options]
         # the whole run gets a generous wall-clock cap too, in case a timeout cannot interrupt the code
         with open(out, "wb") as fh:
             try:
-                subprocess.run(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, timeout=(timeout * 20 + 120) * n_runs, check=False)
-            except subprocess.TimeoutExpired:
-                pass
-        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+                proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, pass_fds=(rfd,))
+                os.close(rfd)
+                os.write(wfd, key + b"\n")
+                os.close(wfd)
+                try:
+                    proc.wait(timeout=(timeout * 20 + 120) * n_runs)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            finally:
+                for fd in (rfd, wfd):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        records = verified_records(log.read_text(errors="replace"), key) if log.exists() else []
         tail = out.read_text(errors="replace")[-4000:] if out.exists() else ""
     return records, tail
+
+
+def verified_records(text: str, key: bytes) -> list[dict]:
+    """The log's records whose HMAC (keyed by this run's secret, which only the judge process read)
+    checks out; anything else -- a line written by student code, a replayed or edited line -- is dropped."""
+    from .plugin import sign
+    records = []
+    for line in text.splitlines():
+        body, _, mac = line.rpartition("\t")
+        if not body or not hmac.compare_digest(sign(key, body), mac.strip()):
+            continue
+        try:
+            rec = json.loads(body)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("event") in ("collected", "result", "flags"):
+            records.append(rec)
+    return records
 
 
 def _collection_error(output: str) -> str:
@@ -109,10 +145,16 @@ def _collection_error(output: str) -> str:
 def _results(records: list[dict], chapter: str, label: str, output: str) -> list[Result]:
     collected = {r["nodeid"]: r["points"] for r in records if r["event"] == "collected"}
     results = {r["nodeid"]: r for r in records if r["event"] == "result"}
+    flags: dict[str, list[str]] = {}
+    for r in records:
+        if r["event"] in ("result", "flags"):
+            flags.setdefault(r["nodeid"], [])
+            flags[r["nodeid"]] += [f for f in r.get("flags", []) if f not in flags[r["nodeid"]]]
     out = []
     for nodeid, pts in collected.items():
         r = results.get(nodeid, {"outcome": "crashed", "message": "the test process died or hung"})
-        out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", "")))
+        out.append(Result(chapter, nodeid.split("::", 1)[-1], pts, r["outcome"], r.get("message", ""),
+                          tuple(flags.get(nodeid, ()))))
     if not collected:
         out.append(Result(chapter, f"{label} (collection)", 0.0, "error",
                           "graded tests not collected (not your code: the grader or its environment): "
@@ -120,11 +162,44 @@ def _results(records: list[dict], chapter: str, label: str, output: str) -> list
     return out
 
 
-def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path) -> list[Result]:
-    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'."""
+def protected_files(repo: Path, extra: tuple[Path, ...] = ()) -> dict[str, str]:
+    """sha256 of every file the grade depends on (the grader, the library, the graded tests, the
+    solutions): compared before and after each graded run, so a submission that edits any of them is
+    caught even if it got past the worker's guard."""
+    import hashlib
+    out = {}
+    for root in (repo / "tinyattn", repo / "tests" / "graded", repo / "solutions", *extra):
+        if root.is_file():
+            files = [root]
+        else:
+            files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for p in files:
+            try:
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+            except OSError:
+                out[str(p)] = "unreadable"
+    return out
+
+
+def run_file(test_file: Path, impl: str, impl_dir: Path | None, timeout: float, repo: Path,
+             deny_read: list[Path] | None = None) -> list[Result]:
+    """Run one graded test file in a fresh pytest process; a process that dies marks the rest 'crashed'.
+    If any protected file (grader, library, graded tests, solutions) changed during the run, every test
+    of the file scores 0 and carries a "tampered" flag."""
     options = [f"--impl={impl}"] + ([f"--impl-dir={impl_dir}"] if impl_dir is not None else [])
+    if deny_read:
+        options.append(f"--deny-read={os.pathsep.join(map(str, deny_read))}")
+    tests_dir = test_file.resolve().parent
+    before = protected_files(repo, (tests_dir,) if tests_dir != repo / "tests" / "graded" else ())
     records, output = _run_pytest([test_file], options, timeout, repo)
-    return _results(records, chapter_of(test_file), test_file.name, output)
+    results = _results(records, chapter_of(test_file), test_file.name, output)
+    after = protected_files(repo, (tests_dir,) if tests_dir != repo / "tests" / "graded" else ())
+    changed = sorted(set(before) ^ set(after) | {p for p in before if p in after and before[p] != after[p]})
+    if changed:
+        flag = f"tampered: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed while grading"
+        for r in results:
+            r.outcome, r.message, r.flags = "failed", flag, (*r.flags, flag)
+    return results
 
 
 def run_many(test_files: list[Path], impl_dirs: list[Path], timeout: float, repo: Path) -> dict[str, list[Result]]:
@@ -157,6 +232,8 @@ def format_table(results: list[Result], impl: str) -> str:
     for r in results:
         status = r.outcome.upper() if r.outcome != "passed" else "ok"
         note = f"  {_short(r.message)}" if r.message and r.outcome != "passed" else ""
+        if r.flags:
+            note += f"  [flagged: {_short('; '.join(r.flags), 120)}]"
         lines.append(f"{r.chapter:<8} {r.test:<{width}} {r.earned:>4g}/{r.points:<4g}  {status}{note}")
     lines.append("-" * (width + 32))
     for ch in sorted({r.chapter for r in results}):

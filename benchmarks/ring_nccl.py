@@ -122,14 +122,18 @@ def summarize(per_rank: list, cfg: dict, p: int) -> list[dict]:
 
 def environment() -> dict:
     import cupy as cp
-    from cupy.cuda import nccl
+    try:
+        from cupy.cuda import nccl
+        nccl_version = nccl.get_version()
+    except Exception as exc:                                   # CuPy without a usable NCCL
+        nccl_version = f"unavailable: {type(exc).__name__}: {exc}"
     props = cp.cuda.runtime.getDeviceProperties(0)
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": {"gpu": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
                         "visible_gpus": RN.visible_gpus(), "platform": platform.platform(),
                         "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()]},
             "versions": {"python": platform.python_version(), "cupy": cp.__version__,
-                         "nccl": nccl.get_version() if getattr(nccl, "available", True) else None,
+                         "nccl": nccl_version,
                          "cuda_runtime": cp.cuda.runtime.runtimeGetVersion()},
             "env": {"NCCL_NVLS_ENABLE": os.environ.get("NCCL_NVLS_ENABLE")}}
 

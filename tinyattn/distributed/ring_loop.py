@@ -200,10 +200,11 @@ class InMemoryTransport:
 
 
 def run_threaded(q, k, v, p: int, *, causal: bool, layout: str = "zigzag", scale: float | None = None,
-                 log: list | None = None):
+                 log: list | None = None, backend=None):
     """Ring attention of ``q, k, v: (BH, N, d)`` on ``p`` threaded ranks -> ``out (BH, N, d)``.
 
-    Every rank runs :func:`ring_loop` with :class:`NumpyBackend` and :class:`InMemoryTransport`.
+    Every rank runs :func:`ring_loop` with ``backend`` (default :class:`NumpyBackend`, one instance
+    per rank made by calling ``backend(scale)``) and :class:`InMemoryTransport`.
     """
     arrs = [np.asarray(x) for x in (q, k, v)]
     for name, x in zip("qkv", arrs):
@@ -224,7 +225,7 @@ def run_threaded(q, k, v, p: int, *, causal: bool, layout: str = "zigzag", scale
             bufs = [np.zeros(size, q.dtype), np.zeros(size, q.dtype)]
             pack_kv(k, v, chunks[r], bufs[0])
             res = ring_loop(r, chunks, [q[:, a:b] for a, b in chunks[r]], bufs, transports[r],
-                            NumpyBackend(scale), causal=causal, log=logs[r])
+                            (backend or NumpyBackend)(scale), causal=causal, log=logs[r])
             for (o, _), (a, b) in zip(res, chunks[r]):
                 out[:, a:b] = o
         except Exception as exc:          # pragma: no cover - re-raised below

@@ -204,3 +204,26 @@ def test_virtual_ranks_on_one_gpu_match_float64(dtype):
     res = RN.single_gpu_check(dict(n=2048, bh=2, d=64, dtype=dtype, seed=1706, ranks=3, layout="zigzag",
                                    causal=True, rows=16), probe=False)
     assert all(c["ok"] for c in res["checks"]), res["checks"]
+
+
+def test_benchmark_summary_follows_its_definitions():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_ring_nccl", ROOT / "benchmarks" / "ring_nccl.py")
+    B = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(B)
+    cfg = dict(bh=4, batch=1, heads=4, d=64, dtype="float16", repeats=3)
+    n, p = 1024, 2
+    # rank 1 is the slower one in repeats 0 and 2; the summary takes the slowest rank, then the median
+    t = [{"ring": [1.0, 1.2, 1.1], "compute": [0.9, 0.9, 0.9], "comm": [0.5, 0.5, 0.5], "single": [0.8, 0.8, 0.8]},
+         {"ring": [1.3, 1.0, 1.4], "compute": [1.0, 0.8, 1.0], "comm": [0.4, 0.6, 0.4], "single": [0.9, 0.7, 0.9]}]
+    chk = {"rel_err": 1e-3, "ok": True, "rows_checked": 8}
+    per_rank = [[{"N": n, "causal": True, "times": t[r], "check": chk, "bytes_sent": 1000 + r,
+                  "single_flops": 7e9}] for r in range(p)]
+    row = B.summarize(per_rank, cfg, p)[0]
+    ring, comp, comm, single = 1.3, 1.0, 0.5, 0.9       # medians of [1.3, 1.2, 1.4], [1.0, .9, 1.0], ...
+    f_gpu = 4 * 4 * n * n * 64 / 2 / p
+    assert row["per_gpu_tflops"] == pytest.approx(f_gpu / ring / 1e12)
+    assert row["single_gpu_tflops"] == pytest.approx(7e9 / single / 1e12)
+    assert row["hidden_comm_fraction"] == pytest.approx(1 - (ring - comp) / comm)
+    assert row["link_GBps"] == pytest.approx(1001 / comm / 1e9)
+    assert row["ratio_vs_single"] == pytest.approx(row["per_gpu_tflops"] / row["single_gpu_tflops"])

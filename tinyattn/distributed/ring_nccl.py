@@ -175,6 +175,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--single-gpu-check", action="store_true",
                     help="no NCCL ring: --ranks virtual ranks on GPU 0 (stream copies) + an NCCL probe")
     ap.add_argument("--ranks", type=int, default=2, help="virtual ranks for --single-gpu-check")
+    ap.add_argument("--no-nccl-probe", action="store_true", help="--single-gpu-check without the NCCL probe")
     ap.add_argument("--n", type=int, default=65536, help="sequence length N")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--heads", type=int, default=8)
@@ -214,10 +215,10 @@ def main(argv=None) -> int:
               f"visible CUDA GPU(s), found {have}", file=sys.stderr)
         return 2
     if a.single_gpu_check:
-        res = single_gpu_check(cfg)
+        res = single_gpu_check(cfg, probe=not a.no_nccl_probe)
         checks = res["checks"]
         print(f"ring ms {res['ring_s'] * 1e3:.2f}, compute-only {res['compute_s'] * 1e3:.2f}, "
-              f"comm-only {res['comm_s'] * 1e3:.2f}; NCCL probe: {res['nccl_probe']}")
+              f"comm-only {res['comm_s'] * 1e3:.2f}; NCCL probe: {res.get('nccl_probe', 'not run')}")
     else:
         checks = spawn(a.n_gpus, _check_worker, (cfg,))
         res = {"mode": "nccl", "n_gpus": a.n_gpus, "checks": checks}

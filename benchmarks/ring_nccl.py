@@ -174,6 +174,7 @@ def main(argv=None) -> int:
             print(f"N={r['N']:>7} causal={str(r['causal']):5} ranks={r['virtual_ranks']} ring {r['ring_s'] * 1e3:8.2f} ms "
                   f"compute-only {r['compute_s'] * 1e3:8.2f} comm-only {r['comm_s'] * 1e3:7.2f}  rel err "
                   f"{max(c['rel_err'] for c in r['checks']):.1e} {'OK' if all(c['ok'] for c in r['checks']) else 'MISMATCH'}")
+        print(f"GPU lse merge vs library merge_lse (float64): max error {max(r['merge_vs_library_max_err'] for r in runs):.1e}")
         print("NCCL, two ranks on one GPU:", runs[0].get("nccl_probe"))
         return 0 if all(c["ok"] for r in runs for c in r["checks"]) else 1
     cfg["sizes"] = a.sizes or [32768, 65536, 131072, 262144]

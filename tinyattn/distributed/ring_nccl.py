@@ -146,6 +146,7 @@ def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     results = _threads([lambda r=r: r.run("ring") for r in ranks])
     cp.cuda.Device().synchronize()
     out = {"mode": "single_gpu_check", "virtual_ranks": p,
+           "merge_vs_library_max_err": G.merge_check(G.DTYPES[cfg["dtype"]], cfg["seed"]),
            "checks": [r.check(res, q, k, v, exact, cfg["rows"], cfg["seed"]) for r, res in zip(ranks, results)]}
     barrier = threading.Barrier(p)
     for mode in ("ring", "compute", "comm", "ring"):
@@ -218,7 +219,8 @@ def main(argv=None) -> int:
         res = single_gpu_check(cfg, probe=not a.no_nccl_probe)
         checks = res["checks"]
         print(f"ring ms {res['ring_s'] * 1e3:.2f}, compute-only {res['compute_s'] * 1e3:.2f}, "
-              f"comm-only {res['comm_s'] * 1e3:.2f}; NCCL probe: {res.get('nccl_probe', 'not run')}")
+              f"comm-only {res['comm_s'] * 1e3:.2f}; merge vs merge_lse {res['merge_vs_library_max_err']:.1e}; "
+              f"NCCL probe: {res.get('nccl_probe', 'not run')}")
     else:
         checks = spawn(a.n_gpus, _check_worker, (cfg,))
         res = {"mode": "nccl", "n_gpus": a.n_gpus, "checks": checks}

@@ -75,7 +75,7 @@ def spawn(p: int, fn, args=(), devices=None, timeout: float = 600.0) -> list:
                            f"(got {out})") from exc
     finally:
         for pr in procs:
-            pr.join(timeout=10)
+            pr.join(timeout=min(10.0, timeout / 4))
             if pr.is_alive():
                 pr.terminate()
     bad = {r: v for r, (ok, v) in out.items() if not ok}
@@ -152,11 +152,17 @@ def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     for mode in ("ring", "compute", "comm", "ring"):
         out[f"{mode}_s"] = max(_threads([lambda r=r: G.timed(r, mode, barrier) for r in ranks]))
     if probe:
-        try:
-            out["nccl_probe"] = spawn(2, _probe_worker, devices=[0, 0], timeout=25)
-        except Exception as exc:                            # record what NCCL says
-            out["nccl_probe"] = f"{type(exc).__name__}: {str(exc)[-1500:]}"
+        out["nccl_probe"] = nccl_probe()
     return out
+
+
+def nccl_probe(timeout: float = 20.0):
+    """Two processes on GPU 0 try to create one NCCL communicator and exchange 1 MiB: their
+    results, or what NCCL (or the launcher) said."""
+    try:
+        return spawn(2, _probe_worker, devices=[0, 0], timeout=timeout)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc)[-1500:]}"
 
 
 def visible_gpus() -> int:

@@ -227,3 +227,13 @@ def test_benchmark_summary_follows_its_definitions():
     assert row["hidden_comm_fraction"] == pytest.approx(1 - (ring - comp) / comm)
     assert row["link_GBps"] == pytest.approx(1001 / comm / 1e9)
     assert row["ratio_vs_single"] == pytest.approx(row["per_gpu_tflops"] / row["single_gpu_tflops"])
+
+
+def test_no_heads_and_float16_messages():
+    q = np.zeros((0, 8, 4))                               # BH = 0: empty messages, empty output
+    assert R.run_threaded(q, q, q, 2, causal=True).shape == (0, 8, 4)
+    q, k, v = (x.astype(np.float16) for x in _qkv(1707, 2, 20, 8))
+    out = R.run_threaded(q, k, v, 2, causal=True)
+    ref = dense_attention(*(x.astype(np.float64) for x in (q, k, v)), is_causal=True)[0]
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(out, ref, atol=5e-3, err_msg="seed 1707")

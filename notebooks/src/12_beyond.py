@@ -344,7 +344,7 @@ plt.tight_layout(); plt.show()
 # `benchmarks/results/ring_nccl.json` does not exist yet; the command that produces it (per-GPU
 # TFLOP/s against the single-GPU kernel, link bandwidth, hidden fraction, float64 checks at every
 # size) is `python benchmarks/ring_nccl.py --n-gpus 2`, and `benchmarks/NOTES.md` (issue 17) logs
-# the method and the single-GPU check that did run.
+# the method and what is left to run (the one-GPU check of the CUDA code did not run either).
 
 # %% [markdown]
 # ## 8. Open problems (source text section 5), and what to try here

@@ -285,6 +285,71 @@ ax.legend(fontsize=8); plt.tight_layout(); plt.show()
 # hidden need one core (or GPU) per rank to be meaningful: the two-GPU NCCL version of this chapter is
 # still to come.
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### 7.1 The same loop on GPUs: two streams per rank (issue 17)
+#
+# `python -m tinyattn.distributed.ring_nccl --n-gpus 2` runs one process per GPU: each attends its
+# query chunks to the K/V block it holds with chapter 07's fp16/bf16 tensor-core kernel (which
+# returns the lse), merges in fp32 on the GPU, and passes the block on with NCCL `send`/`recv` on a
+# second CUDA stream, into a second buffer, so the next block travels while the current one is used.
+# The loop is `tinyattn.distributed.ring_loop.ring_loop`; the tests run it on threaded ranks against
+# dense float64. Below it runs on 4 threaded ranks (one head, d = 128, fp16 messages, attention
+# skipped) only to *log its schedule*; `timeline` replays rank 0's log on two streams with the rules
+# the CUDA events enforce. The two rates are inputs, not measurements of the ring: compute at the
+# kernel's causal fp16 rate measured in chapter 07 (`gpu_flash_h200.json`, d = 128, largest N) and
+# transfers at 450 GB/s, one direction of the H200's 900 GB/s NVLink (NVIDIA's H200 specification).
+# Launch latency is ignored.
+
+# %% slideshow={"slide_type": "subslide"}
+# NBVAL_CHECK_OUTPUT
+from tinyattn.distributed import ring_loop as RL
+
+gpu = json.loads(Path("../benchmarks/results/gpu_flash_h200.json").read_text())["results"]
+r7 = max((r for r in gpu if r["impl"] == "cupy_fp16_mma" and r["d"] == 128 and r["causal"]), key=lambda r: r["N"])
+t_pair, t_byte = 4 * 128 / (r7["tflops"] * 1e12), 1 / 450e9     # s per scored (q, k) pair; s per byte
+print(f"compute rate {r7['tflops']:.0f} TFLOP/s (chapter 07, N = {r7['N']}), link 450 GB/s")
+
+
+class NoAttention(RL.NumpyBackend):      # logs the schedule; the tests check the real attention
+    def block(self, acc, q, k, v, causal):
+        return acc
+
+
+timelines = {}
+for n in (2_048, 65_536):
+    log, x = [], np.zeros((1, n, 128), np.float16)
+    RL.run_threaded(x, x, x, 4, causal=True, log=log, backend=NoAttention)
+    tl = RL.timeline(log, 0, t_pair, t_byte)
+    timelines[n] = tl
+    comp = sum(b - a for kind, _, a, b in tl if kind == "compute")
+    comm = sum(b - a for kind, _, a, b in tl if kind == "comm")
+    end = max(b for *_, b in tl)
+    print(f"N = {n:>6}, P = 4, one head: compute {comp * 1e6:8.2f} us, transfers {comm * 1e6:6.2f} us, "
+          f"ring {end * 1e6:8.2f} us -> modelled hidden fraction {1 - (end - comp) / comm:.2f}")
+
+# %% slideshow={"slide_type": "subslide"}
+fig, axes = plt.subplots(1, 2, figsize=(9, 2.4))
+for ax, (n, tl) in zip(axes, timelines.items()):
+    for kind, step, a, b in tl:
+        y = 1 if kind == "compute" else 0
+        ax.barh(y, (b - a) * 1e6, left=a * 1e6, color="C0" if y else "C1", edgecolor="k", height=0.6)
+        if b - a > 0.04 * max(e for *_, e in tl):                    # label bars wide enough
+            ax.text((a + b) / 2 * 1e6, y, str(step), ha="center", va="center", fontsize=7)
+    ax.set_yticks([0, 1], ["comm stream", "compute stream"])
+    ax.set_xlabel("µs (model)"); ax.set_title(f"rank 0 of 4, causal zig-zag, N = {n:,}", fontsize=9)
+plt.tight_layout(); plt.show()
+
+# %% [markdown] slideshow={"slide_type": "notes"}
+# Numbers in the bars are ring steps: the transfer of step s's block (comm stream) runs beside the
+# compute of step s, and step s+1's compute waits for it. Per step, compute grows like (N/P)² and
+# transfers like N/P, so at N = 65,536 the model hides the transfers entirely, while at N = 2,048
+# the compute stream waits for the link (the hidden fractions printed above). Measured on GPUs:
+# pending. The two-GPU machine was not available when this was written, so
+# `benchmarks/results/ring_nccl.json` does not exist yet; the command that produces it (per-GPU
+# TFLOP/s against the single-GPU kernel, link bandwidth, hidden fraction, float64 checks at every
+# size) is `python benchmarks/ring_nccl.py --n-gpus 2`, and `benchmarks/NOTES.md` (issue 17) logs
+# the method and what is left to run (the one-GPU check of the CUDA code did not run either).
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 8. Open problems (source text section 5), and what to try here
 #

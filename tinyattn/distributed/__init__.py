@@ -6,6 +6,9 @@
   accounting of bytes sent and peak memory per device.
 - ``mpiexec -n P python -m tinyattn.distributed.ring``: the same algorithms on MPI (mpi4py), checked
   against dense attention (exit status 0 iff equal). mpi4py is imported only there.
+- :mod:`.ring_loop`: the ring loop shared by every transport (double-buffered, chunk-level causal
+  masking); :mod:`.ring_cuda` / ``python -m tinyattn.distributed.ring_nccl``: the same loop on GPUs
+  with the CuPy flash kernel and NCCL send/recv (CuPy imported only there).
 """
 from __future__ import annotations
 

@@ -108,8 +108,10 @@ def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_varia
     return (dq, dk, dv), launch
 
 
-def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=True, timed=False):
-    """All of our variants (both dQ modes) + torch flash on one input; heads limits the float64 reference."""
+def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=True, timed=False,
+               variant=None, dq_variant=None):
+    """Both dQ modes + torch flash on one input; heads limits the float64 reference to one kv group.
+    For d in (64, 128) (or a timed size) our forward (GQA included) is checked and feeds the backward."""
     t = TDT[dtype]
     q = torch.randn(B, H, nq, d, device=DEV, generator=gen).to(t)
     k, v = (torch.randn(B, Hkv, nk, d, device=DEV, generator=gen).to(t) for _ in range(2))
@@ -119,20 +121,22 @@ def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=
     hk = slice(None) if heads is None else slice(0, 1)
     o_ref, lse_ref, grads_ref = reference(q[:, hs], k[:, hk], v[:, hk], do[:, hs], causal)
     rows = []
-    if heads is None:
+    if d not in cupy_flash.HEAD_DIMS:
         o_in, lse_in = o_ref.to(t), lse_ref.float()
-    else:                                   # timed size: our own forward's o and lse (the real pipeline)
-        o_in = torch.empty_like(q)
+    else:                                   # our own forward's o and lse (the real pipeline), GQA included
+        o_in = torch.full_like(q, float("nan"))
         co = as_cupy(o_in.reshape(-1, nq, d))
         lse_c = cupy_flash.launch(*(as_cupy(x.reshape(-1, x.shape[2], d)) for x in (q, k, v)), co, KIND[dtype],
-                                  is_causal=causal)
+                                  is_causal=causal, group=grp)
         lse_in = torch.from_dlpack(lse_c).reshape(B, H, nq)
         torch.cuda.synchronize()
-        rows.append({"what": "forward", "dtype": dtype, "N": nq, "d": d, "causal": causal,
-                     "o": errs(o_in[:, hs], o_ref), "lse": errs(lse_in[:, hs], lse_ref)})
+        fin = torch.isfinite(lse_ref)
+        fo = errs(o_in[:, hs], o_ref)
+        rows.append({"what": "forward", "impl": IMPL[dtype], "N": nq, "o": fo, "lse": errs(lse_in[:, hs][fin], lse_ref[fin]),
+                     "ok": fo["finite"] and fo["rel"] < TOL[dtype] / 4 and bool((lse_in[:, hs][~fin] == float("-inf")).all())})
     for mode in ("atomic", "separate"):
-        grads, _ = run_ours(q, k, v, o_in, do, lse_in, causal, dtype, mode)
-        rec = {"impl": IMPL[dtype], "dq_mode": mode}
+        grads, _ = run_ours(q, k, v, o_in, do, lse_in, causal, dtype, mode, variant, dq_variant)
+        rec = {"impl": IMPL[dtype], "dq_mode": mode, "variant": variant if mode == "atomic" else dq_variant}
         for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):
             rec[name] = errs(g[:, hs] if name == "dq" else g[:, hk], r)
         rows.append(rec)
@@ -150,6 +154,7 @@ def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=
     for r in rows:
         r = {**base, **r}
         if "dq" in r:
+            r["what"] = "backward"
             r["ok"] = all(r[n]["finite"] and r[n]["rel"] < TOL[dtype] for n in ("dq", "dk", "dv"))
         out.append(r)
     return out
@@ -157,7 +162,8 @@ def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=
 
 def fmt_check(c):
     if "dq" not in c:
-        return f"  fwd {c['dtype']} N={c['N']} d={c['d']} c={int(c['causal'])} o rel {c['o']['rel']:.1e} lse max {c['lse']['max_abs']:.1e}"
+        return (f"  fwd {c['dtype']} H{c['H']}/{c['Hkv']} N={c['N']} d={c['d']} c={int(c['causal'])} o rel {c['o']['rel']} "
+                f"lse max {c['lse']['max_abs']} {'ok' if c['ok'] else 'FAIL'}")
     e = " ".join(f"{n} {c[n]['rel']:.1e}/{c[n]['max_abs']:.1e}" if c[n]["finite"] else f"{n} NaN" for n in ("dq", "dk", "dv"))
     return (f"  {c['impl']:16s} {c.get('dq_mode', ''):8s} {c['dtype']:8s} H{c['H']}/{c['Hkv']} {c['Nq']}x{c['Nk']} "
             f"d{c['d']} c{int(c['causal'])} {e} {'ok' if c.get('ok', True) else 'FAIL'}")
@@ -191,28 +197,31 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
         do = torch.randn(B, H, N, d, device=DEV, generator=gen).to(t)
         o = torch.empty_like(q)
         cq, ck, cv, co = (as_cupy(x.reshape(-1, N, d)) for x in (q, k, v, o))
-        lse_c = cupy_flash.launch(cq, ck, cv, co, KIND[dtype], is_causal=causal) if Hkv == H else None
-        if lse_c is None:                   # GQA forward: the reference lse (our forward is MHA-only here)
-            o_ref, lse_ref, _ = reference(q[:, :1], k[:, :1], v[:, :1], do[:, :1], causal)
-            lse_t = torch.zeros(B, H, N, device=DEV)
-            o.copy_(torch.randn_like(o) * 0.1)
-        else:
-            lse_t = torch.from_dlpack(lse_c).reshape(B, H, N)
+        grp = H // Hkv
+        lse_c = cupy_flash.launch(cq, ck, cv, co, KIND[dtype], is_causal=causal, group=grp)
+        lse_t = torch.from_dlpack(lse_c).reshape(B, H, N)
+        fns[f"{IMPL[dtype]}|fwd"] = lambda cq=cq, ck=ck, cv=cv, co=co, lse_c=lse_c, dtype=dtype, grp=grp: \
+            cupy_flash.launch(cq, ck, cv, co, KIND[dtype], lse_c, is_causal=causal, group=grp)
+        meta[f"{IMPL[dtype]}|fwd"] = (IMPL[dtype], dtype, None, None, None, "fwd")
         for (var, dqv, mode) in variants:
+            if dtype != "float16" and (var or dqv):      # the tile sweep: fp16 only
+                continue
             name = f"{IMPL[dtype]}|{mode}|{var or 'default'}|{dqv or ''}"
             _, launch = run_ours(q, k, v, o, do, lse_t, causal, dtype, mode, var, dqv, poison=False)
             fns[name + "|bwd"] = launch
             meta[name + "|bwd"] = (IMPL[dtype], dtype, mode, var, dqv, "bwd")
-            if Hkv == H:
-                def fb(launch=launch, cq=cq, ck=ck, cv=cv, co=co, lse_c=lse_c, dtype=dtype):
-                    cupy_flash.launch(cq, ck, cv, co, KIND[dtype], lse_c, is_causal=causal)
+            if not (var or dqv):
+                def fb(launch=launch, cq=cq, ck=ck, cv=cv, co=co, lse_c=lse_c, dtype=dtype, grp=grp):
+                    cupy_flash.launch(cq, ck, cv, co, KIND[dtype], lse_c, is_causal=causal, group=grp)
                     launch()
                 fns[name + "|fwd_bwd"] = fb
                 meta[name + "|fwd_bwd"] = (IMPL[dtype], dtype, mode, var, dqv, "fwd_bwd")
-        if Hkv != H:
-            continue
         for impl, backend in torch_impls:
-            qq, kk, vv = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
+            if Hkv != H:      # torch's flash/cuDNN take GQA only by repeated K/V (what we avoid): timed that way
+                kr, vr = k.repeat_interleave(grp, 1), v.repeat_interleave(grp, 1)
+            else:
+                kr, vr = k, v
+            qq, kk, vv = (x.detach().clone().requires_grad_(True) for x in (q, kr, vr))
             try:
                 with sdpa_kernel(backend):
                     out = TF.scaled_dot_product_attention(qq, kk, vv, is_causal=causal)
@@ -228,6 +237,10 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
                 with sdpa_kernel(backend):
                     o2 = TF.scaled_dot_product_attention(qq, kk, vv, is_causal=causal)
                 torch.autograd.grad(o2, (qq, kk, vv), do)
+            def tf(qq=qq, kk=kk, vv=vv, backend=backend):
+                with sdpa_kernel(backend):
+                    TF.scaled_dot_product_attention(qq, kk, vv, is_causal=causal)
+            fns[f"{impl}|{dtype}|fwd"], meta[f"{impl}|{dtype}|fwd"] = tf, (impl, dtype, None, None, None, "fwd")
             fns[f"{impl}|{dtype}|bwd"], meta[f"{impl}|{dtype}|bwd"] = tb, (impl, dtype, None, None, None, "bwd")
             fns[f"{impl}|{dtype}|fwd_bwd"], meta[f"{impl}|{dtype}|fwd_bwd"] = tfb, (impl, dtype, None, None, None, "fwd_bwd")
     ms = bench_interleaved(fns, rounds=rounds)
@@ -235,7 +248,7 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
     recs = []
     for n, t_ms in ms.items():
         impl, dtype, mode, var, dqv, pas = meta[n]
-        fl = fwd_flops * (2.5 if pas == "bwd" else 3.5)
+        fl = fwd_flops * {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[pas]
         recs.append({"impl": impl, "dtype": dtype, "B": B, "H": H, "Hkv": Hkv, "N": N, "d": d, "causal": causal,
                      "pass": pas, "dq_mode": mode, "variant": var, "dq_variant": dqv, "ms": t_ms,
                      "tflops": fl / t_ms / 1e9})
@@ -256,7 +269,6 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_backward_h200.json")
     ap.add_argument("--sweep", action="store_true", help="also time the non-default tile variants")
     ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--sweep-budget-s", type=float, default=80.0, help="no sweep once this much time has passed")
     args = ap.parse_args()
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)
@@ -271,13 +283,19 @@ def main() -> None:
     cb._module(False), cb._module(True)
     log(f"compiled in {time.time() - t0:.1f} s")
     checks = []
-    small = [(1, 2, 2, 256, 256), (2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200),
-             (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
+    small = [(2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200), (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
     for d in cb.HEAD_DIMS:
         for dtype in ("float16", "bfloat16"):
-            for (B, H, Hkv, nq, nk) in small:
+            for i, (B, H, Hkv, nq, nk) in enumerate(small):
                 for causal in (False, True):
                     checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
+    for d in (64, 128):                     # every tile variant on a ragged GQA input, fp16 and bf16
+        extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
+                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+        for var, dqv in extra:
+            for dtype in ("float16", "bfloat16"):
+                for causal in (False, True):
+                    checks += check_case(gen, 1, 4, 2, 333, 333, d, causal, dtype, variant=var, dq_variant=dqv)
     bad = [c for c in checks if not c.get("ok", True)]
     log(f"small checks: {len(checks)} records, {len(bad)} failing ({time.time() - t0:.1f} s)")
     for c in bad[:20]:
@@ -291,13 +309,17 @@ def main() -> None:
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 2, H, H, 8192, 8192, d, causal, dtype, heads=1, timed=True)
             vs = variants
-            if args.sweep and time.time() - t0 < args.sweep_budget_s:
+            if args.sweep:
                 vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] \
                     + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)
+            if d == 128:                    # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
+                for dtype in ("float16", "bfloat16"):
+                    checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True)
+                results += timed_config(gen, 2, 16, 2, 8192, d, causal, variants, torch_impls, args.rounds)
             log(f"timed d={d} causal={int(causal)} ({time.time() - t0:.1f} s)")
-            for r in results[-len(vs) * 8:]:
-                if r["d"] == d and r["causal"] == causal and r["pass"] == "bwd":
+            for r in results:
+                if r["d"] == d and r["causal"] == causal and r["pass"] == "bwd" and r["dtype"] == "float16":
                     log(f"   {r['impl']:16s} {r['dtype']:8s} {str(r['dq_mode']):8s} {str(r['variant'])}/{str(r['dq_variant'])} {r['tflops']:6.1f}")
             Path(args.out).mkdir(parents=True, exist_ok=True)     # partial results survive a timeout
             Path(args.out, args.name).write_text(json.dumps({"results": results, "checks": checks, **meta}))
@@ -307,10 +329,10 @@ def main() -> None:
     out = {"results": results, "checks": checks, **meta, "wall_s": time.time() - t0}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, args.name).write_text(json.dumps(out, indent=1))
-    log(f"{'impl':16s} {'dtype':8s} {'pass':7s} {'dq':8s} {'variant':14s} d   c  ms      TFLOP/s")
-    for r in sorted(results, key=lambda r: (r["d"], r["causal"], r["pass"], r["dtype"], -r["tflops"])):
-        log(f"{r['impl']:16s} {r['dtype']:8s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):14s} "
-            f"{r['d']:3d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f}")
+    log(f"{'impl':16s} {'dtype':8s} {'pass':7s} {'dq':8s} {'variant':16s} d  Hkv c  ms      TFLOP/s")
+    for r in sorted(results, key=lambda r: (r["d"], r["Hkv"], r["causal"], r["pass"], r["dtype"], -r["tflops"])):
+        log(f"{r['impl']:16s} {r['dtype']:8s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s} "
+            f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f}")
 
 
 if __name__ == "__main__":

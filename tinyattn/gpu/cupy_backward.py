@@ -20,17 +20,20 @@ from .cupy_flash import LOG2E, _kind_of, cuda_source
 
 HEAD_DIMS = (32, 64, 96, 128)
 PAD = 128            # rows of lse2 / delta / the dQ accumulator are padded to a multiple of this
-# dK/dV kernel variants: name -> (warps (16 keys each), queries per tile BQ, K/V fragments in registers)
+# dK/dV kernel variants: name -> (warps, 16-key m-tiles per warp, queries per tile BQ, K/V fragments in
+# registers); keys per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
 DKDV_VARIANTS = {
-    32: {"w4q64r": (4, 64, True)},
-    64: {"w4q64r": (4, 64, True), "w8q64r": (8, 64, True), "w4q64": (4, 64, False)},
-    96: {"w4q32": (4, 32, False)},
-    128: {"w4q32": (4, 32, False), "w4q64": (4, 64, False), "w8q64": (8, 64, False)},
+    32: {"w4m1q64r": (4, 1, 64, True)},
+    64: {"w4m1q64r": (4, 1, 64, True), "w8m1q64r": (8, 1, 64, True), "w4m2q32": (4, 2, 32, False),
+         "w8m2q32": (8, 2, 32, False)},
+    96: {"w4m1q32": (4, 1, 32, False)},
+    128: {"w4m1q32": (4, 1, 32, False), "w8m1q32": (8, 1, 32, False), "w8m1q64": (8, 1, 64, False),
+          "w4m1q64": (4, 1, 64, False)},
 }
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-DEFAULT_DKDV = {32: "w4q64r", 64: "w4q64r", 96: "w4q32", 128: "w4q32"}
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m1q64r", 96: "w4m1q32", 128: "w4m1q32"}
 DEFAULT_DQ = {32: "w4k64", 64: "w4k64", 96: "w4k32", 128: "w4k32"}
 
 
@@ -49,9 +52,9 @@ def _get(name: str, smem: int = 0, all_variants: bool = False):
     return kern
 
 
-def dkdv_smem(d: int, nw: int, bq: int, atomic: bool) -> int:
-    """Bytes: K, V tiles (16 nw rows) + 2 stages of Q, dO (bq rows), fp16; dS^T if atomic; lse2, delta."""
-    return 2 * (2 * 16 * nw * d + 4 * bq * d + (16 * nw * bq if atomic else 0)) + 4 * 4 * bq
+def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool) -> int:
+    """Bytes: K, V tiles (bkv rows) + 2 stages of Q, dO (bq rows), fp16; dS^T if atomic; lse2, delta."""
+    return 2 * (2 * bkv * d + 4 * bq * d + (bkv * bq if atomic else 0)) + 4 * 4 * bq
 
 
 def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 1, is_causal: bool = False,
@@ -75,16 +78,17 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     variant = variant or DEFAULT_DKDV[d]
     if variant not in DKDV_VARIANTS[d]:
         raise ValueError(f"variant must be one of {sorted(DKDV_VARIANTS[d])} for d={d}, got {variant!r}")
-    nw, bq, _ = DKDV_VARIANTS[d][variant]
+    nw, mt, bq, _ = DKDV_VARIANTS[d][variant]
+    bkv = 16 * nw * mt
     atomic = dq_mode == "atomic"
     if dq_mode not in ("atomic", "separate"):
         raise ValueError(f"dq_mode must be 'atomic' or 'separate', got {dq_mode!r}")
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
-    smem = dkdv_smem(d, nw, bq, atomic)
+    smem = dkdv_smem(d, bkv, bq, atomic)
     kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{'a' if atomic else 's'}", smem, variant != DEFAULT_DKDV[d])
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
-    kern(((nk + 16 * nw - 1) // (16 * nw), BHkv), (32 * nw,), (q, k, v, do, lse2, delta, dk, dv, dqacc) + args,
+    kern(((nk + bkv - 1) // bkv, BHkv), (32 * nw,), (q, k, v, do, lse2, delta, dk, dv, dqacc) + args,
          shared_mem=smem)
     if atomic:
         pairs = BH * nq * d // 2

@@ -94,15 +94,16 @@ __device__ __forceinline__ void pre(const u16* o, const u16* dout, const float* 
     }
 }
 
-// Template knobs: NW warps (16 keys each, BKV = 16 NW keys per block); BQ queries per tile;
-// KREG K and V fragments in registers for the whole loop; ATOMIC compute dQ here with fp32 atomics.
-template <int D, bool BF16, int NW, int BQ, bool KREG, bool ATOMIC>
+// Template knobs: NW warps of MT 16-key m-tiles each (BKV = 16 NW MT keys per block); BQ queries per
+// tile; KREG K and V fragments in registers for the whole loop; ATOMIC compute dQ here with fp32 atomics.
+// With MT = 2 every Q / dO fragment read from shared memory feeds two mma instead of one.
+template <int D, bool BF16, int NW, int MT, int BQ, bool KREG, bool ATOMIC>
 __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                                      const u16* __restrict__ dout, const float* __restrict__ lse2,
                                      const float* __restrict__ delta, u16* __restrict__ dk, u16* __restrict__ dv,
                                      float* __restrict__ dqacc, int nq, int nk, float scale_log2, float scale,
                                      int causal, int group) {
-    constexpr int NT = NW * 32, BKV = 16 * NW;
+    constexpr int NT = NW * 32, BKV = 16 * NW * MT;
     constexpr int WM = BQ / 16, WN = NW / WM, DW = D / WN;   // dQ tile split: WM row x WN column warps
     static_assert(!ATOMIC || (NW % WM == 0 && DW % 16 == 0), "dQ tile split");
     extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -142,13 +143,15 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
     if (n_it > 0) issue(0, 0);
     cp_async_commit();
 
-    float dka[D / 8][4], dva[D / 8][4];
+    float dka[MT][D / 8][4], dva[MT][D / 8][4];
 #pragma unroll
-    for (int n = 0; n < D / 8; ++n)
+    for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) dka[n][e] = dva[n][e] = 0.f;
-    u32 kf[KREG ? D / 16 : 1][4], vf[KREG ? D / 16 : 1][4];
-    const int wrow = warp * 16;      // this warp's keys in the block: wrow .. wrow + 15
+        for (int n = 0; n < D / 8; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) dka[mt][n][e] = dva[mt][n][e] = 0.f;
+    u32 kf[KREG ? MT : 1][KREG ? D / 16 : 1][4], vf[KREG ? MT : 1][KREG ? D / 16 : 1][4];
+    const int wrow = warp * 16 * MT;     // this warp's keys in the block: wrow .. wrow + 16 MT - 1
 
     for (int it = 0; it < n_it; ++it) {
         cp_async_wait<0>();
@@ -158,10 +161,12 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
         if constexpr (KREG) {
             if (it == 0) {
 #pragma unroll
-                for (int kk = 0; kk < D / 16; ++kk) {
-                    ldmatrix_x4(kf[kk], smem_u32(sK + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8)));
-                    ldmatrix_x4(vf[kk], smem_u32(sV + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8)));
-                }
+                for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                    for (int kk = 0; kk < D / 16; ++kk) {
+                        ldmatrix_x4(kf[mt][kk], smem_u32(sK + swz<D>(wrow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                        ldmatrix_x4(vf[mt][kk], smem_u32(sV + swz<D>(wrow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                    }
             }
         }
         const int st = it & 1;
@@ -174,21 +179,26 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
 
         auto step = [&](auto mask_tag) {
             constexpr bool MASK = decltype(mask_tag)::value;
-            float s[BQ / 8][4], dp[BQ / 8][4];
+            float s[MT][BQ / 8][4], dp[MT][BQ / 8][4];
 #pragma unroll
-            for (int n = 0; n < BQ / 8; ++n)
+            for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-                for (int e = 0; e < 4; ++e) s[n][e] = dp[n][e] = 0.f;
+                for (int n = 0; n < BQ / 8; ++n)
+#pragma unroll
+                    for (int e = 0; e < 4; ++e) s[mt][n][e] = dp[mt][n][e] = 0.f;
             // S^T = K Q^T and dP^T = V dO^T (16 keys x BQ queries); B operands = Q / dO rows
 #pragma unroll
             for (int kk = 0; kk < D / 16; ++kk) {
-                u32 ka[4], va[4];
-                if constexpr (KREG) {
+                u32 ka[MT][4], va[MT][4];
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) { ka[e] = kf[kk][e]; va[e] = vf[kk][e]; }
-                } else {
-                    ldmatrix_x4(ka, smem_u32(sK + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8)));
-                    ldmatrix_x4(va, smem_u32(sV + swz<D>(wrow + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                for (int mt = 0; mt < MT; ++mt) {
+                    if constexpr (KREG) {
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) { ka[mt][e] = kf[mt][kk][e]; va[mt][e] = vf[mt][kk][e]; }
+                    } else {
+                        ldmatrix_x4(ka[mt], smem_u32(sK + swz<D>(wrow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                        ldmatrix_x4(va[mt], smem_u32(sV + swz<D>(wrow + mt * 16 + (lane & 15), kk * 16 + (lane >> 4) * 8)));
+                    }
                 }
 #pragma unroll
                 for (int nn = 0; nn < BQ / 16; ++nn) {
@@ -196,26 +206,34 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
                     const int col = kk * 16 + ((lane >> 3) & 1) * 8;
                     u32 b[4];
                     ldmatrix_x4(b, smem_u32(sQt + swz<D>(row, col)));
-                    mma16816<BF16>(s[2 * nn], ka, b[0], b[1]);
-                    mma16816<BF16>(s[2 * nn + 1], ka, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(s[mt][2 * nn], ka[mt], b[0], b[1]);
+                        mma16816<BF16>(s[mt][2 * nn + 1], ka[mt], b[2], b[3]);
+                    }
                     ldmatrix_x4(b, smem_u32(sdOt + swz<D>(row, col)));
-                    mma16816<BF16>(dp[2 * nn], va, b[0], b[1]);
-                    mma16816<BF16>(dp[2 * nn + 1], va, b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(dp[mt][2 * nn], va[mt], b[0], b[1]);
+                        mma16816<BF16>(dp[mt][2 * nn + 1], va[mt], b[2], b[3]);
+                    }
                 }
             }
             // P^T = 2^(S^T c - lse2[query]); dS^T = P^T (dP^T - delta[query]); both packed as A fragments
-            u32 pa[BQ / 16][4], dsa[BQ / 16][4];
-            const int key0 = k0 + wrow + g, key1 = key0 + 8;
+            u32 pa[MT][BQ / 16][4], dsa[MT][BQ / 16][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt) {
+            const int key0 = k0 + wrow + mt * 16 + g, key1 = key0 + 8;
 #pragma unroll
             for (int n = 0; n < BQ / 8; ++n) {
                 const int c = n * 8 + 2 * t4;
                 const float2 l2 = *reinterpret_cast<const float2*>(sLt + c);
                 const float2 dl = *reinterpret_cast<const float2*>(sDt + c);
                 float p[4];
-                p[0] = fast_exp2(fmaf(s[n][0], scale_log2, -l2.x));
-                p[1] = fast_exp2(fmaf(s[n][1], scale_log2, -l2.y));
-                p[2] = fast_exp2(fmaf(s[n][2], scale_log2, -l2.x));
-                p[3] = fast_exp2(fmaf(s[n][3], scale_log2, -l2.y));
+                p[0] = fast_exp2(fmaf(s[mt][n][0], scale_log2, -l2.x));
+                p[1] = fast_exp2(fmaf(s[mt][n][1], scale_log2, -l2.y));
+                p[2] = fast_exp2(fmaf(s[mt][n][2], scale_log2, -l2.x));
+                p[3] = fast_exp2(fmaf(s[mt][n][3], scale_log2, -l2.y));
                 if constexpr (MASK) {
 #pragma unroll
                     for (int e = 0; e < 4; ++e) {
@@ -223,10 +241,11 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
                         if (key >= nk || (causal && key > qi + offset)) p[e] = 0.f;
                     }
                 }
-                pa[n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p[0], p[1]);
-                pa[n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p[2], p[3]);
-                dsa[n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p[0] * (dp[n][0] - dl.x), p[1] * (dp[n][1] - dl.y));
-                dsa[n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p[2] * (dp[n][2] - dl.x), p[3] * (dp[n][3] - dl.y));
+                pa[mt][n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p[0], p[1]);
+                pa[mt][n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p[2], p[3]);
+                dsa[mt][n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p[0] * (dp[mt][n][0] - dl.x), p[1] * (dp[mt][n][1] - dl.y));
+                dsa[mt][n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p[2] * (dp[mt][n][2] - dl.x), p[3] * (dp[mt][n][3] - dl.y));
+            }
             }
             // dV += P^T dO and dK += dS^T Q; B = dO / Q with rows = queries (ldmatrix.trans)
 #pragma unroll
@@ -237,23 +256,30 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
                     const int col = nn * 16 + (lane >> 4) * 8;
                     u32 b[4];
                     ldmatrix_x4_trans(b, smem_u32(sdOt + swz<D>(row, col)));
-                    mma16816<BF16>(dva[2 * nn], pa[kk], b[0], b[1]);
-                    mma16816<BF16>(dva[2 * nn + 1], pa[kk], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(dva[mt][2 * nn], pa[mt][kk], b[0], b[1]);
+                        mma16816<BF16>(dva[mt][2 * nn + 1], pa[mt][kk], b[2], b[3]);
+                    }
                     ldmatrix_x4_trans(b, smem_u32(sQt + swz<D>(row, col)));
-                    mma16816<BF16>(dka[2 * nn], dsa[kk], b[0], b[1]);
-                    mma16816<BF16>(dka[2 * nn + 1], dsa[kk], b[2], b[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<BF16>(dka[mt][2 * nn], dsa[mt][kk], b[0], b[1]);
+                        mma16816<BF16>(dka[mt][2 * nn + 1], dsa[mt][kk], b[2], b[3]);
+                    }
                 }
             }
             if constexpr (ATOMIC) {
                 // dS^T -> shared [key][query]: fragment kk holds rows g, g+8, query cols kk*16 + 2 t4 (+8)
 #pragma unroll
-                for (int kk = 0; kk < BQ / 16; ++kk) {
+                for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-                    for (int e = 0; e < 4; ++e) {
-                        const int r = wrow + g + (e & 1) * 8, c = kk * 16 + (e >> 1) * 8;
-                        *reinterpret_cast<u32*>(sdS + swz<BQ>(r, c) + 2 * t4) = dsa[kk][e];
-                    }
-                }
+                    for (int kk = 0; kk < BQ / 16; ++kk)
+#pragma unroll
+                        for (int e = 0; e < 4; ++e) {
+                            const int r = wrow + mt * 16 + g + (e & 1) * 8, c = kk * 16 + (e >> 1) * 8;
+                            *reinterpret_cast<u32*>(sdS + swz<BQ>(r, c) + 2 * t4) = dsa[mt][kk][e];
+                        }
             }
         };
         if ((causal && k0 + BKV - 1 > q0 + offset) || k0 + BKV > nk) step(BoolC<true>{});
@@ -288,21 +314,24 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
     }
     cp_async_wait<0>();
 
-    // dK = scale dS^T Q, dV = P^T dO: rows k0 + wrow + g (+8)
-    const int r0 = k0 + wrow + g, r1 = r0 + 8;
+    // dK = scale dS^T Q, dV = P^T dO: rows k0 + wrow + 16 mt + g (+8)
     u16* dK = dk + bkv * nk * D;
     u16* dV = dv + bkv * nk * D;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+    const int r0 = k0 + wrow + mt * 16 + g, r1 = r0 + 8;
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
         const int col = n * 8 + 2 * t4;
         if (r0 < nk) {
-            *reinterpret_cast<u32*>(dK + (size_t)r0 * D + col) = pack2<BF16>(dka[n][0] * scale, dka[n][1] * scale);
-            *reinterpret_cast<u32*>(dV + (size_t)r0 * D + col) = pack2<BF16>(dva[n][0], dva[n][1]);
+            *reinterpret_cast<u32*>(dK + (size_t)r0 * D + col) = pack2<BF16>(dka[mt][n][0] * scale, dka[mt][n][1] * scale);
+            *reinterpret_cast<u32*>(dV + (size_t)r0 * D + col) = pack2<BF16>(dva[mt][n][0], dva[mt][n][1]);
         }
         if (r1 < nk) {
-            *reinterpret_cast<u32*>(dK + (size_t)r1 * D + col) = pack2<BF16>(dka[n][2] * scale, dka[n][3] * scale);
-            *reinterpret_cast<u32*>(dV + (size_t)r1 * D + col) = pack2<BF16>(dva[n][2], dva[n][3]);
+            *reinterpret_cast<u32*>(dK + (size_t)r1 * D + col) = pack2<BF16>(dka[mt][n][2] * scale, dka[mt][n][3] * scale);
+            *reinterpret_cast<u32*>(dV + (size_t)r1 * D + col) = pack2<BF16>(dva[mt][n][2], dva[mt][n][3]);
         }
+    }
     }
 }
 
@@ -441,7 +470,7 @@ __device__ __forceinline__ void dq_convert(const float* acc, u16* dq, int nq, in
     const float* delta, u16* dk, u16* dv, float* dqacc, int nq, int nk, float scale_log2, float scale, int causal, int group
 
 // Kernels (cupy_backward.py holds the launch table): fa_bwd_pre_<t>_d<D>, fa_bwd_dq_convert_<t>_d<D>,
-// fa_bwd_dkdv_<t>_d<D>_w<NW>q<BQ>[r]<a|s> (r: K/V fragments in registers; a: atomic dQ, s: no dQ),
+// fa_bwd_dkdv_<t>_d<D>_w<NW>m<MT>q<BQ>[r]<a|s> (r: K/V fragments in registers; a: atomic dQ, s: no dQ),
 // fa_bwd_dq_<t>_d<D>_w<NW>k<BK>
 #define TA_BWD_COMMON(T, D, BF16)                                                                      \
     extern "C" __global__ void fa_bwd_pre_##T##_d##D(const u16* o, const u16* dout, const float* lse,   \
@@ -451,9 +480,9 @@ __device__ __forceinline__ void dq_convert(const float* acc, u16* dq, int nq, in
     extern "C" __global__ void fa_bwd_dq_convert_##T##_d##D(const float* acc, u16* dq, int nq, int bh_count, float scale) { \
         fa_bwd::dq_convert<D, BF16>(acc, dq, nq, bh_count, scale);                                     \
     }
-#define TA_BWD_DKDV(T, D, BF16, NW, BQ, KREG, ATOMIC, SUFFIX)                                          \
+#define TA_BWD_DKDV(T, D, BF16, NW, MT, BQ, KREG, ATOMIC, SUFFIX)                                          \
     extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV) { \
-        fa_bwd::dkdv<D, BF16, NW, BQ, KREG, ATOMIC>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, scale, causal, group); \
+        fa_bwd::dkdv<D, BF16, NW, MT, BQ, KREG, ATOMIC>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, scale, causal, group); \
     }
 #define TA_BWD_DQ(T, D, BF16, NW, BK, SUFFIX)                                                          \
     extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dq_##T##_d##D##_##SUFFIX(const u16* q, const u16* k, \
@@ -461,29 +490,32 @@ __device__ __forceinline__ void dq_convert(const float* acc, u16* dq, int nq, in
             float scale_log2, float scale, int causal, int group) {                                   \
         fa_bwd::dq_kernel<D, BF16, NW, BK>(q, k, v, dout, lse2, delta, dq, nq, nk, scale_log2, scale, causal, group); \
     }
-#define TA_BWD_DKDV_BOTH(D, NW, BQ, KREG, SUFFIX)                                                   \
-    TA_BWD_DKDV(f16, D, false, NW, BQ, KREG, true, SUFFIX##a) TA_BWD_DKDV(bf16, D, true, NW, BQ, KREG, true, SUFFIX##a) \
-    TA_BWD_DKDV(f16, D, false, NW, BQ, KREG, false, SUFFIX##s) TA_BWD_DKDV(bf16, D, true, NW, BQ, KREG, false, SUFFIX##s)
+#define TA_BWD_DKDV_BOTH(D, NW, MT, BQ, KREG, SUFFIX)                                               \
+    TA_BWD_DKDV(f16, D, false, NW, MT, BQ, KREG, true, SUFFIX##a) TA_BWD_DKDV(bf16, D, true, NW, MT, BQ, KREG, true, SUFFIX##a) \
+    TA_BWD_DKDV(f16, D, false, NW, MT, BQ, KREG, false, SUFFIX##s) TA_BWD_DKDV(bf16, D, true, NW, MT, BQ, KREG, false, SUFFIX##s)
 #define TA_BWD_DQ_BOTH(D, NW, BK, SUFFIX) TA_BWD_DQ(f16, D, false, NW, BK, SUFFIX) TA_BWD_DQ(bf16, D, true, NW, BK, SUFFIX)
 
-// cupy_backward.DKDV_VARIANTS / DQ_VARIANTS list the same (NW, BQ, KREG) and (NW, BK); tests check they agree
+// cupy_backward.DKDV_VARIANTS / DQ_VARIANTS list the same (NW, MT, BQ, KREG) and (NW, BK); tests check they agree
 TA_BWD_COMMON(f16, 32, false) TA_BWD_COMMON(bf16, 32, true)
 TA_BWD_COMMON(f16, 64, false) TA_BWD_COMMON(bf16, 64, true)
 TA_BWD_COMMON(f16, 96, false) TA_BWD_COMMON(bf16, 96, true)
 TA_BWD_COMMON(f16, 128, false) TA_BWD_COMMON(bf16, 128, true)
-TA_BWD_DKDV_BOTH(32, 4, 64, true, w4q64r)
-TA_BWD_DKDV_BOTH(64, 4, 64, true, w4q64r)
-TA_BWD_DKDV_BOTH(96, 4, 32, false, w4q32)
-TA_BWD_DKDV_BOTH(128, 4, 32, false, w4q32)
+TA_BWD_DKDV_BOTH(32, 4, 1, 64, true, w4m1q64r)
+TA_BWD_DKDV_BOTH(64, 4, 1, 64, true, w4m1q64r)
+TA_BWD_DKDV_BOTH(96, 4, 1, 32, false, w4m1q32)
+TA_BWD_DKDV_BOTH(128, 4, 1, 32, false, w4m1q32)
 TA_BWD_DQ_BOTH(32, 4, 64, w4k64)
 TA_BWD_DQ_BOTH(64, 4, 64, w4k64)
 TA_BWD_DQ_BOTH(96, 4, 32, w4k32)
 TA_BWD_DQ_BOTH(128, 4, 32, w4k32)
 #ifdef TA_FLASH_ALL_VARIANTS
-TA_BWD_DKDV_BOTH(64, 8, 64, true, w8q64r)
-TA_BWD_DKDV_BOTH(64, 4, 64, false, w4q64)
-TA_BWD_DKDV_BOTH(128, 4, 64, false, w4q64)
-TA_BWD_DKDV_BOTH(128, 8, 64, false, w8q64)
+TA_BWD_DKDV_BOTH(64, 8, 1, 64, true, w8m1q64r)
+TA_BWD_DKDV_BOTH(64, 4, 2, 32, false, w4m2q32)
+TA_BWD_DKDV_BOTH(64, 8, 2, 32, false, w8m2q32)
+TA_BWD_DKDV_BOTH(64, 4, 2, 64, false, w4m2q64)
+TA_BWD_DKDV_BOTH(128, 8, 1, 64, false, w8m1q64)
+TA_BWD_DKDV_BOTH(128, 8, 1, 32, false, w8m1q32)
+TA_BWD_DKDV_BOTH(128, 4, 1, 64, false, w4m1q64)
 TA_BWD_DQ_BOTH(128, 4, 64, w4k64)
 TA_BWD_DQ_BOTH(64, 8, 64, w8k64)
 #endif

@@ -33,8 +33,9 @@ DKDV_VARIANTS = {
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m1q64r", 96: "w4m1q32", 128: "w4m1q32"}
-DEFAULT_DQ = {32: "w4k64", 64: "w4k64", 96: "w4k32", 128: "w4k32"}
+# fastest measured on the H200 (benchmarks/NOTES.md, run B2); d = 32 / 96 not timed
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8m1q64"}
+DEFAULT_DQ = {32: "w4k64", 64: "w4k64", 96: "w4k32", 128: "w4k64"}
 
 
 @lru_cache(maxsize=None)

@@ -222,13 +222,13 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
             // P^T = 2^(S^T c - lse2[query]); dS^T = P^T (dP^T - delta[query]); both packed as A fragments
             u32 pa[MT][BQ / 16][4], dsa[MT][BQ / 16][4];
 #pragma unroll
-            for (int mt = 0; mt < MT; ++mt) {
-            const int key0 = k0 + wrow + mt * 16 + g, key1 = key0 + 8;
+            for (int n = 0; n < BQ / 8; ++n) {     // (n outer: lse2 / delta loaded once for MT m-tiles)
+            const int c = n * 8 + 2 * t4;
+            const float2 l2 = *reinterpret_cast<const float2*>(sLt + c);
+            const float2 dl = *reinterpret_cast<const float2*>(sDt + c);
 #pragma unroll
-            for (int n = 0; n < BQ / 8; ++n) {
-                const int c = n * 8 + 2 * t4;
-                const float2 l2 = *reinterpret_cast<const float2*>(sLt + c);
-                const float2 dl = *reinterpret_cast<const float2*>(sDt + c);
+            for (int mt = 0; mt < MT; ++mt) {
+                const int key0 = k0 + wrow + mt * 16 + g, key1 = key0 + 8;
                 float p[4];
                 p[0] = fast_exp2(fmaf(s[mt][n][0], scale_log2, -l2.x));
                 p[1] = fast_exp2(fmaf(s[mt][n][1], scale_log2, -l2.y));
@@ -501,20 +501,21 @@ TA_BWD_COMMON(f16, 64, false) TA_BWD_COMMON(bf16, 64, true)
 TA_BWD_COMMON(f16, 96, false) TA_BWD_COMMON(bf16, 96, true)
 TA_BWD_COMMON(f16, 128, false) TA_BWD_COMMON(bf16, 128, true)
 TA_BWD_DKDV_BOTH(32, 4, 1, 64, true, w4m1q64r)
-TA_BWD_DKDV_BOTH(64, 4, 1, 64, true, w4m1q64r)
+TA_BWD_DKDV_BOTH(64, 4, 2, 32, false, w4m2q32)
 TA_BWD_DKDV_BOTH(96, 4, 1, 32, false, w4m1q32)
-TA_BWD_DKDV_BOTH(128, 4, 1, 32, false, w4m1q32)
+TA_BWD_DKDV_BOTH(128, 8, 1, 64, false, w8m1q64)
 TA_BWD_DQ_BOTH(32, 4, 64, w4k64)
 TA_BWD_DQ_BOTH(64, 4, 64, w4k64)
 TA_BWD_DQ_BOTH(96, 4, 32, w4k32)
-TA_BWD_DQ_BOTH(128, 4, 32, w4k32)
+TA_BWD_DQ_BOTH(128, 4, 64, w4k64)
 #ifdef TA_FLASH_ALL_VARIANTS
+// the sweep (benchmarks/NOTES.md, runs B1-B2): step 0 = w4m1q64r (d 64) / w4m1q32 (d 128)
+TA_BWD_DKDV_BOTH(64, 4, 1, 64, true, w4m1q64r)
 TA_BWD_DKDV_BOTH(64, 8, 1, 64, true, w8m1q64r)
-TA_BWD_DKDV_BOTH(64, 4, 2, 32, false, w4m2q32)
 TA_BWD_DKDV_BOTH(64, 8, 2, 32, false, w8m2q32)
-TA_BWD_DKDV_BOTH(128, 8, 1, 64, false, w8m1q64)
+TA_BWD_DKDV_BOTH(128, 4, 1, 32, false, w4m1q32)
 TA_BWD_DKDV_BOTH(128, 8, 1, 32, false, w8m1q32)
 TA_BWD_DKDV_BOTH(128, 4, 1, 64, false, w4m1q64)
-TA_BWD_DQ_BOTH(128, 4, 64, w4k64)
+TA_BWD_DQ_BOTH(128, 4, 32, w4k32)
 TA_BWD_DQ_BOTH(64, 8, 64, w8k64)
 #endif

@@ -222,13 +222,13 @@ __device__ __forceinline__ void dkdv(const u16* __restrict__ q, const u16* __res
             // P^T = 2^(S^T c - lse2[query]); dS^T = P^T (dP^T - delta[query]); both packed as A fragments
             u32 pa[MT][BQ / 16][4], dsa[MT][BQ / 16][4];
 #pragma unroll
-            for (int n = 0; n < BQ / 8; ++n) {     // (n outer: lse2 / delta loaded once for MT m-tiles)
-            const int c = n * 8 + 2 * t4;
-            const float2 l2 = *reinterpret_cast<const float2*>(sLt + c);
-            const float2 dl = *reinterpret_cast<const float2*>(sDt + c);
-#pragma unroll
             for (int mt = 0; mt < MT; ++mt) {
-                const int key0 = k0 + wrow + mt * 16 + g, key1 = key0 + 8;
+            const int key0 = k0 + wrow + mt * 16 + g, key1 = key0 + 8;
+#pragma unroll
+            for (int n = 0; n < BQ / 8; ++n) {
+                const int c = n * 8 + 2 * t4;
+                const float2 l2 = *reinterpret_cast<const float2*>(sLt + c);
+                const float2 dl = *reinterpret_cast<const float2*>(sDt + c);
                 float p[4];
                 p[0] = fast_exp2(fmaf(s[mt][n][0], scale_log2, -l2.x));
                 p[1] = fast_exp2(fmaf(s[mt][n][1], scale_log2, -l2.y));

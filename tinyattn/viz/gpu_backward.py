@@ -29,7 +29,7 @@ def plot_backward_dataflow(ax) -> None:
     ax.text(6.0, 6.9, "one thread block (SM): registers + shared memory", ha="center", fontsize=8, weight="bold")
     ax.text(10.8, 6.9, "HBM (written)", ha="center", fontsize=8, weight="bold")
     hbm_in, onchip, hbm_out = "#e8eef7", "#fff4e0", "#e9f5ec"
-    _box(ax, 0.2, 5.2, 2.2, 1.1, "K_j, V_j\n(64 keys, once)", hbm_in)
+    _box(ax, 0.2, 5.2, 2.2, 1.1, "K_j, V_j\n(one key tile, once)", hbm_in)
     _box(ax, 0.2, 2.6, 2.2, 2.1, "for every query\ntile i (and every\nquery head of\nthe GQA group):\nQ_i, dO_i,\nlse_i, D_i", hbm_in)
     _box(ax, 0.2, 0.5, 2.2, 1.3, "pre-pass:\nD = rowsum(dO∘O)", hbm_in, fs=6)
     _box(ax, 3.2, 5.2, 2.4, 1.1, "K_j, V_j in shared\nmem / registers", onchip)
@@ -84,7 +84,7 @@ def plot_backward_bars(ax, rows: Sequence[tuple[str, float, float, float, float]
     import numpy as np
 
     x = np.arange(len(rows))
-    series = [("ours, atomic dQ", "#d62828"), ("ours, separate dQ", "#f4a261"),
+    series = [("ours, atomic dQ", "#d62828"), ("ours, separate dQ (B1 dK/dV tiles)", "#f4a261"),
               ("torch SDPA flash (FA2)", "#2a9d8f"), ("torch SDPA cuDNN", "#264653")]
     for i, (lab, col) in enumerate(series):
         vals = [r[1 + i] for r in rows]

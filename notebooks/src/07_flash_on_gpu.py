@@ -690,18 +690,21 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # Read from the table: with the same dK/dV tiles, atomics beat the separate kernel in all four
-# configurations (the ratio column: 10-16% faster, where we had predicted 20-30%). The two recomputed products cost less than their share of FLOPs suggests, because the
-# separate kernel has no atomics and no round trip of $dS$ through shared memory. We ship atomics
-# (the price: the order of the fp32 additions into $dQ$ varies from run to run, so $dQ$ is not
+# configurations (the ratio column: 10-16% faster, where we had predicted 20-30%). The two recomputed
+# products cost less than their share of FLOPs suggests, presumably because the separate kernel has
+# no atomics and no round trip of $dS$ through shared memory (not profiled). We ship atomics (the
+# price: the order of the fp32 additions into $dQ$ varies from run to run, so $dQ$ is not
 # bit-reproducible; the separate mode is, and stays available as `dq_mode="separate"`).
 #
 # Against PyTorch's FlashAttention-2 backward the shipped kernels reach the "ours/flash" column; the
-# issue's bar was 0.8x. Where it is missed, the reason is registers: $dK$ and $dV$ of 16 keys stay in
-# fp32 registers for the whole loop ($2 \cdot 16 \cdot d$ values per warp, 128 per thread at
-# $d = 128$), so at $d = 128$ a warp can own only one 16-key m-tile, and each $Q$/$dO$ fragment read
-# from shared memory feeds a single `mma`. At $d = 64$ two m-tiles per warp fit, and that step gave the
-# largest gain of the sweep (`benchmarks/NOTES.md`, run B2). FlashAttention-2 itself splits $dK$/$dV$
-# across warps along $d$ and passes $P$ and $dS$ through shared memory; cuDNN uses Hopper's `wgmma`.
+# issue's bar was 0.8x, met only at $d = 64$ causal. Our reading of the misses (from the tile sweep,
+# not from a profile) is registers: $dK$ and $dV$ of a warp's 16 keys stay in fp32 registers for the
+# whole loop ($2 \cdot 16 \cdot d$ values per warp, 128 per thread at $d = 128$), so at $d = 128$ a
+# warp can own only one 16-key m-tile, and each $Q$/$dO$ fragment read from shared memory feeds a
+# single `mma`. At $d = 64$ two m-tiles per warp fit, and that step gave the largest gain of the
+# $d = 64$ sweep; at $d = 128$ the gain came from 128-key blocks, which halve the $dQ$ atomics
+# (`benchmarks/NOTES.md`, run B2). The FlashAttention-2 repository's backward kernel instead splits
+# $dK$/$dV$ across warps along $d$ and passes $P$ and $dS$ through shared memory; we have not tried it.
 #
 # ### GQA: one K/V head, a group of query heads
 #

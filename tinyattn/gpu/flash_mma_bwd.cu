@@ -3,10 +3,11 @@
 // Given q, o, dO (BH, Nq, D), k, v (BHkv, Nk, D), lse (BH, Nq) from the forward, with P = exp(S - lse),
 // S = Q K^T * scale:
 //   pre:  delta_i = sum_d dO_id O_id;  lse2_i = lse_i * log2 e  (+inf for padded / key-less rows: P = 0)
-//   dkdv: one block per (64 or 128 keys, kv head); each warp owns 16 keys. Loop over the query tiles of
+//   dkdv: one block per (64 or 128 keys, kv head); each warp owns MT 16-key m-tiles (16 or 32 keys; the
+//         shipped tiles: 4 warps x 32 keys at d = 64, 8 warps x 16 keys at d = 128). Loop over the query tiles of
 //         every query head of the kv head's group (GQA: h_kv = h_q / group, no repeated K/V; the group's
 //         dK/dV add up in registers, no atomics), per tile of BQ queries:
-//           S^T  = K Q^T           A = K rows (ldmatrix), B = Q rows (ldmatrix)       16 x BQ per warp
+//           S^T  = K Q^T           A = K rows (ldmatrix), B = Q rows (ldmatrix)  16 x BQ per m-tile
 //           P^T  = 2^(S^T c - lse2) c = scale log2 e; causal / ragged keys masked to 0
 //           dV  += P^T dO          A = P^T straight from the accumulators, B = dO (ldmatrix.trans)
 //           dP^T = V dO^T          A = V rows, B = dO rows

@@ -136,3 +136,22 @@ def test_backward_rejects_bad_input():
         flash_backward_mma(q.astype(cp.float32), q, q, q, q, lse)
     with pytest.raises(ValueError, match="lse"):
         flash_backward_mma(q, q, q, q, q, lse[..., :8])
+
+
+@pytest.mark.parametrize("d,H,Hkv,causal", [(64, 4, 2, True), (128, 4, 1, False)])
+def test_gqa_forward_matches_repeated_kv(d, H, Hkv, causal):
+    """The mma forward with fewer kv heads = chapter 06's flash on K/V repeated G times (float64)."""
+    cp = _gpu()
+    from tinyattn.flash import flash_attention
+    from tinyattn.gpu import cupy_flash_attention
+
+    rng = np.random.default_rng(1313 + d)
+    q = rng.standard_normal((2, H, 77, d)).astype(np.float16)
+    k, v = (rng.standard_normal((2, Hkv, 140, d)).astype(np.float16) for _ in range(2))
+    out, lse = cupy_flash_attention(cp.asarray(q), cp.asarray(k), cp.asarray(v), is_causal=causal, return_lse=True)
+    g = H // Hkv
+    ref, ref_lse = flash_attention(q.astype(np.float64), *(np.repeat(x.astype(np.float64), g, axis=1) for x in (k, v)),
+                                   is_causal=causal)
+    out = cp.asnumpy(out).astype(np.float64)
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 5e-3
+    np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, atol=5e-3, rtol=2e-3)

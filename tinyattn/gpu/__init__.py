@@ -9,6 +9,7 @@ when called, so ``import tinyattn.gpu`` works on a laptop without either GPU lib
 - :func:`naive_attention_gpu` - the three-kernel baseline (GEMM, softmax kernel, GEMM) through CuPy.
 - :func:`numba_flash_backward` - FA2-style fp32 backward in Numba (D pre-pass, dK/dV kernel, dQ kernel).
 - :func:`flash_decode` / :func:`paged_flash_decode` - split-KV decoding (GQA packing) through CuPy.
+- :func:`flash_backward_mma` - FA2 backward on tensor cores (fp16/bf16, GQA, atomic or separate dQ).
 
 Every forward takes ``return_lse=True`` to also return the fp32 log-sum-exp per row.
 """
@@ -72,5 +73,13 @@ def paged_flash_decode(q: Any, k_pool: Any, v_pool: Any, block_tables: Any, seq_
     return impl(q, k_pool, v_pool, block_tables, seq_lens, **kw)
 
 
+def flash_backward_mma(q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, **kw: Any):
+    """(dq, dk, dv) on tensor cores; see :func:`tinyattn.gpu.cupy_backward.flash_backward_mma` (CuPy + GPU)."""
+    require_cupy()
+    from .cupy_backward import flash_backward_mma as impl
+
+    return impl(q, k, v, o, do, lse, **kw)
+
+
 __all__ = ["numba_flash_attention", "cupy_flash_attention", "naive_attention_gpu", "numba_flash_backward",
-           "flash_decode", "paged_flash_decode"]
+           "flash_decode", "paged_flash_decode", "flash_backward_mma"]

@@ -75,8 +75,9 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
 
 
 def launch(q, k, v, out, kind: str, lse=None, *, is_causal: bool = False, scale: float | None = None,
-           variant: str | None = None):
-    """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH, Nk, d), contiguous;
+           variant: str | None = None, group: int = 1):
+    """Launch on CuPy arrays already in place: q, out (BH, Nq, d); k, v (BH // group, Nk, d), contiguous
+    (group > 1, tensor-core kinds only: GQA, query head bh reads kv head bh // group);
     lse (BH, Nq) float32 receives each row's log-sum-exp (allocated when None). Returns lse.
 
     kind 'f32' (float32 arrays), 'f16' (float16) or 'bf16' (uint16 arrays holding bf16 bits).
@@ -92,8 +93,12 @@ def launch(q, k, v, out, kind: str, lse=None, *, is_causal: bool = False, scale:
     if lse is None:
         lse = cp.empty((BH, nq), cp.float32)
     grid = ((nq + rows - 1) // rows, BH, 1)
-    kern(grid, block, (q, k, v, out, lse, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
-                       np.int32(bool(is_causal))), shared_mem=smem)
+    args = (q, k, v, out, lse, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.int32(bool(is_causal)))
+    if kind != "f32":
+        args += (np.int32(group),)
+    elif group != 1:
+        raise ValueError(f"GQA (group={group}) needs the tensor-core kernels (float16/bfloat16 inputs)")
+    kern(grid, block, args, shared_mem=smem)
     return lse
 
 
@@ -118,7 +123,9 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
     With ``return_lse=True`` returns ``(out, lse)`` like chapter 06's ``flash_attention``: lse
     (..., Nq) float32 CuPy array = log sum_j exp(scale q_i.k_j), -inf for a row that sees no key.
 
-    q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype. float16 uses
+    q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype; GQA/MQA:
+    q (..., H, Nq, d), k, v (..., Hkv, Nk, d), H a multiple of Hkv (fp16/bf16 only; head h reads kv
+    head h // (H // Hkv), K/V never repeated). float16 uses
     tensor cores (fp32 accumulation), float32 CUDA cores; pass dtype="bfloat16" for uint16 arrays of
     bf16 bits. Causal is bottom-right aligned; a query row that sees no key gives 0.
     ``variant`` picks a tensor-core tile shape from ``VARIANTS`` (default: the fastest measured).
@@ -130,19 +137,24 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
     kind = _kind_of(q, dtype)
     if k.dtype != q.dtype or v.dtype != q.dtype:
         raise TypeError(f"q, k, v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if q.ndim < 2 or k.shape != v.shape or q.shape[:-2] != k.shape[:-2] or q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"expected q (..., Nq, d), k and v (..., Nk, d) with shared leading axes and d, "
+    gqa = q.ndim >= 3 and k.ndim == q.ndim and q.shape[:-3] == k.shape[:-3] and k.shape[-3] > 0 \
+        and q.shape[-3] != k.shape[-3] and q.shape[-3] % k.shape[-3] == 0     # GQA/MQA: fewer kv heads
+    if q.ndim < 2 or k.shape != v.shape or (q.shape[:-2] != k.shape[:-2] and not gqa) or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"expected q (..., Nq, d), k and v (..., Nk, d) with shared leading axes and d "
+                         f"(or q (..., H, Nq, d), k, v (..., Hkv, Nk, d) with H a multiple of Hkv), "
                          f"got q {q.shape}, k {k.shape}, v {v.shape}")
     d = q.shape[-1]
     if d not in HEAD_DIMS:
         raise ValueError(f"q's head dim d must be one of {HEAD_DIMS}, got shape {q.shape}")
     nq, nk = q.shape[-2], k.shape[-2]
     BH = int(math.prod(q.shape[:-2]))
+    group = q.shape[-3] // k.shape[-3] if gqa else 1
     out = cp.empty_like(q)
     lse = cp.full(q.shape[:-1], -cp.inf, cp.float32)
     if BH == 0 or nq == 0 or nk == 0:           # no keys: every row gives 0, lse = -inf
         out.fill(0)
     else:
-        launch(q.reshape(BH, nq, d), k.reshape(BH, nk, d), v.reshape(BH, nk, d), out.reshape(BH, nq, d),
-               kind, lse.reshape(BH, nq), is_causal=is_causal, scale=scale, variant=variant)
+        launch(q.reshape(BH, nq, d), k.reshape(BH // group, nk, d), v.reshape(BH // group, nk, d),
+               out.reshape(BH, nq, d), kind, lse.reshape(BH, nq), is_causal=is_causal, scale=scale,
+               variant=variant, group=group)
     return (out, lse) if return_lse else out

@@ -12,7 +12,7 @@
 //                 B = V tile (ldmatrix.trans, rows = keys)
 // K/V tiles are double-buffered in shared memory with cp.async (tile t+1 loads while t computes).
 // Shared tiles use an XOR swizzle of 16-byte chunks (chunk ^ (row & 7)) so ldmatrix is conflict-free.
-// Layout: q, o (BH, Nq, D), k, v (BH, Nk, D), contiguous. Causal = bottom-right aligned
+// Layout: q, o (BH, Nq, D), k, v (BH / group, Nk, D), contiguous (group > 1: GQA/MQA, no repeated K/V). Causal = bottom-right aligned
 // (query i sees key j <= i + Nk - Nq); tiles above the diagonal are skipped, only tiles that cross
 // it (or the ragged end) are masked element-wise. lse (BH, Nq) float32 gets each row's natural
 // log-sum-exp (m * scale * log2 e + log2 l) * ln 2, -inf for a row that sees no key.
@@ -58,7 +58,7 @@ struct BoolC { static constexpr bool value = B; };
 template <int D, bool BF16, int NW, int MT, int BK, bool QREG, bool EXP16, int STAGES, bool RSKIP>
 __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __restrict__ k,
                                         const u16* __restrict__ v, u16* __restrict__ o, float* __restrict__ lse,
-                                        int nq, int nk, float scale_log2, int causal) {
+                                        int nq, int nk, float scale_log2, int causal, int group) {
     constexpr int NT = NW * 32, BQ = 16 * NW * MT;
     extern __shared__ __align__(128) unsigned char smem_raw[];
     u16* sQ = reinterpret_cast<u16*>(smem_raw);
@@ -71,8 +71,8 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
     const int q0 = qb * BQ;
     const size_t bh = blockIdx.y;
     const u16* Q = q + bh * nq * D;
-    const u16* K = k + bh * nk * D;
-    const u16* V = v + bh * nk * D;
+    const u16* K = k + (bh / group) * nk * D;  // GQA: query head b*H + h reads kv head (b*H + h) / group
+    const u16* V = v + (bh / group) * nk * D;
     u16* O = o + bh * nq * D;
     const int offset = nk - nq;
 
@@ -299,8 +299,8 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
 // cupy_flash.VARIANTS holds the same numbers for the launcher; tests check the two agree.
 #define TA_FLASH_MMA(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP)                    \
     extern "C" __global__ void __launch_bounds__(NW * 32, MINB)                                      \
-    NAME(const u16* q, const u16* k, const u16* v, u16* o, float* lse, int nq, int nk, float scale_log2, int causal) { \
-        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP>(q, k, v, o, lse, nq, nk, scale_log2, causal); \
+    NAME(const u16* q, const u16* k, const u16* v, u16* o, float* lse, int nq, int nk, float scale_log2, int causal, int group) { \
+        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP>(q, k, v, o, lse, nq, nk, scale_log2, causal, group); \
     }
 
 #define TA_FLASH_MMA_BOTH(D, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, SUFFIX)                   \

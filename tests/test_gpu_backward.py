@@ -1,0 +1,157 @@
+"""The tensor-core FlashAttention-2 backward (flash_mma_bwd.cu through tinyattn.gpu.cupy_backward).
+
+- No GPU needed: the CUDA C compiles for sm_90 and sm_90a with no spills in the shipped kernels, its
+  instantiations match the launcher's variant table, and the committed H200 run
+  (benchmarks/results/gpu_backward_h200.json) checked every timed size before timing it.
+- On a GPU (skipped otherwise): dQ, dK, dV against chapter 06's NumPy backward in float64, GQA/MQA,
+  ragged and Nq != Nk, both dQ modes, NaN-poisoned outputs.
+"""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CU = ROOT / "tinyattn" / "gpu" / "flash_mma_bwd.cu"
+RESULTS = ROOT / "benchmarks" / "results" / "gpu_backward_h200.json"
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+@pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
+def test_backward_compiles_without_spills(arch, tmp_path):
+    """Every shipped kernel exists; at most 8 bytes spilled (two 255-register kernels, NOTES.md run B2)."""
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, HEAD_DIMS
+
+    proc = subprocess.run(["nvcc", "-std=c++17", f"-gencode=arch=compute_{arch[3:]},code={arch}", "-cubin",
+                           "--resource-usage", "-I", str(CU.parent), "-o", str(tmp_path / "k.cubin"), str(CU)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = proc.stdout + proc.stderr
+    props = dict(re.findall(r"Function properties for (\w+)\n\s+(\d+) bytes stack frame", report))
+    for t in ("f16", "bf16"):
+        for d in HEAD_DIMS:
+            names = [f"fa_bwd_pre_{t}_d{d}", f"fa_bwd_dq_convert_{t}_d{d}", f"fa_bwd_dq_{t}_d{d}_{DEFAULT_DQ[d]}",
+                     f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}a", f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}s"]
+            for n in names:
+                assert n in props, f"{n} missing from {sorted(props)}"
+                assert int(props[n]) <= 8, f"{n}: {props[n]}-byte stack frame (register spill)"
+
+
+def test_variant_tables_match_instantiations():
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, DKDV_VARIANTS, DQ_VARIANTS
+
+    src = CU.read_text()
+    dkdv = {(int(d), n): (int(w), int(m), int(q), k == "true") for d, w, m, q, k, n in
+            re.findall(r"^TA_BWD_DKDV_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
+    assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
+    assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
+    for (d, n), (w, m, q, k) in dkdv.items():          # the name spells the template arguments
+        assert n == f"w{w}m{m}q{q}{'r' if k else ''}", n
+    shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
+    for d in DEFAULT_DKDV:
+        assert re.search(rf"^TA_BWD_DKDV_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DQ_BOTH\({d}, .*{DEFAULT_DQ[d]}\)", shipped, re.M)
+
+
+def test_committed_results():
+    """The committed H200 run: every check passed (NaN-poisoned outputs, float64 reference), each timed
+    (d, causal, GQA) has a check at that size, records follow DESIGN.md's schema plus `pass`."""
+    data = json.loads(RESULTS.read_text())
+    assert "H200" in data["gpu"] and isinstance(data["seed"], int)
+    bad = [c for c in data["checks"] if not c["ok"]]
+    assert bad == []
+    checked = {(c["d"], c["causal"], c["Hkv"] != c["H"]) for c in data["checks"]
+               if c.get("timed_size") and c.get("what") == "backward"}
+    dims = {c["d"] for c in data["checks"] if c.get("what") == "backward"}
+    assert {32, 64, 96, 128} <= dims
+    assert any(c["Hkv"] == 1 and c["H"] > 1 for c in data["checks"])        # MQA
+    for r in data["results"]:
+        assert set("impl dtype B H N d causal ms tflops pass".split()) <= set(r)
+        assert r["pass"] in ("fwd", "bwd", "fwd_bwd")
+        if r["impl"].startswith("cupy_"):
+            assert (r["d"], r["causal"], r["Hkv"] != r["H"]) in checked, r
+        mult = {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[r["pass"]]
+        flops = mult * 4 * r["B"] * r["H"] * r["N"] ** 2 * r["d"] / (2 if r["causal"] else 1)
+        assert abs(flops / r["ms"] / 1e9 - r["tflops"]) < 1e-6 * r["tflops"]
+    impls = {r["impl"] for r in data["results"]}
+    assert {"cupy_fp16_mma", "cupy_bf16_mma", "torch_sdpa_flash"} <= impls
+
+
+def _gpu():
+    cp = pytest.importorskip("cupy")
+    try:
+        if not cp.cuda.is_available():
+            pytest.skip("no CUDA GPU")
+    except Exception as e:  # noqa: BLE001
+        pytest.skip(f"no CUDA GPU ({e})")
+    return cp
+
+
+@pytest.mark.parametrize("dq_mode", ["atomic", "separate"])
+@pytest.mark.parametrize("d,H,Hkv,nq,nk,causal", [(64, 2, 2, 150, 150, True), (128, 4, 2, 70, 131, True),
+                                                  (32, 4, 1, 131, 70, False), (96, 2, 2, 100, 100, False)])
+def test_backward_matches_chapter06(dq_mode, d, H, Hkv, nq, nk, causal):
+    cp = _gpu()
+    from tinyattn.flash import flash_attention, flash_attention_backward
+    from tinyattn.gpu.cupy_backward import launch_backward
+
+    rng = np.random.default_rng(1300 + d)
+    q = rng.standard_normal((2, H, nq, d)).astype(np.float16)
+    k, v = (rng.standard_normal((2, Hkv, nk, d)).astype(np.float16) for _ in range(2))
+    do = rng.standard_normal((2, H, nq, d)).astype(np.float16)
+    g = H // Hkv
+    k64, v64 = (np.repeat(x.astype(np.float64), g, axis=1) for x in (k, v))
+    out, lse = flash_attention(q.astype(np.float64), k64, v64, is_causal=causal)
+    ref = flash_attention_backward(q.astype(np.float64), k64, v64, out, lse, do.astype(np.float64), is_causal=causal)
+    ref_dq, ref_dk, ref_dv = ref[:3]
+    ref_dk, ref_dv = (x.reshape(2, Hkv, g, nk, d).sum(2) for x in (ref_dk, ref_dv))    # GQA: sum the group
+    cq, ck, cv, co, cdo = (cp.asarray(x) for x in (q, k, v, out.astype(np.float16), do))
+    cl = cp.asarray(lse.astype(np.float32))
+    dq, dk, dv = (cp.full(x.shape, np.nan, np.float16) for x in (q, k, v))
+    launch_backward(*(x.reshape(-1, x.shape[2], d) for x in (cq, ck, cv, co, cdo)), cl.reshape(-1, nq),
+                    *(x.reshape(-1, x.shape[2], d) for x in (dq, dk, dv)), "f16", group=g, is_causal=causal,
+                    dq_mode=dq_mode)
+    for name, got, want in (("dq", dq, ref_dq), ("dk", dk, ref_dk), ("dv", dv, ref_dv)):
+        got = cp.asnumpy(got).astype(np.float64)
+        assert np.isfinite(got).all(), name
+        rel = np.linalg.norm(got - want) / np.linalg.norm(want)
+        assert rel < 5e-3, f"{name}: relative error {rel:.2e}"
+
+
+def test_backward_rejects_bad_input():
+    cp = _gpu()
+    from tinyattn.gpu.cupy_backward import flash_backward_mma
+
+    q = cp.zeros((1, 4, 16, 64), cp.float16)
+    kv = cp.zeros((1, 3, 16, 64), cp.float16)
+    lse = cp.zeros((1, 4, 16), cp.float32)
+    with pytest.raises(ValueError, match="multiple"):
+        flash_backward_mma(q, kv, kv, q, q, lse)
+    with pytest.raises(TypeError, match="float16"):
+        flash_backward_mma(q.astype(cp.float32), q, q, q, q, lse)
+    with pytest.raises(ValueError, match="lse"):
+        flash_backward_mma(q, q, q, q, q, lse[..., :8])
+
+
+@pytest.mark.parametrize("d,H,Hkv,causal", [(64, 4, 2, True), (128, 4, 1, False)])
+def test_gqa_forward_matches_repeated_kv(d, H, Hkv, causal):
+    """The mma forward with fewer kv heads = chapter 06's flash on K/V repeated G times (float64)."""
+    cp = _gpu()
+    from tinyattn.flash import flash_attention
+    from tinyattn.gpu import cupy_flash_attention
+
+    rng = np.random.default_rng(1313 + d)
+    q = rng.standard_normal((2, H, 77, d)).astype(np.float16)
+    k, v = (rng.standard_normal((2, Hkv, 140, d)).astype(np.float16) for _ in range(2))
+    out, lse = cupy_flash_attention(cp.asarray(q), cp.asarray(k), cp.asarray(v), is_causal=causal, return_lse=True)
+    g = H // Hkv
+    ref, ref_lse = flash_attention(q.astype(np.float64), *(np.repeat(x.astype(np.float64), g, axis=1) for x in (k, v)),
+                                   is_causal=causal)
+    out = cp.asnumpy(out).astype(np.float64)
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 5e-3
+    np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, atol=5e-3, rtol=2e-3)

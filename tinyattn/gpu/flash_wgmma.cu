@@ -84,25 +84,25 @@ struct BoolC { static constexpr bool value = B; };
 // Online softmax of one S tile (the flash_mma.cu algorithm on the wgmma accumulator layout):
 // s[4i + e]: n8 block i, e = 0,1 -> row g, cols 8i + 2 t4 + e; e = 2,3 -> row g + 8.
 // Masks (MASK) keys >= nk and, when causal, keys > row + offset; updates m, l; rescales o by
-// alpha = 2^(c (m_old - m_new)); writes P = 2^(c s - c m) packed into pa.
-template <int D, int BK, bool BF16, bool MASK>
-__device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], float (&o)[D / 2], u32 (&pa)[BK / 16][4],
-                                             float (&m)[2], float (&l)[2], int row0, int k0, int nk,
+// returns alpha = 2^(c (m_old - m_new)) (the caller rescales O); writes P = 2^(c s - c m) into pa.
+template <int BK, bool BF16, bool MASK>
+__device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], u32 (&pa)[BK / 16][4], float (&m)[2], float (&l)[2],
+                                             float& alpha0, float& alpha1, int row0, int k0, int nk,
                                              int causal, int offset, float scale_log2, int t4) {
-    if constexpr (MASK) {
-#pragma unroll
-        for (int i = 0; i < BK / 8; ++i)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int col = k0 + i * 8 + 2 * t4 + (e & 1), row = row0 + (e >> 1) * 8;
-                if (col >= nk || (causal && col > row + offset)) s[4 * i + e] = TA_NEG_INF;
-            }
-    }
+    // masked scores read as -inf; s itself is never written (it is a wgmma accumulator: writing it
+    // while another wgmma is in flight makes ptxas serialise the wgmmas, warning C7513)
+    auto sv = [&](int i, int e) {
+        if constexpr (MASK) {
+            const int col = k0 + i * 8 + 2 * t4 + (e & 1), row = row0 + (e >> 1) * 8;
+            if (col >= nk || (causal && col > row + offset)) return TA_NEG_INF;
+        }
+        return s[4 * i + e];
+    };
     float mx0 = m[0], mx1 = m[1];
 #pragma unroll
     for (int i = 0; i < BK / 8; ++i) {
-        mx0 = fmaxf(mx0, fmaxf(s[4 * i], s[4 * i + 1]));
-        mx1 = fmaxf(mx1, fmaxf(s[4 * i + 2], s[4 * i + 3]));
+        mx0 = fmaxf(mx0, fmaxf(sv(i, 0), sv(i, 1)));
+        mx1 = fmaxf(mx1, fmaxf(sv(i, 2), sv(i, 3)));
     }
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
     mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
@@ -110,17 +110,17 @@ __device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], float (&o)[D / 
     mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
     const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;     // fully masked so far: no NaN
     const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
-    const float alpha0 = fast_exp2(m[0] * scale_log2 - mu0);              // m = -inf -> 0
-    const float alpha1 = fast_exp2(m[1] * scale_log2 - mu1);
+    alpha0 = fast_exp2(m[0] * scale_log2 - mu0);                          // m = -inf -> 0
+    alpha1 = fast_exp2(m[1] * scale_log2 - mu1);
     m[0] = mx0;
     m[1] = mx1;
     float ps0 = 0.f, ps1 = 0.f;
 #pragma unroll
     for (int i = 0; i < BK / 8; ++i) {
-        const float p0 = fast_exp2(fmaf(s[4 * i], scale_log2, -mu0));
-        const float p1 = fast_exp2(fmaf(s[4 * i + 1], scale_log2, -mu0));
-        const float p2 = fast_exp2(fmaf(s[4 * i + 2], scale_log2, -mu1));
-        const float p3 = fast_exp2(fmaf(s[4 * i + 3], scale_log2, -mu1));
+        const float p0 = fast_exp2(fmaf(sv(i, 0), scale_log2, -mu0));
+        const float p1 = fast_exp2(fmaf(sv(i, 1), scale_log2, -mu0));
+        const float p2 = fast_exp2(fmaf(sv(i, 2), scale_log2, -mu1));
+        const float p3 = fast_exp2(fmaf(sv(i, 3), scale_log2, -mu1));
         ps0 += p0 + p1;
         ps1 += p2 + p3;
         pa[i >> 1][(i & 1) * 2 + 0] = pack2<BF16>(p0, p1);     // n8 blocks 2kk, 2kk+1 = A fragment kk
@@ -128,11 +128,26 @@ __device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], float (&o)[D / 
     }
     l[0] = l[0] * alpha0 + ps0;
     l[1] = l[1] * alpha1 + ps1;
+}
+
+template <int D>
+__device__ __forceinline__ void rescale(float (&o)[D / 2], float alpha0, float alpha1) {
 #pragma unroll
     for (int i = 0; i < D / 8; ++i) {
         o[4 * i] *= alpha0; o[4 * i + 1] *= alpha0;
         o[4 * i + 2] *= alpha1; o[4 * i + 3] *= alpha1;
     }
+}
+
+// softmax of tile k0 with the element mask only where the tile crosses the diagonal or the ragged end
+template <int BK, bool BF16>
+__device__ __forceinline__ void softmax_any(float (&s)[BK / 2], u32 (&pa)[BK / 16][4], float (&m)[2], float (&l)[2],
+                                            float& a0, float& a1, int row0, int q0, int k0, int nk, int causal,
+                                            int offset, float scale_log2, int t4) {
+    if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset))
+        softmax_tile<BK, BF16, true>(s, pa, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
+    else
+        softmax_tile<BK, BF16, false>(s, pa, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
 }
 
 // O = acc / l, lse; rows row0 and row0 + 8 of this lane (block-local rows already offset by q0)
@@ -228,10 +243,9 @@ __device__ __forceinline__ void forward_a(const u16* __restrict__ q, const u16* 
         wgmma_commit();
         wgmma_wait<0>();
         reg_fence(s);
-        if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset))
-            softmax_tile<D, BK, BF16, true>(s, acc, pa, m, l, row0, k0, nk, causal, offset, scale_log2, t4);
-        else
-            softmax_tile<D, BK, BF16, false>(s, acc, pa, m, l, row0, k0, nk, causal, offset, scale_log2, t4);
+        float a0, a1;
+        softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, k0, nk, causal, offset, scale_log2, t4);
+        rescale<D>(acc, a0, a1);
         wgmma_fence();
         issue_pv<D, BK, BF16>(acc, pa, sv);
         wgmma_commit();
@@ -240,6 +254,169 @@ __device__ __forceinline__ void forward_a(const u16* __restrict__ q, const u16* 
     }
     cp_async_wait<0>();
     write_out<D, BF16>(acc, l, m, o + bh * nq * D, lse + bh * nq, row0, nq, scale_log2, t4);
+}
+
+
+// ---------------------------------------------------------------- steps B, C: TMA producer + consumers
+// Warpgroup 0 is the producer: after giving registers away (setmaxnreg.dec) one thread issues TMA box
+// copies: Q once, then K and V tiles into a ring of STAGES buffers. full[s] completes when a tile's
+// bytes have landed (expect_tx + complete_tx), empty[s] when every consumer warp has finished reading
+// it (one arrive per warp). Warpgroups 1..NWG consume (setmaxnreg.inc), 64 query rows each.
+// OVL (step C1): S_t = Q K_t^T is issued before O += P_{t-1} V_{t-1}, and the softmax of S_t runs while
+//   that P V is still in the tensor cores (P double-buffered in registers, O rescaled after it lands).
+// PP (step C2): two consumer warpgroups take turns issuing their wgmmas (named barriers 1 and 2), so
+//   one warpgroup's softmax overlaps the other's matrix products.
+// tmaps: three 128-byte CUtensorMaps (Q, K, V) in global memory, each over the (BH, N, D) tensor as
+// dims {D, N, BH}, box {64, rows, 1}, 128-byte swizzle, zero fill beyond N (the ragged end).
+template <int D, bool BF16, int NWG, int BK, int STAGES, bool OVL, bool PP>
+__device__ __forceinline__ void forward_b(const unsigned char* __restrict__ tmaps, u16* __restrict__ o,
+                                          float* __restrict__ lse, int nq, int nk, float scale_log2, int causal) {
+    constexpr int BQ = 64 * NWG;
+    static_assert(!PP || (NWG == 2 && OVL), "ping-pong needs two consumer warpgroups and the OVL loop");
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    u16* sQ = reinterpret_cast<u16*>(align1024(smem_raw));
+    u16* sK = sQ + BQ * D;
+    u16* sV = sK + STAGES * BK * D;
+    u64* bars = reinterpret_cast<u64*>(sV + STAGES * BK * D);   // [Q, fullK[S], fullV[S], emptyK[S], emptyV[S]]
+    u64* barQ = bars;
+    u64* fullK = bars + 1;
+    u64* fullV = fullK + STAGES;
+    u64* emptyK = fullV + STAGES;
+    u64* emptyV = emptyK + STAGES;
+
+    const int tid = threadIdx.x, wg = tid >> 7, lane = tid & 31, wq = (tid >> 5) & 3;
+    const int q0 = (gridDim.x - 1 - blockIdx.x) * BQ;
+    const int bh = blockIdx.y;
+    const int offset = nk - nq, n_tiles = tiles_needed<BQ, BK>(q0, nq, nk, causal);
+    const void* tmQ = tmaps;
+    const void* tmK = tmaps + 128;
+    const void* tmV = tmaps + 256;
+
+    if (tid == 0) {
+        mbar_init(barQ, 1);
+        for (int s = 0; s < STAGES; ++s) {
+            mbar_init(&fullK[s], 1);
+            mbar_init(&fullV[s], 1);
+            mbar_init(&emptyK[s], 4 * NWG);
+            mbar_init(&emptyV[s], 4 * NWG);
+        }
+        mbar_fence_init();
+    }
+    __syncthreads();
+
+    if (wg == 0) {                                   // ---- producer
+        setmaxnreg_dec<24>();
+        if (tid == 0) {
+            tma_prefetch_desc(tmK);
+            tma_prefetch_desc(tmV);
+            mbar_expect_tx(barQ, BQ * D * 2);
+#pragma unroll
+            for (int p = 0; p < D / 64; ++p) tma_load_3d(sQ + p * BQ * 64, tmQ, barQ, p * 64, q0, bh);
+            for (int t = 0; t < n_tiles; ++t) {
+                const int s = t % STAGES, ph = (t / STAGES) & 1;
+                mbar_wait(&emptyK[s], ph ^ 1);       // a fresh barrier counts as released (parity 1)
+                mbar_expect_tx(&fullK[s], BK * D * 2);
+#pragma unroll
+                for (int p = 0; p < D / 64; ++p) tma_load_3d(sK + s * BK * D + p * BK * 64, tmK, &fullK[s], p * 64, t * BK, bh);
+                mbar_wait(&emptyV[s], ph ^ 1);
+                mbar_expect_tx(&fullV[s], BK * D * 2);
+#pragma unroll
+                for (int p = 0; p < D / 64; ++p) tma_load_3d(sV + s * BK * D + p * BK * 64, tmV, &fullV[s], p * 64, t * BK, bh);
+            }
+        }
+    } else {                                         // ---- consumers
+        setmaxnreg_inc<240>();
+        const int c = wg - 1, g = lane >> 2, t4 = lane & 3;
+        const int row0 = q0 + c * 64 + wq * 16 + g;
+        const u32 sq = smem_u32(sQ + c * 64 * 64);
+        float acc[D / 2], m[2] = {TA_NEG_INF, TA_NEG_INF}, l[2] = {0.f, 0.f};
+#pragma unroll
+        for (int i = 0; i < D / 2; ++i) acc[i] = 0.f;
+        mbar_wait(barQ, 0);
+        auto sk_of = [&](int t) { return smem_u32(sK + (t % STAGES) * BK * D); };
+        auto sv_of = [&](int t) { return smem_u32(sV + (t % STAGES) * BK * D); };
+        auto phase = [&](int t) { return (t / STAGES) & 1; };
+        if constexpr (!OVL) {
+            for (int t = 0; t < n_tiles; ++t) {
+                float s[BK / 2];
+                u32 pa[BK / 16][4];
+                mbar_wait(&fullK[t % STAGES], phase(t));
+                wgmma_fence();
+                issue_qk<D, BQ, BK, BF16>(s, sq, sk_of(t));
+                wgmma_commit();
+                wgmma_wait<0>();
+                reg_fence(s);
+                if (lane == 0) mbar_arrive(&emptyK[t % STAGES]);
+                float a0, a1;
+                softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
+                rescale<D>(acc, a0, a1);
+                mbar_wait(&fullV[t % STAGES], phase(t));
+                wgmma_fence();
+                issue_pv<D, BK, BF16>(acc, pa, sv_of(t));
+                wgmma_commit();
+                wgmma_wait<0>();
+                reg_fence(acc);
+                if (lane == 0) mbar_arrive(&emptyV[t % STAGES]);
+            }
+        } else {
+            if (PP && c == 1) named_arrive(1, 256);  // consumer 0 issues first
+            u32 pa[BK / 16][4];
+            if (n_tiles > 0) {                       // prologue: S_0, P_0
+                float s[BK / 2];
+                mbar_wait(&fullK[0], 0);
+                if constexpr (PP) named_sync(1 + c, 256);
+                wgmma_fence();
+                issue_qk<D, BQ, BK, BF16>(s, sq, sk_of(0));
+                wgmma_commit();
+                if constexpr (PP) named_arrive(1 + (c ^ 1), 256);
+                wgmma_wait<0>();
+                reg_fence(s);
+                if (lane == 0) mbar_arrive(&emptyK[0]);
+                float a0, a1;
+                softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, 0, nk, causal, offset, scale_log2, t4);
+            }
+            for (int t = 1; t < n_tiles; ++t) {
+                float s[BK / 2];
+                u32 pn[BK / 16][4];
+                mbar_wait(&fullK[t % STAGES], phase(t));
+                mbar_wait(&fullV[(t - 1) % STAGES], phase(t - 1));
+                if constexpr (PP) named_sync(1 + c, 256);
+                wgmma_fence();
+                issue_qk<D, BQ, BK, BF16>(s, sq, sk_of(t));      // S_t = Q K_t^T
+                wgmma_commit();
+                issue_pv<D, BK, BF16>(acc, pa, sv_of(t - 1));    // O += P_{t-1} V_{t-1}
+                wgmma_commit();
+                if constexpr (PP) named_arrive(1 + (c ^ 1), 256);
+                wgmma_wait<1>();                                 // S_t landed (P V may still run)
+                reg_fence(s);
+                if (lane == 0) mbar_arrive(&emptyK[t % STAGES]);
+                float a0, a1;
+                softmax_any<BK, BF16>(s, pn, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
+                wgmma_wait<0>();                                 // O += P_{t-1} V_{t-1} landed
+                reg_fence(acc);
+                if (lane == 0) mbar_arrive(&emptyV[(t - 1) % STAGES]);
+                rescale<D>(acc, a0, a1);
+#pragma unroll
+                for (int i = 0; i < BK / 16; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) pa[i][j] = pn[i][j];
+            }
+            if (n_tiles > 0) {                       // epilogue: O += P_last V_last
+                const int t = n_tiles - 1;
+                mbar_wait(&fullV[t % STAGES], phase(t));
+                if constexpr (PP) named_sync(1 + c, 256);
+                wgmma_fence();
+                issue_pv<D, BK, BF16>(acc, pa, sv_of(t));
+                wgmma_commit();
+                if constexpr (PP) named_arrive(1 + (c ^ 1), 256);
+                wgmma_wait<0>();
+                reg_fence(acc);
+                if (lane == 0) mbar_arrive(&emptyV[t % STAGES]);
+            }
+            if (PP && c == 0) named_sync(1, 256);    // consume consumer 1's last arrive
+        }
+        write_out<D, BF16>(acc, l, m, o + (size_t)bh * nq * D, lse + (size_t)bh * nq, row0, nq, scale_log2, t4);
+    }
 }
 
 // ---------------------------------------------------------------- layout self-test (one warpgroup)
@@ -310,3 +487,24 @@ TA_WG_A_BOTH(128, 2, 128, 2)
 TA_WG_A_BOTH(64, 1, 128, 2)
 TA_WG_A_BOTH(128, 1, 128, 2)
 TA_WG_A_BOTH(128, 2, 64, 2)
+TA_WG_A_BOTH(64, 2, 64, 2)
+
+// steps B/C kernels: flash_wg_<b|bo|bop>_<f16|bf16>_d<D>_w<NWG>k<BK>s<STAGES>; 128 (NWG + 1) threads;
+// shared bytes (64 NWG + 2 STAGES BK) D 2 + 2048 (alignment slack + mbarriers)
+#define TA_WG_B(NAME, D, BF16, NWG, BK, STAGES, OVL, PP)                                               \
+    extern "C" __global__ void __launch_bounds__((NWG + 1) * 128, 1)                                  \
+    NAME(const unsigned char* tmaps, u16* o, float* lse, int nq, int nk, float scale_log2, int causal) { \
+        fa_wg::forward_b<D, BF16, NWG, BK, STAGES, OVL, PP>(tmaps, o, lse, nq, nk, scale_log2, causal);  \
+    }
+#define TA_WG_B_BOTH(STEP, D, NWG, BK, STAGES, OVL, PP)                                                   \
+    TA_WG_B(flash_wg_##STEP##_f16_d##D##_w##NWG##k##BK##s##STAGES, D, false, NWG, BK, STAGES, OVL, PP)   \
+    TA_WG_B(flash_wg_##STEP##_bf16_d##D##_w##NWG##k##BK##s##STAGES, D, true, NWG, BK, STAGES, OVL, PP)
+
+TA_WG_B_BOTH(b, 64, 2, 128, 2, false, false)
+TA_WG_B_BOTH(b, 128, 2, 128, 2, false, false)
+TA_WG_B_BOTH(bo, 64, 2, 128, 2, true, false)
+TA_WG_B_BOTH(bo, 128, 2, 128, 2, true, false)
+TA_WG_B_BOTH(bop, 64, 2, 128, 2, true, true)
+TA_WG_B_BOTH(bop, 128, 2, 128, 2, true, true)
+TA_WG_B_BOTH(bop, 128, 2, 64, 2, true, true)
+TA_WG_B_BOTH(bop, 64, 2, 128, 3, true, true)

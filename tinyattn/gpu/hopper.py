@@ -28,11 +28,18 @@ HEAD_DIMS = (64, 128)
 LOG2E = 1.4426950408889634
 NVCC_FLAGS = ("-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-cubin")
 
-# name -> (step, consumer warpgroups NWG, keys per tile BK, K/V stages); 64 * NWG query rows per block
+# name -> (step, consumer warpgroups NWG, keys per tile BK, K/V stages, head dims compiled);
+# 64 * NWG query rows per block. Steps: a = cp.async + wgmma; b = TMA producer warpgroup + mbarriers +
+# setmaxnreg; bo = b + softmax overlapped with the next Q K^T inside a warpgroup; bop = bo + ping-pong
+# of the two consumer warpgroups (named barriers). flash_wgmma.cu instantiates exactly these.
 VARIANTS = {
-    "a_w1k128": ("a", 1, 128, 2), "a_w2k128": ("a", 2, 128, 2), "a_w2k64": ("a", 2, 64, 2),
+    "a_w1k128": ("a", 1, 128, 2, (64, 128)), "a_w2k128": ("a", 2, 128, 2, (64, 128)),
+    "a_w2k64": ("a", 2, 64, 2, (64, 128)),
+    "b_w2k128": ("b", 2, 128, 2, (64, 128)), "bo_w2k128": ("bo", 2, 128, 2, (64, 128)),
+    "bop_w2k128": ("bop", 2, 128, 2, (64, 128)), "bop_w2k64": ("bop", 2, 64, 2, (128,)),
+    "bop_w2k128s3": ("bop", 2, 128, 3, (64,)),
 }
-DEFAULT_VARIANT = {64: "a_w2k128", 128: "a_w2k128"}
+DEFAULT_VARIANT = {64: "bop_w2k128", 128: "bop_w2k128"}
 
 
 def cuda_source() -> str:
@@ -85,14 +92,15 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
     if kind not in ("f16", "bf16"):
         raise ValueError(f"kind must be 'f16' or 'bf16', got {kind!r}")
     variant = variant or DEFAULT_VARIANT[d]
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {sorted(VARIANTS)}, got {variant!r}")
-    step, nwg, bk, stages = VARIANTS[variant]
+    if variant not in VARIANTS or d not in VARIANTS[variant][4]:
+        raise ValueError(f"variant must be one of {sorted(v for v, t in VARIANTS.items() if d in t[4])} "
+                         f"for d={d}, got {variant!r}")
+    step, nwg, bk, stages, _dims = VARIANTS[variant]
     rows = 64 * nwg
     smem = 2 * (rows + 2 * stages * bk) * d + 1024          # Q tile + K/V stages + 1024-byte alignment slack
     threads = 128 * nwg
     name = f"flash_wg_{step}_{kind}_d{d}_w{nwg}k{bk}s{stages}"
-    if step == "b":
+    if step != "a":
         smem += 1024                                       # mbarriers
         threads += 128                                     # the producer warpgroup
     kern = _module().get_function(name)
@@ -115,9 +123,61 @@ def launch(q, k, v, out, kind: str, lse=None, *, is_causal: bool = False, scale:
     if lse is None:
         lse = cp.empty((BH, nq), cp.float32)
     grid = ((nq + rows - 1) // rows, BH, 1)
-    kern(grid, block, (q, k, v, out, lse, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E),
-                       np.int32(bool(is_causal))), shared_mem=smem)
+    tail = (out, lse, np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.int32(bool(is_causal)))
+    if VARIANTS[variant or DEFAULT_VARIANT[d]][0] == "a":
+        kern(grid, block, (q, k, v) + tail, shared_mem=smem)
+    else:
+        bk = VARIANTS[variant or DEFAULT_VARIANT[d]][2]
+        kern(grid, block, (tensor_maps(q, k, v, kind, rows, bk),) + tail, shared_mem=smem)
     return lse
+
+
+# ---------------------------------------------------------------- TMA tensor maps (host side)
+_TMAPS: dict = {}
+CU_TENSOR_MAP = {"f16": 6, "bf16": 9}          # CUtensorMapDataType FLOAT16, BFLOAT16
+SWIZZLE_128B, L2_PROMOTION_128B = 3, 2
+
+
+def encode_tensor_map(x, box_rows: int, kind: str) -> bytes:
+    """The 128-byte CUtensorMap (cuTensorMapEncodeTiled, driver API through ctypes) of a (BH, N, D)
+    16-bit CuPy array: dims {D, N, BH} innermost first, box {64, box_rows, 1} (one 128-byte-wide panel),
+    128-byte swizzle (the layout the wgmma descriptors expect), rows beyond N filled with zeros."""
+    import ctypes
+
+    lib = ctypes.CDLL("libcuda.so.1")
+    f = lib.cuTensorMapEncodeTiled
+    f.restype = ctypes.c_int
+    u32p, u64p = ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
+    f.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p, u64p, u64p, u32p, u32p,
+                  ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    BH, n, d = x.shape
+    raw = (ctypes.c_uint8 * 256)()
+    addr = (ctypes.addressof(raw) + 63) & ~63     # CUtensorMap is 64-byte aligned
+    dims = (ctypes.c_uint64 * 3)(d, n, BH)
+    strides = (ctypes.c_uint64 * 2)(d * 2, n * d * 2)        # bytes, dims 1 and 2
+    box = (ctypes.c_uint32 * 3)(64, box_rows, 1)
+    elem = (ctypes.c_uint32 * 3)(1, 1, 1)
+    rc = f(addr, CU_TENSOR_MAP[kind], 3, x.data.ptr, dims, strides, box, elem, 0, SWIZZLE_128B,
+           L2_PROMOTION_128B, 0)
+    if rc != 0:
+        raise RuntimeError(f"cuTensorMapEncodeTiled failed with CUresult {rc} for shape {x.shape}")
+    return ctypes.string_at(addr, 128)
+
+
+def tensor_maps(q, k, v, kind: str, rows: int, bk: int):
+    """Device array of the Q, K, V tensor maps (3 x 128 bytes), cached by pointers and shapes."""
+    import cupy as cp
+    import numpy as np
+
+    key = (q.data.ptr, k.data.ptr, v.data.ptr, q.shape, k.shape, kind, rows, bk)
+    hit = _TMAPS.get(key)
+    if hit is None:
+        blob = encode_tensor_map(q, rows, kind) + encode_tensor_map(k, bk, kind) + encode_tensor_map(v, bk, kind)
+        hit = cp.asarray(np.frombuffer(blob, np.uint8))
+        if len(_TMAPS) > 64:
+            _TMAPS.clear()
+        _TMAPS[key] = hit
+    return hit
 
 
 def flash_forward_wgmma(q: Any, k: Any, v: Any, causal: bool = False, return_lse: bool = False, *,

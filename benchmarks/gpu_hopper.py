@@ -185,7 +185,10 @@ def main() -> None:
     hopper.build_cubin()
     meta["build_s"] = time.time() - t
     log(f"built in {meta['build_s']:.1f} s")
-    try:                     # can CuPy's default compiler (NVRTC) build sm_90a too? (recorded, not used)
+    try:
+        if not args.layout_test:
+            raise RuntimeError("probed only with --layout-test")
+        # can CuPy's default compiler (NVRTC) build sm_90a too? (recorded, not used)
         cp.RawModule(code=hopper.cuda_source(), options=("-std=c++17", "-arch=sm_90a")).get_function(
             "wg_layout_test_f16")
         meta["nvrtc_sm90a"] = "ok"

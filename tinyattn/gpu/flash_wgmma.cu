@@ -84,9 +84,10 @@ struct BoolC { static constexpr bool value = B; };
 // Online softmax of one S tile (the flash_mma.cu algorithm on the wgmma accumulator layout):
 // s[4i + e]: n8 block i, e = 0,1 -> row g, cols 8i + 2 t4 + e; e = 2,3 -> row g + 8.
 // Masks (MASK) keys >= nk and, when causal, keys > row + offset; updates m, l; rescales o by
-// returns alpha = 2^(c (m_old - m_new)) (the caller rescales O); writes P = 2^(c s - c m) into pa.
+// returns alpha = 2^(c (m_old - m_new)) (the caller rescales O); overwrites s with P = 2^(c s - c m)
+// in fp32 (pack_p then converts it to the 16-bit A fragments of the P V wgmma).
 template <int BK, bool BF16, bool MASK>
-__device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], u32 (&pa)[BK / 16][4], float (&m)[2], float (&l)[2],
+__device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], float (&m)[2], float (&l)[2],
                                              float& alpha0, float& alpha1, int row0, int k0, int nk,
                                              int causal, int offset, float scale_log2, int t4) {
     // masked scores read as -inf; s itself is never written (it is a wgmma accumulator: writing it
@@ -123,11 +124,20 @@ __device__ __forceinline__ void softmax_tile(float (&s)[BK / 2], u32 (&pa)[BK / 
         const float p3 = fast_exp2(fmaf(sv(i, 3), scale_log2, -mu1));
         ps0 += p0 + p1;
         ps1 += p2 + p3;
-        pa[i >> 1][(i & 1) * 2 + 0] = pack2<BF16>(p0, p1);     // n8 blocks 2kk, 2kk+1 = A fragment kk
-        pa[i >> 1][(i & 1) * 2 + 1] = pack2<BF16>(p2, p3);
+        s[4 * i] = p0; s[4 * i + 1] = p1; s[4 * i + 2] = p2; s[4 * i + 3] = p3;   // P in place (fp32)
     }
     l[0] = l[0] * alpha0 + ps0;
     l[1] = l[1] * alpha1 + ps1;
+}
+
+// P (fp32, accumulator layout) -> 16-bit A fragments: n8 blocks 2kk, 2kk+1 form fragment kk
+template <int BK, bool BF16>
+__device__ __forceinline__ void pack_p(const float (&s)[BK / 2], u32 (&pa)[BK / 16][4]) {
+#pragma unroll
+    for (int i = 0; i < BK / 8; ++i) {
+        pa[i >> 1][(i & 1) * 2 + 0] = pack2<BF16>(s[4 * i], s[4 * i + 1]);
+        pa[i >> 1][(i & 1) * 2 + 1] = pack2<BF16>(s[4 * i + 2], s[4 * i + 3]);
+    }
 }
 
 template <int D>
@@ -141,13 +151,13 @@ __device__ __forceinline__ void rescale(float (&o)[D / 2], float alpha0, float a
 
 // softmax of tile k0 with the element mask only where the tile crosses the diagonal or the ragged end
 template <int BK, bool BF16>
-__device__ __forceinline__ void softmax_any(float (&s)[BK / 2], u32 (&pa)[BK / 16][4], float (&m)[2], float (&l)[2],
+__device__ __forceinline__ void softmax_any(float (&s)[BK / 2], float (&m)[2], float (&l)[2],
                                             float& a0, float& a1, int row0, int q0, int k0, int nk, int causal,
                                             int offset, float scale_log2, int t4) {
     if (k0 + BK > nk || (causal && k0 + BK - 1 > q0 + offset))
-        softmax_tile<BK, BF16, true>(s, pa, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
+        softmax_tile<BK, BF16, true>(s, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
     else
-        softmax_tile<BK, BF16, false>(s, pa, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
+        softmax_tile<BK, BF16, false>(s, m, l, a0, a1, row0, k0, nk, causal, offset, scale_log2, t4);
 }
 
 // O = acc / l, lse; rows row0 and row0 + 8 of this lane (block-local rows already offset by q0)
@@ -244,7 +254,8 @@ __device__ __forceinline__ void forward_a(const u16* __restrict__ q, const u16* 
         wgmma_wait<0>();
         reg_fence(s);
         float a0, a1;
-        softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, k0, nk, causal, offset, scale_log2, t4);
+        softmax_any<BK, BF16>(s, m, l, a0, a1, row0, q0, k0, nk, causal, offset, scale_log2, t4);
+        pack_p<BK, BF16>(s, pa);
         rescale<D>(acc, a0, a1);
         wgmma_fence();
         issue_pv<D, BK, BF16>(acc, pa, sv);
@@ -263,7 +274,7 @@ __device__ __forceinline__ void forward_a(const u16* __restrict__ q, const u16* 
 // bytes have landed (expect_tx + complete_tx), empty[s] when every consumer warp has finished reading
 // it (one arrive per warp). Warpgroups 1..NWG consume (setmaxnreg.inc), 64 query rows each.
 // OVL (step C1): S_t = Q K_t^T is issued before O += P_{t-1} V_{t-1}, and the softmax of S_t runs while
-//   that P V is still in the tensor cores (P double-buffered in registers, O rescaled after it lands).
+//   that P V is still in the tensor cores (P kept in fp32 until the P V lands; O rescaled after it).
 // PP (step C2): two consumer warpgroups take turns issuing their wgmmas (named barriers 1 and 2), so
 //   one warpgroup's softmax overlaps the other's matrix products.
 // tmaps: three 128-byte CUtensorMaps (Q, K, V) in global memory, each over the (BH, N, D) tensor as
@@ -325,7 +336,7 @@ __device__ __forceinline__ void forward_b(const unsigned char* __restrict__ tmap
             }
         }
     } else {                                         // ---- consumers
-        setmaxnreg_inc<240>();
+        setmaxnreg_inc<(NWG == 2 ? 240 : 160)>();  // 128*24 + 128*NWG*this <= 64K registers
         const int c = wg - 1, g = lane >> 2, t4 = lane & 3;
         const int row0 = q0 + c * 64 + wq * 16 + g;
         const u32 sq = smem_u32(sQ + c * 64 * 64);
@@ -348,7 +359,8 @@ __device__ __forceinline__ void forward_b(const unsigned char* __restrict__ tmap
                 reg_fence(s);
                 if (lane == 0) mbar_arrive(&emptyK[t % STAGES]);
                 float a0, a1;
-                softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
+                softmax_any<BK, BF16>(s, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
+                pack_p<BK, BF16>(s, pa);
                 rescale<D>(acc, a0, a1);
                 mbar_wait(&fullV[t % STAGES], phase(t));
                 wgmma_fence();
@@ -373,11 +385,11 @@ __device__ __forceinline__ void forward_b(const unsigned char* __restrict__ tmap
                 reg_fence(s);
                 if (lane == 0) mbar_arrive(&emptyK[0]);
                 float a0, a1;
-                softmax_any<BK, BF16>(s, pa, m, l, a0, a1, row0, q0, 0, nk, causal, offset, scale_log2, t4);
+                softmax_any<BK, BF16>(s, m, l, a0, a1, row0, q0, 0, nk, causal, offset, scale_log2, t4);
+                pack_p<BK, BF16>(s, pa);
             }
             for (int t = 1; t < n_tiles; ++t) {
                 float s[BK / 2];
-                u32 pn[BK / 16][4];
                 mbar_wait(&fullK[t % STAGES], phase(t));
                 mbar_wait(&fullV[(t - 1) % STAGES], phase(t - 1));
                 if constexpr (PP) named_sync(1 + c, 256);
@@ -390,16 +402,15 @@ __device__ __forceinline__ void forward_b(const unsigned char* __restrict__ tmap
                 wgmma_wait<1>();                                 // S_t landed (P V may still run)
                 reg_fence(s);
                 if (lane == 0) mbar_arrive(&emptyK[t % STAGES]);
-                float a0, a1;
-                softmax_any<BK, BF16>(s, pn, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
+                float a0, a1;                                    // softmax of S_t while P V runs
+                softmax_any<BK, BF16>(s, m, l, a0, a1, row0, q0, t * BK, nk, causal, offset, scale_log2, t4);
                 wgmma_wait<0>();                                 // O += P_{t-1} V_{t-1} landed
                 reg_fence(acc);
                 if (lane == 0) mbar_arrive(&emptyV[(t - 1) % STAGES]);
                 rescale<D>(acc, a0, a1);
-#pragma unroll
-                for (int i = 0; i < BK / 16; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) pa[i][j] = pn[i][j];
+                // P_t -> fragments only now: pa is an input of the P V wgmma that was in flight, and
+                // writing it earlier makes ptxas serialise every wgmma (C7513)
+                pack_p<BK, BF16>(s, pa);
             }
             if (n_tiles > 0) {                       // epilogue: O += P_last V_last
                 const int t = n_tiles - 1;
@@ -508,3 +519,4 @@ TA_WG_B_BOTH(bop, 64, 2, 128, 2, true, true)
 TA_WG_B_BOTH(bop, 128, 2, 128, 2, true, true)
 TA_WG_B_BOTH(bop, 128, 2, 64, 2, true, true)
 TA_WG_B_BOTH(bop, 64, 2, 128, 3, true, true)
+TA_WG_B_BOTH(b, 64, 3, 128, 2, false, false)

@@ -32,9 +32,10 @@ import cupy as cp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tinyattn.gpu import hopper  # noqa: E402
+from tinyattn.gpu import hopper, hopper_fp8  # noqa: E402
 
 IMPL = {"float16": "cupy_fp16_wgmma", "bfloat16": "cupy_bf16_wgmma"}
+FP8 = True           # main() switches it off with --no-fp8
 
 
 def make_run(dtype, q, k, v, causal, variant):
@@ -46,6 +47,23 @@ def make_run(dtype, q, k, v, causal, variant):
     cl = cp.empty(q3.shape[:2], cp.float32)
     kind = "f16" if dtype == "float16" else "bf16"
     return (lambda: hopper.launch(cq, ck, cv, co, kind, cl, is_causal=causal, variant=variant)), o
+
+
+FP8_TOL = 0.1        # relative error accepted for e4m3 inputs (reported next to the fp16 kernel's error)
+
+
+def make_run_fp8(q, k, v, causal, with_quant: bool):
+    """(run, out) for the FP8 kernel on fp16 torch tensors (d = 128); with_quant times quantisation too."""
+    B, H, nq, d = q.shape
+    q3, k3, v3 = (as_cupy(x.reshape(B * H, x.shape[2], d)) for x in (q, k, v))
+    o = torch.empty(B * H, nq, d, device=DEV, dtype=torch.float16)
+    co, cl = as_cupy(o), cp.empty((B * H, nq), cp.float32)
+    qz = hopper_fp8.quantize(q3, k3, v3)
+    if with_quant:
+        def run():
+            hopper_fp8.launch(hopper_fp8.quantize(q3, k3, v3), co, cl, is_causal=causal)
+        return run, o
+    return (lambda: hopper_fp8.launch(qz, co, cl, is_causal=causal)), o
 
 
 def layout_test() -> dict:
@@ -84,6 +102,21 @@ def run_checks(variants, gen) -> list[dict]:
                     if nq == nk:
                         o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
                         torch_err = (torch.linalg.norm(o.double() - ref) / torch.linalg.norm(ref)).item()
+                    if FP8 and dtype == "float16" and d == 128:
+                        rec = {"impl": "cupy_fp8_wgmma", "variant": "fp8", "dtype": "float8_e4m3", "B": B, "H": H,
+                               "Nq": nq, "Nk": nk, "d": d, "causal": causal, "pass": "fwd", "torch_rel_err": torch_err}
+                        try:
+                            run, out = make_run_fp8(q, k, v, causal, False)
+                            out.fill_(float("nan"))
+                            run()
+                            torch.cuda.synchronize()
+                            o = out.reshape(q.shape).double()
+                            err = (torch.linalg.norm(o - ref) / torch.linalg.norm(ref)).item()
+                            rec.update(rel_err=err, max_abs=(o - ref).abs().max().item(),
+                                       ok=bool(not math.isnan(err) and err < FP8_TOL))
+                        except Exception as e:  # noqa: BLE001
+                            rec.update(rel_err=None, ok=False, error=f"{type(e).__name__}: {e}"[:300])
+                        rows.append(rec)
                     for var in [x for x in variants if d in hopper.VARIANTS[x][4]]:
                         rec = {"impl": IMPL[dtype], "variant": var, "dtype": dtype, "B": B, "H": H, "Nq": nq,
                                "Nk": nk, "d": d, "causal": causal, "pass": "fwd", "torch_rel_err": torch_err}
@@ -100,16 +133,15 @@ def run_checks(variants, gen) -> list[dict]:
                             rec.update(rel_err=None, ok=False, error=f"{type(e).__name__}: {e}"[:300])
                         rows.append(rec)
             del base
-    for var in variants:
-        for dtype in ("float16", "bfloat16"):
-            rs = [r for r in rows if r["variant"] == var and r["dtype"] == dtype]
-            bad = [r for r in rs if not r["ok"]]
-            worst = max((r["rel_err"] if r["rel_err"] is not None else float("inf")) for r in rs)
-            if not rs:
-                continue
-            ratio = max(((r["rel_err"] or float("inf")) / r["torch_rel_err"]) for r in rs if r["torch_rel_err"])
-            log(f"check {var:12s} {dtype:9s} worst rel err {worst:.2e}, worst / torch {ratio:.2f}  "
-                + ("OK" if not bad else f"FAIL {len(bad)}: " + json.dumps({k: bad[0].get(k) for k in ('d', 'Nq', 'Nk', 'causal', 'rel_err', 'error')})))
+    for var, dtype in [(v_, dt) for v_ in variants for dt in ("float16", "bfloat16")] + [("fp8", "float8_e4m3")]:
+        rs = [r for r in rows if r["variant"] == var and r["dtype"] == dtype]
+        if not rs:
+            continue
+        bad = [r for r in rs if not r["ok"]]
+        worst = max((r["rel_err"] if r["rel_err"] is not None else float("inf")) for r in rs)
+        ratio = max(((r["rel_err"] or float("inf")) / r["torch_rel_err"]) for r in rs if r["torch_rel_err"])
+        log(f"check {var:12s} {dtype:9s} worst rel err {worst:.2e}, worst / torch {ratio:.2f}  "
+            + ("OK" if not bad else f"FAIL {len(bad)}: " + json.dumps({k: bad[0].get(k) for k in ('d', 'Nq', 'Nk', 'causal', 'rel_err', 'error')})))
     return rows
 
 
@@ -145,6 +177,8 @@ def timing(variants, gen, Ns) -> list[dict]:
                 todo = [(IMPL["float16"], "float16", var) for var in mine]
                 todo += [(IMPL["bfloat16"], "bfloat16", hopper.DEFAULT_VARIANT[d] if hopper.DEFAULT_VARIANT[d] in mine else mine[-1])]
                 todo += [("torch_sdpa_flash", "float16", None), ("torch_sdpa_cudnn", "float16", None)]
+                if FP8 and d == 128:
+                    todo += [("cupy_fp8_wgmma", "float16", "fp8"), ("cupy_fp8_wgmma", "float16", "fp8+quant")]
                 for impl, dtype, var in todo:
                     rec = {"impl": impl, "variant": var, "dtype": dtype, "B": B, "H": H, "N": N, "d": d,
                            "causal": causal, "pass": "fwd"}
@@ -152,6 +186,9 @@ def timing(variants, gen, Ns) -> list[dict]:
                         qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
                         if impl.startswith("torch"):
                             run, _ = gf.make_fn(impl, dtype, qq, kk, vv, causal)
+                        elif impl == "cupy_fp8_wgmma":
+                            rec["dtype"] = "float8_e4m3"
+                            run, _ = make_run_fp8(qq, kk, vv, causal, var == "fp8+quant")
                         else:
                             run, _ = make_run(dtype, qq, kk, vv, causal, var)
                         ms, times = time_ms(run)
@@ -169,10 +206,13 @@ def main() -> None:
     ap.add_argument("--layout-test", action="store_true")
     ap.add_argument("--Ns", default="8192,16384")
     ap.add_argument("--out", default=os.environ.get("OUT", str(Path(__file__).resolve().parent / "results")))
+    ap.add_argument("--no-fp8", action="store_true")
     ap.add_argument("--name", default="gpu_flash_hopper_h200.json")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     args = ap.parse_args()
     variants = args.variants.split(",")
+    global FP8
+    FP8 = not args.no_fp8
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)
     t0 = time.time()

@@ -520,3 +520,6 @@ TA_WG_B_BOTH(bop, 128, 2, 128, 2, true, true)
 TA_WG_B_BOTH(bop, 128, 2, 64, 2, true, true)
 TA_WG_B_BOTH(bop, 64, 2, 128, 3, true, true)
 TA_WG_B_BOTH(b, 64, 3, 128, 2, false, false)
+
+// step D: FP8 (e4m3) forward, d = 128 (flash_wg_fp8_d128) and its quantiser (fp8_quant_f16)
+#include "flash_wgmma_fp8.cuh"

@@ -46,7 +46,7 @@ DEFAULT_VARIANT = {64: "b_w3k128", 128: "bo_w2k128"}   # fastest measured (NOTES
 def cuda_source() -> str:
     """flash_wgmma.cu with both helper headers inlined (one self-contained translation unit)."""
     src = (HERE / "flash_wgmma.cu").read_text()
-    for h in ("ptx_utils.cuh", "hopper_ptx.cuh"):
+    for h in ("ptx_utils.cuh", "hopper_ptx.cuh", "flash_wgmma_fp8.cuh"):
         src = src.replace(f'#include "{h}"', (HERE / h).read_text().replace("#pragma once", ""))
     return src
 
@@ -135,14 +135,14 @@ def launch(q, k, v, out, kind: str, lse=None, *, is_causal: bool = False, scale:
 
 # ---------------------------------------------------------------- TMA tensor maps (host side)
 _TMAPS: dict = {}
-CU_TENSOR_MAP = {"f16": 6, "bf16": 9}          # CUtensorMapDataType FLOAT16, BFLOAT16
+CU_TENSOR_MAP = {"f16": 6, "bf16": 9, "u8": 0}   # CUtensorMapDataType FLOAT16, BFLOAT16, UINT8
 SWIZZLE_128B, L2_PROMOTION_128B = 3, 2
 
 
-def encode_tensor_map(x, box_rows: int, kind: str) -> bytes:
-    """The 128-byte CUtensorMap (cuTensorMapEncodeTiled, driver API through ctypes) of a (BH, N, D)
-    16-bit CuPy array: dims {D, N, BH} innermost first, box {64, box_rows, 1} (one 128-byte-wide panel),
-    128-byte swizzle (the layout the wgmma descriptors expect), rows beyond N filled with zeros."""
+def encode_tensor_map(ptr: int, dims: tuple, box: tuple, dtype_code: int, esize: int) -> bytes:
+    """The 128-byte CUtensorMap (cuTensorMapEncodeTiled, driver API through ctypes) of a contiguous
+    3-D tensor at device address ptr: dims and box innermost first (the box's inner extent must be
+    128 bytes), 128-byte swizzle (the layout the wgmma descriptors expect), zeros outside the tensor."""
     import ctypes
 
     lib = ctypes.CDLL("libcuda.so.1")
@@ -151,18 +151,22 @@ def encode_tensor_map(x, box_rows: int, kind: str) -> bytes:
     u32p, u64p = ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)
     f.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p, u64p, u64p, u32p, u32p,
                   ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
-    BH, n, d = x.shape
     raw = (ctypes.c_uint8 * 256)()
     addr = (ctypes.addressof(raw) + 63) & ~63     # CUtensorMap is 64-byte aligned
-    dims = (ctypes.c_uint64 * 3)(d, n, BH)
-    strides = (ctypes.c_uint64 * 2)(d * 2, n * d * 2)        # bytes, dims 1 and 2
-    box = (ctypes.c_uint32 * 3)(64, box_rows, 1)
+    gdims = (ctypes.c_uint64 * 3)(*dims)
+    strides = (ctypes.c_uint64 * 2)(dims[0] * esize, dims[0] * dims[1] * esize)   # bytes, dims 1 and 2
+    gbox = (ctypes.c_uint32 * 3)(*box)
     elem = (ctypes.c_uint32 * 3)(1, 1, 1)
-    rc = f(addr, CU_TENSOR_MAP[kind], 3, x.data.ptr, dims, strides, box, elem, 0, SWIZZLE_128B,
-           L2_PROMOTION_128B, 0)
+    rc = f(addr, dtype_code, 3, ptr, gdims, strides, gbox, elem, 0, SWIZZLE_128B, L2_PROMOTION_128B, 0)
     if rc != 0:
-        raise RuntimeError(f"cuTensorMapEncodeTiled failed with CUresult {rc} for shape {x.shape}")
+        raise RuntimeError(f"cuTensorMapEncodeTiled failed with CUresult {rc} for dims {dims}, box {box}")
     return ctypes.string_at(addr, 128)
+
+
+def _map16(x, box_rows: int, kind: str) -> bytes:
+    """Tensor map of a (BH, N, D) 16-bit array: box = one 64-column panel x box_rows rows."""
+    BH, n, d = x.shape
+    return encode_tensor_map(x.data.ptr, (d, n, BH), (64, box_rows, 1), CU_TENSOR_MAP[kind], 2)
 
 
 def tensor_maps(q, k, v, kind: str, rows: int, bk: int):
@@ -173,7 +177,7 @@ def tensor_maps(q, k, v, kind: str, rows: int, bk: int):
     key = (q.data.ptr, k.data.ptr, v.data.ptr, q.shape, k.shape, kind, rows, bk)
     hit = _TMAPS.get(key)
     if hit is None:
-        blob = encode_tensor_map(q, rows, kind) + encode_tensor_map(k, bk, kind) + encode_tensor_map(v, bk, kind)
+        blob = _map16(q, rows, kind) + _map16(k, bk, kind) + _map16(v, bk, kind)
         hit = cp.asarray(np.frombuffer(blob, np.uint8))
         if len(_TMAPS) > 64:
             _TMAPS.clear()

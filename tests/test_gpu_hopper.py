@@ -18,6 +18,7 @@ from reference import dense_attention as dense
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_flash_hopper_h200.json"
+RESULTS_FP8 = ROOT / "benchmarks" / "results" / "gpu_flash_hopper_fp8_h200.json"
 
 
 def _kernel_names():
@@ -64,7 +65,7 @@ def test_committed_results_checks_passed():
     data = json.loads(RESULTS.read_text())
     assert "H200" in data["gpu"]
     assert data["checks"] and all(c["ok"] for c in data["checks"])
-    assert {c["impl"] for c in data["checks"]} == {"cupy_fp16_wgmma", "cupy_bf16_wgmma"}
+    assert {"cupy_fp16_wgmma", "cupy_bf16_wgmma"} <= {c["impl"] for c in data["checks"]}
     assert {(c["d"], c["causal"]) for c in data["checks"]} == {(64, False), (64, True), (128, False), (128, True)}
     for c in data["checks"]:
         if c["dtype"] == "float16" and c["torch_rel_err"] is not None:
@@ -74,6 +75,15 @@ def test_committed_results_checks_passed():
         if r["ms"] is not None:
             flops = 4 * r["B"] * r["H"] * r["N"] ** 2 * r["d"] / (2 if r["causal"] else 1)
             assert abs(flops / r["ms"] / 1e9 - r["tflops"]) < 1e-6 * r["tflops"]
+
+
+def test_committed_fp8_checks():
+    """FP8 (step D): every check of the committed run passed its bar; errors recorded next to fp16's."""
+    data = json.loads(RESULTS_FP8.read_text())
+    fp8 = [c for c in data["checks"] if c["impl"] == "cupy_fp8_wgmma"]
+    assert fp8 and all(c["ok"] and c["rel_err"] < 0.1 for c in fp8)
+    assert {(c["causal"], c["Nq"] != c["Nk"]) for c in fp8} == {(False, False), (True, False), (False, True), (True, True)}
+    assert {r["variant"] for r in data["results"] if r["impl"] == "cupy_fp8_wgmma"} == {"fp8", "fp8+quant"}
 
 
 def _hopper_gpu():
@@ -103,6 +113,18 @@ def test_wgmma_matches_dense(variant, is_causal, d):
     ref, ref_lse = dense(q, k, v, is_causal)
     assert np.linalg.norm(cp.asnumpy(out) - ref) / np.linalg.norm(ref) < 5e-3
     np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, rtol=1e-3, atol=1e-2)
+
+
+def test_fp8_matches_dense():
+    cp = _hopper_gpu()
+    from tinyattn.gpu.hopper_fp8 import flash_forward_fp8
+
+    rng = np.random.default_rng(15)
+    q = rng.standard_normal((1, 2, 200, 128)).astype(np.float16)
+    k, v = (rng.standard_normal((1, 2, 333, 128)).astype(np.float16) for _ in range(2))
+    out = flash_forward_fp8(cp.asarray(q), cp.asarray(k), cp.asarray(v), causal=True)
+    ref = dense(q, k, v, True)[0]
+    assert np.linalg.norm(cp.asnumpy(out) - ref) / np.linalg.norm(ref) < 0.1
 
 
 def test_wgmma_rejects_bad_inputs():

@@ -98,7 +98,7 @@ def _hopper_gpu():
     return cp
 
 
-@pytest.mark.parametrize("variant", ["a_w2k128", "b_w2k128", "bop_w2k128"])
+@pytest.mark.parametrize("variant", [None, "a_w2k128", "b_w2k128", "bop_w2k128"])   # None: the default
 @pytest.mark.parametrize("is_causal", [False, True])
 @pytest.mark.parametrize("d", [64, 128])
 def test_wgmma_matches_dense(variant, is_causal, d):

@@ -34,7 +34,6 @@ NVCC_FLAGS = ("-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-cubin")
 # of the two consumer warpgroups (named barriers). flash_wgmma.cu instantiates exactly these.
 VARIANTS = {
     "a_w1k128": ("a", 1, 128, 2, (64, 128)), "a_w2k128": ("a", 2, 128, 2, (64, 128)),
-    "a_w2k64": ("a", 2, 64, 2, (64, 128)),
     "b_w2k128": ("b", 2, 128, 2, (64, 128)), "bo_w2k128": ("bo", 2, 128, 2, (64, 128)),
     "bop_w2k128": ("bop", 2, 128, 2, (64, 128)), "bop_w2k64": ("bop", 2, 64, 2, (128,)),
     "bop_w2k128s3": ("bop", 2, 128, 3, (64,)),
@@ -44,9 +43,9 @@ DEFAULT_VARIANT = {64: "b_w3k128", 128: "bo_w2k128"}   # fastest measured (NOTES
 
 
 def cuda_source() -> str:
-    """flash_wgmma.cu with both helper headers inlined (one self-contained translation unit)."""
+    """flash_wgmma.cu with its headers inlined (one self-contained translation unit)."""
     src = (HERE / "flash_wgmma.cu").read_text()
-    for h in ("ptx_utils.cuh", "hopper_ptx.cuh", "flash_wgmma_fp8.cuh"):
+    for h in ("ptx_utils.cuh", "hopper_ptx.cuh", "flash_wgmma_tma.cuh", "flash_wgmma_fp8.cuh"):
         src = src.replace(f'#include "{h}"', (HERE / h).read_text().replace("#pragma once", ""))
     return src
 

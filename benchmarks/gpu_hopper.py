@@ -5,8 +5,8 @@
 Reuses benchmarks/gpu_flash.py's helpers (float64 reference, CUDA-event timer, torch SDPA runners).
 1. (--layout-test) one warpgroup multiplies known matrices through the shared-memory descriptors
    (K-major Q K^T case and the MN-major P V case with both LBO/SBO assignments) vs a CuPy matmul.
-2. Checks every variant, fp16 and bf16, d = 64, 128, causal and not, on ragged N, Nq != Nk and
-   N = 8192 (B=1, H=4): outputs poisoned with NaN first; relative error vs float64, next to torch
+2. Checks every variant, fp16 and bf16, d = 64, 128, causal and not, on ragged N, Nq != Nk (both
+   ways) and N = 8192, 16384 (the committed runs of 09:40/09:50 UTC predate Nq > Nk and 16384): outputs poisoned with NaN first; relative error vs float64, next to torch
    SDPA flash's own fp16 error on the same inputs (acceptance: within 2x of it).
 3. Times each variant (fp16; bf16 for the default) and torch SDPA flash and cuDNN, interleaved per
    cell, N = 8192, 16384, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d.
@@ -89,7 +89,9 @@ def layout_test() -> dict:
 
 
 def run_checks(variants, gen) -> list[dict]:
-    cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000), (1, 2, 64, 200), (1, 4, 8192, 8192)]
+    # ragged, Nq < Nk, Nq > Nk (causal rows that see no key), both timed lengths
+    cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000), (1, 2, 64, 200), (1, 2, 400, 150),
+             (1, 4, 8192, 8192), (1, 2, 16384, 16384)]
     rows = []
     for d in (64, 128):
         for (B, H, nq, nk) in cases:

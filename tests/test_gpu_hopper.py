@@ -98,16 +98,17 @@ def _hopper_gpu():
     return cp
 
 
+@pytest.mark.parametrize("nq,nk", [(200, 333), (400, 150)])   # ragged; Nq > Nk: causal rows with no key
 @pytest.mark.parametrize("variant", [None, "a_w2k128", "b_w2k128", "bop_w2k128"])   # None: the default
 @pytest.mark.parametrize("is_causal", [False, True])
 @pytest.mark.parametrize("d", [64, 128])
-def test_wgmma_matches_dense(variant, is_causal, d):
+def test_wgmma_matches_dense(variant, is_causal, d, nq, nk):
     cp = _hopper_gpu()
     from tinyattn.gpu.hopper import flash_forward_wgmma
 
     rng = np.random.default_rng(14)
-    q = rng.standard_normal((2, 3, 200, d)).astype(np.float16)        # ragged: 200 rows, Nq != Nk
-    k, v = (rng.standard_normal((2, 3, 333, d)).astype(np.float16) for _ in range(2))
+    q = rng.standard_normal((2, 3, nq, d)).astype(np.float16)
+    k, v = (rng.standard_normal((2, 3, nk, d)).astype(np.float16) for _ in range(2))
     out, lse = flash_forward_wgmma(cp.asarray(q), cp.asarray(k), cp.asarray(v), causal=is_causal,
                                    return_lse=True, variant=variant)
     ref, ref_lse = dense(q, k, v, is_causal)

@@ -10,6 +10,8 @@ when called, so ``import tinyattn.gpu`` works on a laptop without either GPU lib
 - :func:`numba_flash_backward` - FA2-style fp32 backward in Numba (D pre-pass, dK/dV kernel, dQ kernel).
 - :func:`flash_decode` / :func:`paged_flash_decode` - split-KV decoding (GQA packing) through CuPy.
 - :func:`flash_backward_mma` - FA2 backward on tensor cores (fp16/bf16, GQA, atomic or separate dQ).
+- :func:`flash_forward_wgmma` / :func:`flash_forward_fp8` - Hopper (sm_90a) forward: wgmma, TMA,
+  warp specialisation; fp16/bf16, and FP8 e4m3 at d = 128 (chapter 07 section 9).
 
 Every forward takes ``return_lse=True`` to also return the fp32 log-sum-exp per row.
 """
@@ -81,5 +83,21 @@ def flash_backward_mma(q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, **kw: 
     return impl(q, k, v, o, do, lse, **kw)
 
 
+def flash_forward_wgmma(q: Any, k: Any, v: Any, causal: bool = False, return_lse: bool = False, **kw: Any):
+    """Hopper forward; see :func:`tinyattn.gpu.hopper.flash_forward_wgmma` (needs CuPy, nvcc, an sm_90 GPU)."""
+    require_cupy()
+    from .hopper import flash_forward_wgmma as impl
+
+    return impl(q, k, v, causal, return_lse, **kw)
+
+
+def flash_forward_fp8(q: Any, k: Any, v: Any, causal: bool = False, return_lse: bool = False, **kw: Any):
+    """FP8 Hopper forward; see :func:`tinyattn.gpu.hopper_fp8.flash_forward_fp8` (needs CuPy, nvcc, sm_90)."""
+    require_cupy()
+    from .hopper_fp8 import flash_forward_fp8 as impl
+
+    return impl(q, k, v, causal, return_lse, **kw)
+
+
 __all__ = ["numba_flash_attention", "cupy_flash_attention", "naive_attention_gpu", "numba_flash_backward",
-           "flash_decode", "paged_flash_decode", "flash_backward_mma"]
+           "flash_decode", "paged_flash_decode", "flash_backward_mma", "flash_forward_wgmma", "flash_forward_fp8"]

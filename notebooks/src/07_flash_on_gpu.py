@@ -419,7 +419,7 @@ ax.legend(fontsize=6, loc="lower right")
 ax.set_title("H200, N = 8192, d = 64, fp16: measured points under measured ceilings", fontsize=9)
 plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Counted by HBM bytes, every flash kernel sits far right of the ridge point. Counted by the bytes it
 # requests (the hollow point: K and V once per 128-row query block), ours moves just left of the
 # ridge: fed from HBM alone, the re-reads would cap any FA2 kernel below the GEMM ceiling (not yet
@@ -817,7 +817,7 @@ print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_a
 # kernel can exceed it). Two timings: one call between two CUDA events (as every other table here),
 # and 20 calls queued back to back ("b2b"), where the CPU launches ahead and only GPU time counts:
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 dec = [r for r in RUN2["results"] if r.get("ms")]
 copy = RUN2["copy_gbps"]
@@ -1003,7 +1003,7 @@ plt.tight_layout(); plt.show()
 # the same four banks eight times (rows are 128 bytes = all 32 banks apart). The XOR spreads them over
 # all 32 banks:
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 rows_, chunks_ = np.arange(8)[:, None], np.arange(8)[None, :]
 stored_at = chunks_ ^ rows_                      # physical 16-byte chunk of logical chunk c in row r
@@ -1109,7 +1109,7 @@ for impl, label in (("torch_sdpa_flash", "x torch flash"), ("torch_sdpa_cudnn", 
 # N = 8192 for d = 64, and for d = 128 without the mask. (The `mma.sync` row comes from
 # section 6's run, the others from one run of `benchmarks/gpu_hopper.py`.)
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 fig, axs = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
 for ax, d_ in zip(axs, (64, 128)):
     names = [v_ for v_, _ in STEPS] + (["b_w3k128"] if d_ == 64 else [])
@@ -1168,7 +1168,7 @@ for N_ in (8192, 16384):
 # the ridge: the whole climb from the `mma.sync` kernel to the cuDNN class is instruction
 # throughput, not memory.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 N9, d9, B9, H9 = 8192, 64, 2, 32                   # the benchmark's shape at N = 8192, d = 64
 flops9 = 4 * B9 * H9 * N9 * N9 * d9
 

@@ -8,8 +8,6 @@ as root with apt); without it the test is skipped locally and fails in CI.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,16 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import book  # noqa: E402
+from _browser import launch  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +31,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    exe = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        exe = None
-    if exe is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must open the book in a real browser: no chromium / playwright found")
-        pytest.skip("no chromium or playwright (apt-get install chromium; pip install playwright)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
+    yield from launch("the book")
 
 
 def test_book_has_every_chapter_and_the_exercises_page(site):

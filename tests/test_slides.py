@@ -197,22 +197,8 @@ def test_exported_decks_load_only_local_files(decks):
 
 @pytest.fixture(scope="module")
 def chromium():
-    from test_book import _chromium   # the book test's way to find the system browser
-    import os
-
-    exe = _chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        exe = None
-    if exe is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("CI must open the slides in a real browser: no chromium / playwright found")
-        pytest.skip("no chromium or playwright (apt-get install chromium; pip install playwright)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
+    from _browser import launch
+    yield from launch("the slides")
 
 
 def test_exported_decks_run_in_a_browser(decks, chromium):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..functional._checks import floating_arrays
 from .local import block_visible, merge_lse, partial_attention
 from .sharding import LAYOUTS, shard_indices
 
@@ -58,15 +59,7 @@ class RingStats:
 
 
 def _inputs(q, k, v, n_devices: int, scale):
-    arrs = []
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{name} must be a floating array, got dtype {x.dtype}")
-        if x.ndim < 3:
-            raise ValueError(f"{name} must have shape (..., H, N, d), got {x.shape}")
-        arrs.append(x)
-    q, k, v = arrs
+    q, k, v = floating_arrays("(..., H, N, d)", 3, q=q, k=k, v=v)
     if k.shape[-1] != q.shape[-1] or k.shape[-2] != v.shape[-2] or q.shape[-2] != k.shape[-2]:
         raise ValueError(f"expected q (..., Hq, N, d), k (..., Hkv, N, d), v (..., Hkv, N, dv) with one "
                          f"sequence length N; got q {q.shape}, k {k.shape}, v {v.shape}")

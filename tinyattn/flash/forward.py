@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..functional._checks import floating_arrays
 from .io_sim import HBMCounter
 from .online_softmax import block_update, safe_max, source_text_block_update
 
@@ -32,15 +33,7 @@ def prepare_inputs(q, k, v, block_q: int, block_k: int, scale: float | None):
     ``q: (..., Lq, d)``, ``k: (..., Lk, d)``, ``v: (..., Lk, dv)``; leading axes must broadcast.
     Work happens in float64 if any input is float64, else float32 (fp16 is upcast per tile).
     """
-    arrs = []
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{name} must be a floating array, got dtype {x.dtype}")
-        if x.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., L, d), got {x.shape}")
-        arrs.append(x)
-    q, k, v = arrs
+    q, k, v = floating_arrays("(..., L, d)", 2, q=q, k=k, v=v)
     if k.shape[-1] != q.shape[-1]:
         raise ValueError(f"k: expected last dim d={q.shape[-1]} (from q {q.shape}), got {k.shape}")
     if v.shape[-2] != k.shape[-2]:

@@ -51,3 +51,27 @@ def reject_posinf(fn: str, m: np.ndarray) -> None:
         raise ValueError(f"{fn}: input contains +inf ({int(np.isposinf(m).sum())} row(s)); "
                          "softmax is undefined there (inf/inf). Clip the logits, or look for an "
                          "overflow upstream (e.g. a diverging run: lower the learning rate)")
+
+
+def floating_arrays(layout: str, min_ndim: int, **arrays: Any) -> list[np.ndarray]:
+    """Each keyword argument as an ``np.ndarray``, in order; requires a floating dtype (else
+    TypeError) and at least ``min_ndim`` axes (else ValueError quoting ``layout``, e.g. ``"(..., L, d)"``),
+    both naming the argument. Used by the NumPy mechanisms that take plain q, k, v arrays."""
+    out = []
+    for name, x in arrays.items():
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise TypeError(f"{name} must be a floating array, got dtype {x.dtype}")
+        if x.ndim < min_ndim:
+            raise ValueError(f"{name} must have shape {layout}, got {x.shape}")
+        out.append(x)
+    return out
+
+
+def same_batch_kv(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> None:
+    """Require ``k: (..., Lk, d)`` with q's leading axes and last dim, and ``v: (..., Lk, dv)``
+    with k's leading axes and length; ValueError with the expected and received shapes."""
+    if k.shape[-1] != q.shape[-1] or k.shape[:-2] != q.shape[:-2]:
+        raise ValueError(f"k: expected (..., Lk, {q.shape[-1]}) with leading axes {q.shape[:-2]}, got {k.shape}")
+    if v.shape[:-1] != k.shape[:-1]:
+        raise ValueError(f"v: expected {k.shape[:-1] + ('dv',)} (from k), got {v.shape}")

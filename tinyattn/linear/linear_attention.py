@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..functional._checks import floating_arrays, same_batch_kv
 from .feature_maps import get_feature_map
 
 __all__ = ["linear_attention", "linear_attention_recurrent", "linear_attention_from_features",
@@ -23,19 +24,8 @@ __all__ = ["linear_attention", "linear_attention_recurrent", "linear_attention_f
 
 def check_qkv(q, k, v, causal: bool = False):
     """q: (..., Lq, d), k: (..., Lk, d), v: (..., Lk, dv) floating, equal leading axes (Lq == Lk if causal)."""
-    arrs = []
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{name} must be a floating array, got dtype {x.dtype}")
-        if x.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., L, d), got {x.shape}")
-        arrs.append(x)
-    q, k, v = arrs
-    if k.shape[-1] != q.shape[-1] or k.shape[:-2] != q.shape[:-2]:
-        raise ValueError(f"k: expected (..., Lk, {q.shape[-1]}) with leading axes {q.shape[:-2]}, got {k.shape}")
-    if v.shape[:-1] != k.shape[:-1]:
-        raise ValueError(f"v: expected {k.shape[:-1] + ('dv',)} (from k), got {v.shape}")
+    q, k, v = floating_arrays("(..., L, d)", 2, q=q, k=k, v=v)
+    same_batch_kv(q, k, v)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(f"causal linear attention needs Lq == Lk, got q {q.shape} and k {k.shape}")
     ct = np.float64 if np.result_type(q, k, v) == np.float64 else np.float32

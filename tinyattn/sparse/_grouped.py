@@ -5,24 +5,15 @@ import math
 
 import numpy as np
 
+from ..functional._checks import floating_arrays, same_batch_kv
+
 __all__ = ["check_qkv", "grouped_attention", "group_mask"]
 
 
 def check_qkv(q, k, v, scale):
     """Validate q (..., Lq, d), k (..., Lk, d), v (..., Lk, dv) with equal leading axes -> float arrays."""
-    arrs = []
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        x = np.asarray(x)
-        if not np.issubdtype(x.dtype, np.floating):
-            raise TypeError(f"{name} must be a floating array, got dtype {x.dtype}")
-        if x.ndim < 2:
-            raise ValueError(f"{name} must have shape (..., L, d), got {x.shape}")
-        arrs.append(x)
-    q, k, v = arrs
-    if k.shape[-1] != q.shape[-1] or k.shape[:-2] != q.shape[:-2]:
-        raise ValueError(f"k: expected (..., Lk, {q.shape[-1]}) with leading axes {q.shape[:-2]}, got {k.shape}")
-    if v.shape[:-1] != k.shape[:-1]:
-        raise ValueError(f"v: expected {k.shape[:-1] + ('dv',)} (from k), got {v.shape}")
+    q, k, v = floating_arrays("(..., L, d)", 2, q=q, k=k, v=v)
+    same_batch_kv(q, k, v)
     ct = np.float64 if np.result_type(q, k, v) == np.float64 else np.float32
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     return q.astype(ct, copy=False), k.astype(ct, copy=False), v.astype(ct, copy=False), scale

@@ -9,8 +9,9 @@
 3. Context 32k, Hq 64 / Hkv 8 (GQA 8:1), d 128, fp16, B = 1, 4, 16, 64, Lq = 1: the shipped default
    and the alternatives (CuPy launch path, separate / fused merge, chunk rule for half / two waves,
    run 8's rule), each checked at the timed size, then timed interleaved with torch SDPA (default,
-   cuDNN, flash) in 3 rounds (rotated order): one call between two events, and 20 calls back to back.
-   Which backend torch's default picks (torch._fused_sdp_choice) and the kernels it runs (profiler).
+   cuDNN, flash) in ROUNDS = 5 rounds (rotated order): one call between two events, and 20 calls back to back.
+   Which backend torch's default picks (torch._fused_sdp_choice); the kernels each side runs (profiler,
+   after all timings: it slows later CPU launch paths).
    Lq = 16: the default and paged, once.
 Merges into the committed benchmarks/results/gpu_decode_h200.json (old top-level decode records kept
 under *_run7 / *_run8 keys) and writes OUT/gpu_decode_h200.json; prints a table last.
@@ -35,6 +36,24 @@ from tinyattn.gpu import decode
 
 S, HQ, HKV, D = 32768, 64, 8, 128
 RUN8_CHUNK = {1: 1024, 4: 1024, 16: 1952, 64: 6560}      # run 8's rule (2112 warps, chunk >= 1024)
+ROUNDS = 5                                                # interleaved timing rounds at Lq = 1
+
+
+def profile_kernels(gen) -> dict:
+    """Kernel names and GPU microseconds per call (torch profiler) at B = 1 and 16, Lq = 1. Run LAST:
+    once the profiler has run, CUPTI keeps tracing driver calls in this process and every later CPU
+    launch path is slower (run S1: torch's default +20 us per call)."""
+    out = {}
+    for B in (1, 16):
+        k, v = (torch.randn(B, HKV, S, D, device=DEV, generator=gen, dtype=torch.float16) for _ in range(2))
+        q = torch.randn(B, HQ, 1, D, device=DEV, generator=gen, dtype=torch.float16)
+        lens = torch.full((B,), S, device=DEV, dtype=torch.int32)
+        go, *_ = run_decode(q, k, v, lens, True, "float16")
+        sep, *_ = run_decode(q, k, v, lens, True, "float16", fused=False)
+        out[B] = {"cupy_fp16_decode": kernels_of(go), "cupy_fp16_decode_sepmerge": kernels_of(sep),
+                  "torch_sdpa_default": kernels_of(lambda: TF.scaled_dot_product_attention(q, k, v, enable_gqa=True))}
+        del k, v, q, go, sep
+    return out
 
 
 def launch_overhead() -> dict:
@@ -101,7 +120,9 @@ def our_variants(B: int) -> list[tuple[str, dict]]:
          ("cupy_fp16_decode_sepmerge", {"fused": False}), ("cupy_fp16_decode_fusedmerge", {"fused": True}),
          ("cupy_fp16_decode_slots264", {"slots": 264}), ("cupy_fp16_decode_slots1056", {"slots": 1056}),
          ("cupy_fp16_decode_run8rule", {"chunk": RUN8_CHUNK[B], "fused": False, "fast": False}),
-         ("cupy_fp16_decode_paged16", {"paged": 16})]
+         ("cupy_fp16_decode_paged16", {"paged": 16}), ("cupy_fp16_decode_s3", {"stages": 3}),
+         ("cupy_fp16_decode_nwb2", {"nwb": 2}), ("cupy_fp16_decode_nwb2_slots528", {"nwb": 2, "slots": 528}),
+         ("cupy_fp16_decode_paged16_slots1584", {"paged": 16, "slots": 1584})]
     return v
 
 
@@ -154,13 +175,9 @@ def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, error=f"{type(e).__name__}: {e}"[:200])
                     recs[impl] = rec
-                if B in (1, 16):
-                    meta.setdefault("profiler_kernels", {})[B] = {n: kernels_of(runs[n]) for n in
-                                                                  ("cupy_fp16_decode", "cupy_fp16_decode_sepmerge",
-                                                                   "torch_sdpa_default") if n in runs}
             names = list(runs)
             singles, b2bs = {n: [] for n in names}, {n: [] for n in names}
-            for rnd in range(3 if lq == 1 else 1):
+            for rnd in range(ROUNDS if lq == 1 else 1):
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
                 for n in order:
                     singles[n].append(time_ms(runs[n], target_s=0.04, max_reps=25)[0])
@@ -187,7 +204,7 @@ def main_sweep(args) -> None:
     t0 = time.time()
     meta = {"seed": args.seed, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": versions(), "gpu": torch.cuda.get_device_properties(0).name,
-            "timing": "median of 3 interleaved rounds; each round: median of <= 25 single calls between two CUDA "
+            "timing": f"median of {ROUNDS} interleaved rounds (Lq = 1; Lq = 16 one round); each round: median of <= 25 single calls between two CUDA "
                       "events, and median of 3 x (20 calls back to back) / 20"}
     x = torch.randn(1 << 30, device=DEV)
     y = torch.empty_like(x)
@@ -197,6 +214,10 @@ def main_sweep(args) -> None:
     meta["launch_overhead"] = launch_overhead()
     checks = decode_checks(gen)
     res = sweep(gen, meta["copy_gbps"], meta)
+    try:
+        meta["profiler_kernels"] = profile_kernels(gen)
+    except Exception as e:  # noqa: BLE001
+        meta["profiler_kernels_error"] = f"{type(e).__name__}: {e}"[:300]
     meta["wall_s"] = time.time() - t0
     base_path = ROOT / "benchmarks" / "results" / "gpu_decode_h200.json"
     data = json.loads(base_path.read_text())

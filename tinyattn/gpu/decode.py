@@ -29,7 +29,8 @@ MIN_CHUNK = 256                      # no chunk shorter than 8 tiles (short cont
 FUSE_MAX_PARTS = 8                   # fused merge (one launch) when n_part <= this: the slab's last warp
                                      # reads the other n_part - 1 partials alone (session 20)
 SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk and 4 warps: 2 or 3 (run 8:
-                                     # 3 stages gained nothing, B = 64 -0-14%; kept as a checked variant)
+                                     # 3 stages gained nothing, B = 64 -0-14%; session 20, one-wave rule: within
+                                     # 1% at B = 1-64; kept as a checked variant)
 
 
 @lru_cache(maxsize=None)

@@ -189,19 +189,20 @@ def to_paged(k, v, bs, gen):
     return kp, vp, perm.reshape(B, nb).to(torch.int32)
 
 
-def run_decode(q, k, v, lens, causal, dtype, paged_bs=None, gen=None, chunk=None, nwb=None, stages=None):
-    """(go, out, lse, extra) launching our split-KV kernel on torch tensors (no checks in the timed path)."""
+def run_decode(q, k, v, lens, causal, dtype, paged_bs=None, gen=None, chunk=None, nwb=None, stages=None, **kw):
+    """(go, out, lse, extra) launching our split-KV kernel on torch tensors (no checks in the timed path);
+    kw go to decode.make_launch (fused, fast, slots)."""
     kind = "bf16" if dtype == "bfloat16" else "f16"
     cl = cp.from_dlpack(lens)
     if paged_bs:
         kp, vp, table = to_paged(k, v, paged_bs, gen)
         go, o, l = decode.make_launch(as_cupy(q), as_cupy(kp), as_cupy(vp), cp.from_dlpack(table), cl, kind, s_len=0,
                                       bs=paged_bs, max_blocks=table.shape[1], paged=True, is_causal=causal,
-                                      scale=None, chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages)
+                                      scale=None, chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages, **kw)
         return go, o, l, (kp, vp, table)
     go, o, l = decode.make_launch(as_cupy(q), as_cupy(k), as_cupy(v), cp.zeros(1, cp.int32), cl, kind,
                                   s_len=k.shape[2], bs=1, max_blocks=1, paged=False, is_causal=causal, scale=None,
-                                  chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages)
+                                  chunk=chunk, max_len=int(lens.max()), nwb=nwb, stages=stages, **kw)
     return go, o, l, ()
 
 
@@ -228,6 +229,13 @@ def from_cupy(x, dtype):
     return t.view(torch.bfloat16) if dtype == "bfloat16" else t
 
 
+# checked variants (make_launch arguments; {} = the library default). Session 20: fused merge forced with many
+# partials (chunk 64), separate merge kernel, n_part = 1 (chunk 2048 >= S: direct write), CuPy's own launch path.
+CHECK_VARIANTS = ({}, {"paged": 16}, {"paged": 48}, {"nwb": 2}, {"stages": 3}, {"paged": 48, "nwb": 4, "stages": 3},
+                  {"fused": False}, {"fused": True, "chunk": 64}, {"paged": 16, "fused": True, "chunk": 64},
+                  {"chunk": 2048}, {"fast": False})
+
+
 def decode_checks(gen) -> list[dict]:
     rows = []
     tol = {"float16": 5e-3, "bfloat16": 3e-2}
@@ -236,8 +244,9 @@ def decode_checks(gen) -> list[dict]:
             for (B, hq, hkv, lq, S) in ((3, 8, 1, 1, 1000), (2, 16, 2, 4, 777), (2, 8, 8, 2, 300), (2, 64, 8, 16, 1500),
                                         (1, 4, 2, 3, 40)):
                 for causal in (False, True):
-                    for paged_bs, nwb, stages in ((None, None, None), (16, None, None), (48, None, None), (None, 2, None),
-                                                  (16, 4, None), (None, None, 3), (48, 4, 3)):
+                    for var in CHECK_VARIANTS:
+                        paged_bs, nwb, stages = var.get("paged"), var.get("nwb"), var.get("stages")
+                        kw = {x: var[x] for x in ("chunk", "fused", "fast") if x in var}
                         if (nwb == 2 or stages == 3) and hq // hkv * lq > 16:
                             continue                 # these variants exist only when each warp owns a chunk
                         q = torch.randn(B, hq, lq, d, device=DEV, generator=gen).to(TD[dtype])
@@ -246,7 +255,7 @@ def decode_checks(gen) -> list[dict]:
                         lens[0] = S
                         if B > 1:
                             lens[-1] = min(lq - 1, S) if lq > 1 else 1       # rows that see no key / one key
-                        go, o, l, _keep = run_decode(q, k, v, lens, causal, dtype, paged_bs, gen, nwb=nwb, stages=stages)
+                        go, o, l, _keep = run_decode(q, k, v, lens, causal, dtype, paged_bs, gen, nwb=nwb, stages=stages, **kw)
                         o.fill(float("nan")) if dtype == "float16" else o.fill(0xFFFF)
                         l.fill(float("nan"))
                         go()
@@ -256,6 +265,7 @@ def decode_checks(gen) -> list[dict]:
                         ok = eo["rel"] < tol[dtype] and el["rel"] < tol[dtype] and not eo["nan"] and el["inf_match"]
                         rows.append({"dtype": dtype, "d": d, "B": B, "Hq": hq, "Hkv": hkv, "Lq": lq, "S": S, "causal": causal,
                                      "paged_block": paged_bs, "nwb": go.nwb, "stages": go.stages, "chunk": go.chunk,
+                                     "n_part": go.n_part, "fused": go.fused, "fast": go.fast,
                                      "out": eo, "lse": el, "ok": ok})
         bad = [r for r in rows if r["dtype"] == dtype and not r["ok"]]
         log(f"decode checks {dtype}: {len(rows) - len(bad)} ok of those so far; "
@@ -431,7 +441,12 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", str(ROOT / "benchmarks" / "results")))
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--skip", default="", help="comma list of sections to skip: lse,bwd,decode,naive,fwd,sweep")
+    ap.add_argument("--sweep", action="store_true", help="session 20: decode checks + interleaved Lq = 1 sweep only, "
+                    "merged into the committed JSON (gpu_decode_sweep.py)")
     args = ap.parse_args()
+    if args.sweep:
+        from gpu_decode_sweep import main_sweep
+        return main_sweep(args)
     skip = set(args.skip.split(","))
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)

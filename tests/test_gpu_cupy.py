@@ -178,6 +178,28 @@ def test_flash_decode_contiguous_and_paged(d, lq, causal):
     np.testing.assert_allclose(cp.asnumpy(out2), ref, atol=5e-3)
 
 
+def test_decode_chunk_rule_fills_one_wave():
+    """choose_chunk (no GPU): the items B * Hkv * row_groups * n_part fit one wave of `slots` warp groups,
+    and a chunk 32 keys shorter would not (so the chunk is the shortest that fits)."""
+    import math
+
+    from tinyattn.gpu.decode import BK, MIN_CHUNK, choose_chunk
+
+    for B, hkv, rg, L, slots in ((1, 8, 1, 32768, 528), (4, 8, 1, 32768, 528), (16, 8, 1, 32768, 528),
+                                 (64, 8, 1, 32768, 528), (3, 2, 2, 7000, 264), (1, 1, 1, 100, 528)):
+        c = choose_chunk(B, hkv, rg, L, slots=slots)
+        n_part = math.ceil(L / c)
+        assert c % BK == 0 and c >= MIN_CHUNK, (B, c)
+        groups = B * hkv * rg
+        if c > MIN_CHUNK and groups <= slots:
+            assert groups * n_part <= slots, (B, c, n_part)                      # one wave
+            assert groups * math.ceil(L / (c - BK)) > slots, (B, c)              # the shortest such chunk
+    assert [math.ceil(32768 / choose_chunk(B, 8, 1, 32768, slots=528)) for B in (1, 4, 16, 64)] == [64, 16, 4, 1]
+    assert choose_chunk(2, 8, 1, 32768, chunk=96) == 96
+    with pytest.raises(ValueError, match="multiple of 32"):
+        choose_chunk(2, 8, 1, 32768, chunk=100)
+
+
 def test_flash_decode_bad_inputs():
     cp = _gpu()
     from tinyattn.gpu.decode import flash_decode

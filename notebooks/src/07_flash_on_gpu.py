@@ -808,23 +808,59 @@ print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_a
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The kernel (`tinyattn/gpu/flash_decode.cu`, `tinyattn.gpu.flash_decode`): one warp per chunk of keys
 # when $G\cdot L_q \le 16$; otherwise the 4 warps of a block share one chunk's K/V tiles in shared
-# memory, 16 query rows each. A second kernel merges the partials, one block of 8 warps per query row,
-# each warp taking every 8th partial. The paged variant (`paged_flash_decode`) reads key $t$ of
-# sequence $b$ as row $t \bmod$ `block_size` of pool block `block_tables[b, t // block_size]`, pools laid
-# out `(n_blocks, Hkv, block_size, d)` (the layout of the paged cache coming in chapter 09). Measured at
-# context 32k, 64 query heads on 8 K/V heads ($G = 8$), $d = 128$, fp16; bandwidth = K/V bytes read /
-# time, against the copy bandwidth measured in the same run (bytes read + written, so a read-only
-# kernel can exceed it). Two timings: one call between two CUDA events (as every other table here),
-# and 20 calls queued back to back ("b2b"), where the CPU launches ahead and only GPU time counts:
+# memory, 16 query rows each. The paged variant (`paged_flash_decode`) reads key $t$ of sequence $b$ as
+# row $t \bmod$ `block_size` of pool block `block_tables[b, t // block_size]`, pools laid out
+# `(n_blocks, Hkv, block_size, d)` (the layout of the paged cache coming in chapter 09).
+#
+# **How many chunks?** The work items (sequence, K/V head, chunk) take one warp each, numbered
+# chunk-fastest so every warp of every block has work. The GPU holds one *wave* of
+# $\text{slots} = \text{SMs}\times\text{blocks per SM}\times\text{warps per block}$ warps at once
+# ($132 \times 1 \times 4 = 528$ here: a 4-warp block needs 147 KB of shared memory). A second, partly
+# filled wave costs a whole chunk's time for a fraction of the work, so the chunk count is the largest
+# that fits one wave: $n_\text{part} = \max(1, \lfloor \text{slots} / (B\cdot H_{kv}) \rfloor)$.
+# At batch 64 that is one chunk per sequence: nothing to merge.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+from tinyattn.gpu.decode import FUSE_MAX_PARTS, choose_chunk
+
+slots = 132 * 1 * 4                                    # SMs x resident 4-warp blocks per SM x warps per block
+for B_ in (1, 4, 16, 64):
+    chunk_ = choose_chunk(B_, 8, 1, 32768, slots=slots)   # n_part = max(1, slots // (B * Hkv)), rounded to 32-key tiles
+    n_ = -(-32768 // chunk_)
+    want_ = -(-2112 // (B_ * 8))                          # run 8's rule: chunks for ~2112 warps (16 per SM) ...
+    c8_ = max(1024, 32 * -(-(-(-32768 // want_)) // 32))   # ... of at least 1024 keys, whole 32-key tiles
+    n8_ = -(-32768 // c8_)
+    print(f"B = {B_:2d}: {n_:3d} chunks of {chunk_:5d} keys -> {B_ * 8 * n_:3d} warps = {B_ * 8 * n_ // 4:3d} blocks "
+          f"on 132 SMs; merge: {'none' if n_ == 1 else ('fused' if n_ <= FUSE_MAX_PARTS else 'second kernel')}; "
+          f"run 8's rule: {n8_:2d} chunks = {B_ * 8 * n8_ / 4 / 132:.2f} waves")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **Merging without a second launch.** With few chunks the merge is fused into the split kernel
+# (`flash_decode_merge.cuh`): each warp writes its partial $(O_p, \mathrm{lse}_p)$, makes it visible
+# (`__threadfence`), and adds 1 to a counter for its 16 query rows (`atomicAdd`). The warp that reads
+# back $n_\text{part}-1$ is the last: it merges the other partials into its own, still in registers,
+# with the running form of the rule ($m \leftarrow \max(m, \mathrm{lse}_q)$, weights $e^{\mathrm{lse}_q - m}$),
+# writes the output and resets the counter to 0 for the next step. Only that one warp reads the
+# partials, so with many chunks (batch 1: 64) a second kernel that spreads the merge over 8 warps per
+# row is faster; the library fuses up to 8 chunks. Launches go through `cuLaunchKernel` with the
+# argument array packed once per decoding setup. Measured at context 32k, 64 query heads on 8 K/V
+# heads ($G = 8$), $d = 128$, fp16, interleaved with PyTorch in the same run; bandwidth = K/V bytes
+# read / time, against the copy bandwidth of that run (bytes read + written, so a read-only kernel can
+# exceed it). Two timings: one call between two CUDA events, and 20 calls queued back to back
+# ("b2b"), where the CPU launches ahead and mostly GPU time counts:
 
 # %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 dec = [r for r in RUN2["results"] if r.get("ms")]
-copy = RUN2["copy_gbps"]
+S20 = RUN2["session20"]
+copy = S20["copy_gbps"]
 dchk = RUN2["decode_checks"]
 print(f"decode checks: {sum(c['ok'] for c in dchk)}/{len(dchk)} ok (GQA 1-8, Lq 1-16, ragged lengths, paged, fp16/bf16, "
-      f"every kernel variant), worst output max-abs {max(c['out']['max_abs'] for c in dchk):.1e}; copy {copy:.0f} GB/s")
-print(f"{'B':>3s} {'Lq':>3s} {'ours ms':>8s} {'b2b':>7s} {'x copy':>6s} {'paged ms':>9s} {'x copy':>6s} "
+      f"fused and separate merge, every kernel variant), worst output max-abs {max(c['out']['max_abs'] for c in dchk):.1e}; "
+      f"timed sizes {sum(r['check_ok'] for r in dec if 'check_ok' in r)}/{sum('check_ok' in r for r in dec)} ok; copy {copy:.0f} GB/s")
+print("torch's default SDPA picks:", sorted({b_["backend"] for b_ in S20["torch_backend"].values()}))
+print(f"{'B':>3s} {'Lq':>3s} {'ours ms':>8s} {'b2b':>7s} {'x copy':>6s} {'chunks':>6s} {'paged ms':>9s} {'x copy':>6s} "
       f"{'torch default':>13s} {'b2b':>7s} {'torch cuDNN':>11s}")
 get = lambda rows, impl, B_, lq: next((r for r in rows if r["impl"] == impl and r["B"] == B_ and r["Lq"] == lq), None)
 Bs = sorted({r["B"] for r in dec})
@@ -832,19 +868,25 @@ for B_ in Bs:
     for lq in (1, 16):
         o_, p_ = get(dec, "cupy_fp16_decode", B_, lq), get(dec, "cupy_fp16_decode_paged16", B_, lq)
         t_, c_ = get(dec, "torch_sdpa_default", B_, lq), get(dec, "torch_sdpa_cudnn", B_, lq)
-        print(f"{B_:3d} {lq:3d} {o_['ms']:8.3f} {o_['ms_b2b']:7.3f} {o_['gbps'] / copy:6.2f} {p_['ms']:9.3f} {p_['gbps'] / copy:6.2f} "
-              + (f"{t_['ms']:13.3f} {t_['ms_b2b']:7.3f} {c_['ms']:11.3f}" if t_ else ""))
-ratio = lambda rows, B_, key: get(rows, "torch_sdpa_default", B_, 1)[key] / get(rows, "cupy_fp16_decode", B_, 1)[key]
-print("torch default time / ours, Lq = 1 (> 1: ours faster)")
-print("  one call:    " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms'):.2f}" for B_ in Bs))
+        print(f"{B_:3d} {lq:3d} {o_['ms']:8.3f} {o_['ms_b2b']:7.3f} {o_['gbps'] / copy:6.2f} {o_['n_part']:6d} {p_['ms']:9.3f} "
+              f"{p_['gbps'] / copy:6.2f} " + (f"{t_['ms']:13.3f} {t_['ms_b2b']:7.3f} {c_['ms']:11.3f}" if t_ else ""))
+ratio = lambda rows, B_, key, ours="cupy_fp16_decode": get(rows, ours, B_, 1)[key] / get(rows, "torch_sdpa_default", B_, 1)[key]
+print("our time / torch default's, Lq = 1 (< 1: ours faster)")
+print("  one call:     " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms'):.2f}" for B_ in Bs))
 print("  back to back: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms_b2b'):.2f}" for B_ in Bs))
-dec8 = [r for r in RUN2["results_run8"] if r.get("ms")]
-B8 = sorted({r["B"] for r in dec8 if r["impl"] == "torch_sdpa_default"})
-alias8 = {B_: ("cupy_fp16_decode_chunk1024" if get(dec8, "cupy_fp16_decode_chunk1024", B_, 1) else "cupy_fp16_decode") for B_ in B8}
-print("  repeat run (run 8), one call: " + ", ".join(
-    f"B = {B_}: {get(dec8, 'torch_sdpa_default', B_, 1)['ms'] / get(dec8, alias8[B_], B_, 1)['ms']:.2f}" for B_ in B8))
-print("paged / contiguous time, Lq = 1: " + ", ".join(
-    f"B = {B_}: {get(dec, 'cupy_fp16_decode_paged16', B_, 1)['ms'] / get(dec, 'cupy_fp16_decode', B_, 1)['ms']:.2f}" for B_ in Bs))
+dec7 = [r for r in RUN2["results_run7"] if r.get("ms")]
+print("  before (run 7, chunks >= 1024 keys, two launches), one call: " + ", ".join(f"B = {B_}: {ratio(dec7, B_, 'ms'):.2f}" for B_ in Bs)
+      + "; back to back: " + ", ".join(f"{ratio(dec7, B_, 'ms_b2b'):.2f}" for B_ in Bs))
+for label_, impl_ in (("same kernel, run 8's chunk rule, CuPy's launch path", "cupy_fp16_decode_run8rule"),
+                      ("same kernel, new chunk rule, CuPy's launch path", "cupy_fp16_decode_cupylaunch")):
+    print(f"  {label_}, one call: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms', impl_):.2f}" for B_ in Bs))
+prof_ = S20["profiler_kernels"]
+for B_ in ("1", "16"):
+    print(f"GPU time per call (profiler, B = {B_}): ours " + " + ".join(f"{k_['us_per_call']:.1f}" for k_ in prof_[B_]["cupy_fp16_decode_sepmerge"])
+          + " us (split + merge), cuDNN " + " + ".join(f"{k_['us_per_call']:.1f}" for k_ in prof_[B_]["torch_sdpa_default"]) + " us")
+paged_ratio = lambda rows, B_: get(rows, "cupy_fp16_decode_paged16", B_, 1)["ms"] / get(rows, "cupy_fp16_decode", B_, 1)["ms"]
+print("paged / contiguous time, Lq = 1: " + ", ".join(f"B = {B_}: {paged_ratio(dec, B_):.2f}" for B_ in Bs)
+      + "; run 7: " + ", ".join(f"{paged_ratio(dec7, B_):.2f}" for B_ in Bs))
 
 # %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -858,25 +900,22 @@ ax.set_title("Decoding on the H200: GQA 8:1, d = 128, fp16 (one call per timing)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# From batch 16 on, our kernel reads the cache at the copy rate (the "x copy" column). Against
-# PyTorch's default SDPA the answer depends on the batch and on how one times. Per call, ours is
-# ahead at batch 1 and 4 and a few percent behind at 16 and 64 (the ratio lines; the repeat run agrees
-# within its spread); back to back, torch is ahead at every batch: its kernels launch faster from
-# the CPU (a small batch's whole call lasts only tens of µs) and at large batch it streams a few percent
-# faster. Two changes got us here (`benchmarks/NOTES.md`, runs 7-8). The first merge kernel gave each
-# output column to one thread looping over all partials: at batch 1 (128 partials per row) that
-# serial chain of loads was a large part of a fixed cost of some 30-45 µs per call (estimated from
-# the times at different batch sizes); splitting the partials over 8 warps, and fewer, longer chunks
-# (at least 1024 keys, so fewer partials), took batch 1 from 0.073 ms (earlier runs) to the time in
-# the table. Second, the paged
-# variant: the hardware counters (`gpu_ncu_probe_h200.txt`, B = 16) showed it read the same bytes as
-# the contiguous kernel but executed 1.5× the instructions (64-bit address arithmetic per row) with a
-# single warp per scheduler (one 4-warp block of 147 KB shared memory per SM), so it was bound by
-# instruction latency. Per-tile base offsets cut the instructions, and blocks of 2 warps (3 blocks,
-# 6 warps per SM) hide more: paged now takes the multiple of the contiguous time printed above (1.7×
-# at batch 64 before these two changes). Three cp.async stages (two tiles in flight per warp) changed nothing:
-# bytes in flight were not the limit. With $L_q = 16$ the 128 packed rows make the tile work heavier
-# and each chunk is read by two row groups: well under the copy rate.
+# From batch 16 on, our kernel reads the cache at the copy rate (the "x copy" column). PyTorch's
+# default SDPA runs cuDNN here (printed above): at batch 1 a split kernel plus a merge kernel, as ours,
+# at batch 16 one kernel (the profiler lines; names in `session20.profiler_kernels` of the JSON). Per call, ours is now
+# faster at every batch (the "one call" ratios, all below 1; before this change 0.90-1.03, the
+# "before" line). Two changes did it, as the two lines below it separate: the chunk count (run 8's
+# rule left half the GPU idle at batch 1 and ended in a partial wave at larger batches) and the
+# launch path, which matters most at batch 1, where a whole call lasts some 50 µs. Back to back,
+# where only GPU time counts, it is a tie at batch 4-64 (within the 1-2% that repeat runs move) and
+# cuDNN wins at batch 1: its split kernel reads the 134 MB of batch 1 faster than ours (the profiler
+# line; why, we did not find out). What did not help (`benchmarks/NOTES.md`, session 20): the fused
+# merge with 16 or 64 partials (one warp reading them all is slower than a second kernel), three
+# cp.async stages, 2-warp blocks. The paged variant takes the multiple of the contiguous time printed
+# above; at batch 64 the one-wave rule gives it one chunk per sequence, about 4 warps per SM for an
+# instruction-bound loop, and it lost ground there against run 7 (same line). With $L_q = 16$ the 128
+# packed rows make the tile work heavier and each chunk is read by two row groups: well under the copy
+# rate.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### An honest naive baseline

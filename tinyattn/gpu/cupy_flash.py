@@ -34,10 +34,12 @@ DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er"}   # fastest measured on the
 
 
 def cuda_source(name: str) -> str:
-    """Text of ``name`` with ``#include "ptx_utils.cuh"`` inlined (NVRTC then needs no include path)."""
+    """Text of ``name`` with its ``#include "x.cuh"`` lines (files beside it, e.g. ptx_utils.cuh)
+    inlined, so NVRTC needs no include path."""
+    import re
+
     src = (HERE / name).read_text()
-    helpers = (HERE / "ptx_utils.cuh").read_text().replace("#pragma once", "")
-    return src.replace('#include "ptx_utils.cuh"', helpers)
+    return re.sub(r'#include "([\w.]+\.cuh)"', lambda m: (HERE / m.group(1)).read_text().replace("#pragma once", ""), src)
 
 
 @lru_cache(maxsize=None)

@@ -1,8 +1,16 @@
 """Split-KV decoding ("FlashDecoding") through CuPy: contiguous and paged K/V caches (chapter 07).
 
 The CUDA C is ``flash_decode.cu``: a split kernel (one warp per chunk of keys, the G query heads of a
-K/V head packed into one tile) writes partial results ``(O_p, lse_p)``; a merge kernel combines them,
-``lse = log sum_p exp(lse_p)``, ``O = sum_p exp(lse_p - lse) O_p`` (chapter 06's online-softmax merge).
+K/V head packed into one tile) writes partial results ``(O_p, lse_p)``, combined by chapter 06's
+online-softmax merge ``lse = log sum_p exp(lse_p)``, ``O = sum_p exp(lse_p - lse) O_p``: either by a
+second kernel, or (fused, ``flash_decode_merge.cuh``) by the last warp of each 16-row slab to finish,
+found with an atomic counter: one launch. With one chunk per sequence nothing is merged.
+
+The number of chunks follows the GPU, not only the length (``choose_chunk``): the work items
+``B * Hkv * row groups * n_part`` (one warp each) should fill ONE wave of resident warps, so
+``n_part = max(1, floor(slots / (B * Hkv * row groups)))`` with ``slots = SMs * resident blocks per SM *
+warp groups per block`` (H200, contiguous: 132 * 1 * 4 = 528): B = 1, 4, 16, 64 at 32k keys and 8 K/V
+heads give n_part = 64, 16, 4, 1 (128 blocks on 132 SMs, no second, partial wave).
 """
 from __future__ import annotations
 
@@ -14,13 +22,15 @@ from .cupy_flash import HEAD_DIMS, LOG2E, _kind_of, _module
 
 NW, BK = 4, 32                       # warps per block, keys per tile (flash_decode.cu)
 MW = 8                               # warps per merge block (flash_decode.cu)
-TARGET_WARPS = 132 * 16              # enough chunks to give every SM of an H100/H200 16 warps
+N_SM_DEFAULT = 132                   # SMs of an H100/H200 SXM (the device's own count is used when known)
 SPLIT_WARPS = 4                      # warps per block when each warp owns a chunk (wpc = 1): 4 or 2
 SPLIT_WARPS_PAGED = 2                # paged: 2-warp blocks, 3 per SM (run 7: B = 64 3.42 -> 2.20 ms)
-MIN_CHUNK = 1024                     # runs 7-8 at 32k: B = 1 256 / 512 / 1024 keys 0.063 / 0.057 / 0.059 ms,
-                                     # B = 4 512 / 1024 0.155 / 0.149 ms (fewer partials, whole waves)
+MIN_CHUNK = 256                      # no chunk shorter than 8 tiles (short contexts: fewer partials to merge)
+FUSE_MAX_PARTS = 8                   # fused merge (one launch) when n_part <= this: the slab's last warp
+                                     # reads the other n_part - 1 partials alone (session 20)
 SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk and 4 warps: 2 or 3 (run 8:
-                                     # 3 stages gained nothing, B = 64 -0-14%; kept as a checked variant)
+                                     # 3 stages gained nothing, B = 64 -0-14%; session 20, one-wave rule: within
+                                     # 1% at B = 1-64; kept as a checked variant)
 
 
 @lru_cache(maxsize=None)
@@ -44,15 +54,77 @@ def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2):
 
 
 def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None,
-                 wpc: int = 1) -> int:
-    """Keys per chunk (a multiple of 32, at least MIN_CHUNK): enough chunks to fill the GPU, none tiny."""
+                 wpc: int = 1, slots: int = N_SM_DEFAULT * 4) -> int:
+    """Keys per chunk (a multiple of 32, at least MIN_CHUNK) for a one-wave grid.
+
+    slots: warp groups resident at once on the GPU (SMs * blocks per SM * warps per block / wpc).
+    The items B * Hkv * row_groups * n_part take one slot each; n_part = max(1, slots // (B * Hkv *
+    row_groups)) fills one wave without starting a second, partial one (a partial wave costs a whole
+    chunk's time for a fraction of the work). wpc is kept for the call signature (slots already counts
+    warp groups)."""
     if chunk is not None:
         if chunk <= 0 or chunk % BK:
             raise ValueError(f"chunk must be a positive multiple of {BK}, got {chunk}")
         return chunk
-    n = max(1, math.ceil(TARGET_WARPS / max(1, batch * hkv * row_groups * wpc)))
+    n = max(1, slots // max(1, batch * hkv * row_groups))
     c = math.ceil(max(1, max_len) / n)
     return max(MIN_CHUNK, math.ceil(c / BK) * BK)
+
+
+@lru_cache(maxsize=None)
+def _slots(kind: str, d: int, wpc: int, nwb: int, stages: int) -> int:
+    """Warp groups (of wpc warps) resident at once: SMs * blocks per SM (occupancy API) * nwb / wpc."""
+    from cupy.cuda import driver, runtime
+
+    split, _, smem = _kernels(kind, d, wpc, nwb, stages)
+    try:
+        n_sm = runtime.getDeviceProperties(runtime.getDevice())["multiProcessorCount"]
+        per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(_fn_ptr(split), nwb * 32, smem)
+    except Exception:  # noqa: BLE001  (older CuPy: the H200 values measured with ptxas + smem)
+        n_sm, per_sm = N_SM_DEFAULT, (1 if nwb == NW and wpc == 1 else (3 if nwb == 2 else 2))
+    return max(1, n_sm * max(1, per_sm) * (nwb // wpc))
+
+
+def _fn_ptr(kern) -> int:
+    """CUfunction handle of a CuPy RawKernel (for the driver calls)."""
+    f = getattr(kern, "kernel", None) or getattr(kern, "_kernel")
+    return int(f.ptr)
+
+
+def _fast(kern, grid, block, smem, args):
+    """Launch ``kern`` with its arguments packed once (cuLaunchKernel on a prebuilt parameter array):
+    a decoding step repeats the same pointers and sizes, so the per-call cost is one driver call, not
+    CuPy's argument conversion. Falls back to the ordinary CuPy call if the handle is not reachable."""
+    import ctypes
+
+    import cupy as cp
+    import numpy as np
+
+    try:
+        from cupy.cuda import driver
+        fptr = _fn_ptr(kern)
+        vals = []
+        for a in args:
+            if isinstance(a, cp.ndarray):
+                vals.append(ctypes.c_void_p(a.data.ptr))
+            elif isinstance(a, np.int32):
+                vals.append(ctypes.c_int32(int(a)))
+            elif isinstance(a, np.float32):
+                vals.append(ctypes.c_float(float(a)))
+            else:
+                raise TypeError(type(a))
+        params = (ctypes.c_void_p * len(vals))(*(ctypes.addressof(v) for v in vals))
+        pp, g, b = ctypes.addressof(params), tuple(grid) + (1,) * (3 - len(grid)), tuple(block) + (1,) * (3 - len(block))
+
+        def launch():
+            driver.launchKernel(fptr, g[0], g[1], g[2], b[0], b[1], b[2], smem, cp.cuda.get_current_stream().ptr, pp, 0)
+        launch.keep, launch.fast = (vals, params, args), True
+        return launch
+    except Exception:  # noqa: BLE001
+        def launch():
+            kern(grid, block, args, shared_mem=smem)
+        launch.fast = False
+        return launch
 
 
 def _check(q, k, v, seq_lens, dtype, paged: bool):
@@ -90,9 +162,12 @@ def _run(*args, return_lse: bool = False, **kw):
 
 
 def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged, is_causal, scale, chunk,
-                max_len, nwb: int | None = None, stages: int | None = None):
-    """Checked-argument-free launcher for the benchmark: returns ``(go, out, lse)``; ``go()`` enqueues
-    the split and merge kernels (asynchronous) writing into the preallocated ``out`` and ``lse``."""
+                max_len, nwb: int | None = None, stages: int | None = None, fused: bool | None = None,
+                fast: bool = True, slots: int | None = None):
+    """Checked-argument-free launcher: returns ``(go, out, lse)``; ``go()`` enqueues the split kernel
+    (and the merge kernel unless fused) writing into the preallocated ``out`` and ``lse``.
+    fused None: fused when n_part <= FUSE_MAX_PARTS; fast: prepacked driver launches (``_fast``);
+    slots: override the resident warp groups of the chunk rule (benchmark sweeps)."""
     import cupy as cp
     import numpy as np
 
@@ -101,26 +176,46 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
     rows = hq // hkv * lq                                   # packed rows per K/V head
     wpc = 1 if rows <= 16 else NW
     rg = math.ceil(rows / (16 * wpc))                       # row groups, each re-reading the chunk
-    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc)
-    n_part = max(1, math.ceil(max_len / chunk))
     nwb = ((SPLIT_WARPS_PAGED if paged else SPLIT_WARPS) if wpc == 1 else NW) if nwb is None else nwb
     stages = (SPLIT_STAGES if wpc == 1 and nwb == NW else 2) if stages is None else stages
     split, merge, smem = _kernels(kind, d, wpc, nwb, stages)
-    part_o = cp.empty((B, hq, lq, n_part, d), cp.float32)
-    part_lse = cp.empty((B, hq, lq, n_part), cp.float32)
+    if chunk is None:
+        slots = _slots(kind, d, wpc, nwb, stages) if slots is None else slots
+    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc, slots or 1)
+    n_part = max(1, math.ceil(max_len / chunk))
+    fused = n_part <= FUSE_MAX_PARTS if fused is None else bool(fused)
+    part_o = cp.empty((B, hq, lq, n_part if not fused or n_part > 1 else 0, d), cp.float32)
+    part_lse = cp.empty((B, hq, lq, n_part if not fused or n_part > 1 else 0), cp.float32)
+    cnt = cp.zeros(max(1, B * hkv * rg * wpc), cp.int32)    # fused: per 16-row slab, left at 0 by each launch
     out = cp.empty_like(q)
     lse = cp.empty((B, hq, lq), cp.float32)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
-    grid = (math.ceil(n_part / (nwb // wpc)), hkv * rg, B)
+    items = B * hkv * rg * n_part                           # (b, h, row group, chunk), one warp group each
+    grid = (max(1, math.ceil(items / (nwb // wpc))), 1, 1)
     bs_shift = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1     # power-of-two block: shifts
     args = (q, k, v, table, seq_lens, part_o, part_lse, np.int32(hq), np.int32(hkv), np.int32(lq),
             np.int32(s_len), np.int32(bs), np.int32(bs_shift), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
-            np.float32(sc * LOG2E), np.int32(bool(is_causal)), np.int32(paged))
+            np.float32(sc * LOG2E), np.int32(bool(is_causal)), np.int32(paged), np.int32(rg), np.int32(B),
+            np.int32(fused), out, lse, cnt)
+    margs = (part_o, part_lse, out, lse, np.int32(n_part))
+    if fast:
+        calls = [_fast(split, grid, (nwb * 32,), smem, args)]
+        if not fused:
+            calls.append(_fast(merge, (B * hq * lq,), (MW * 32,), 0, margs))
+    else:
+        calls = [lambda: split(grid, (nwb * 32,), args, shared_mem=smem)]
+        if not fused:
+            calls.append(lambda: merge((B * hq * lq,), (MW * 32,), margs))
+    if len(calls) == 1:
+        go = calls[0]
+    else:
+        c0, c1 = calls
 
-    def go():
-        split(grid, (nwb * 32,), args, shared_mem=smem)
-        merge((B * hq * lq,), (MW * 32,), (part_o, part_lse, out, lse, np.int32(n_part)))
-    go.n_part, go.chunk, go.wpc, go.nwb, go.stages = n_part, chunk, wpc, nwb, stages
+        def go():
+            c0()
+            c1()
+    go.n_part, go.chunk, go.wpc, go.nwb, go.stages, go.fused = n_part, chunk, wpc, nwb, stages, fused
+    go.fast, go.slots, go.refs = all(getattr(c, "fast", False) for c in calls), slots, (args, margs, calls)
     return go, out, lse
 
 

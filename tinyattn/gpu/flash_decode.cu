@@ -2,7 +2,8 @@
 //
 // Decoding has few query tokens (Lq = 1..16) and a long cache, so one block per query tile would
 // leave the GPU idle. Instead the keys of each sequence are cut into chunks ("splits"): every warp
-// takes one chunk and computes a partial result over it, then a second kernel merges the partials
+// takes one chunk and computes a partial result over it; the partials are merged (a second kernel,
+// or the last warp of each slab to finish: flash_decode_merge.cuh)
 // with the online-softmax merge of chapter 06:
 //   lse = log sum_p exp(lse_p),   O = sum_p exp(lse_p - lse) O_p.
 // GQA packing: the G = Hq / Hkv query heads that share a K/V head, times the Lq tokens, are the
@@ -15,6 +16,7 @@
 // table[b][t / BS]); seq_lens (B,) int32. Query i of the Lq new tokens sees keys t <= len - Lq + i
 // (causal) or all t < len. Partials: part_o (B, Hq, Lq, P, D) fp32, part_lse (B, Hq, Lq, P) fp32.
 #include "ptx_utils.cuh"
+#include "flash_decode_merge.cuh"
 
 namespace fdec {
 
@@ -95,19 +97,24 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
                                          const int* __restrict__ seq_lens, float* __restrict__ part_o,
                                          float* __restrict__ part_lse, int hq, int hkv, int lq, int s_len,
                                          int bs, int bs_shift, int max_blocks, int chunk, int n_part,
-                                         float scale_log2, int causal) {
+                                         float scale_log2, int causal, int n_rg, int n_seq, int fused,
+                                         u16* __restrict__ out, float* __restrict__ lse, int* __restrict__ cnt) {
     static_assert(WPC == 1 || WPC == NWB, "a chunk is read by one warp or by the whole block");
     extern __shared__ __align__(128) unsigned char smem_raw[];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    const int p = blockIdx.x * (NWB / WPC) + warp / WPC; // this warp's chunk
+    // work items (b, h, row group, chunk p) in one flat list, chunk fastest: item i is taken by warp
+    // group i % (NWB / WPC) of block i / (NWB / WPC), so every warp of every block has work (the grid
+    // holds ceil(items / (NWB / WPC)) blocks) whatever n_part is (n_part = 1 included)
+    const int item = blockIdx.x * (NWB / WPC) + warp / WPC;
+    const int p = item % n_part, hy = (item / n_part) % (hkv * n_rg), b = item / n_part / (hkv * n_rg);
+    const int h = hy / n_rg;
     const int gt = (warp % WPC) * 32 + lane;            // thread index inside the chunk's group
-    const int n_rg = gridDim.y / hkv, h = blockIdx.y / n_rg, b = blockIdx.z;
-    const int rbase = ((blockIdx.y % n_rg) * WPC + warp % WPC) * 16;
+    const int rbase = ((hy % n_rg) * WPC + warp % WPC) * 16;
     const int grp = hq / hkv, rows = grp * lq;          // packed rows: r = gi * lq + i; this warp: rbase + 0..15
     u16* sQ = reinterpret_cast<u16*>(smem_raw) + warp * 16 * D;
     u16* sK = reinterpret_cast<u16*>(smem_raw) + NWB * 16 * D + (warp / WPC) * 2 * ST * BK * D;   // ST K + ST V tiles
     u16* sV = sK + ST * BK * D;
-    if (p >= n_part) return;                            // the whole group leaves together
+    if (b >= n_seq) return;                             // the whole group leaves together
     const int len = seq_lens[b];
     const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + BK - 1) / BK : 0;
@@ -218,98 +225,35 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     }
     cp_async_wait<0>();
 
-    // partial result of this chunk: O_p = acc / l and lse_p = (m c + log2 l) ln 2 (-inf, O_p = 0 if empty)
-    float lsum[2];
-#pragma unroll
-    for (int x = 0; x < 2; ++x) {
-        lsum[x] = l[x] + __shfl_xor_sync(0xffffffffu, l[x], 1);
-        lsum[x] += __shfl_xor_sync(0xffffffffu, lsum[x], 2);
-    }
+    // the chunk's partial: to the merge kernel, or merged here by the slab's last warp (flash_decode_merge.cuh)
+    size_t row[2];
+    bool ok[2];
 #pragma unroll
     for (int x = 0; x < 2; ++x) {
         const int r = rbase + g + 8 * x;
-        if (r >= rows) continue;
-        const size_t row = (((size_t)b * hq + h * grp + r / lq) * lq + r % lq);
-        const float inv = lsum[x] > 0.f ? 1.f / lsum[x] : 0.f;
-        float* po = part_o + (row * n_part + p) * D;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n)
-            *reinterpret_cast<float2*>(po + n * 8 + 2 * t4) = make_float2(acc[n][2 * x] * inv, acc[n][2 * x + 1] * inv);
-        if (t4 == 0)
-            part_lse[row * n_part + p] = lsum[x] > 0.f ? fmaf(m[x], scale_log2, log2f(lsum[x])) * TA_LN2 : TA_NEG_INF;
+        ok[x] = r < rows;
+        row[x] = ok[x] ? (((size_t)b * hq + h * grp + r / lq) * lq + r % lq) : 0;
     }
-}
-
-// merge: one block of MW warps per query row (b, hq, i). Warp w takes partials p = w, w + MW, ...;
-// lane owns D / 32 adjacent output columns (one 8- or 16-byte load per partial); the MW partial sums
-// are then added through shared memory. (Run 7: the first merge, one thread per column looping over
-// all partials, was a serial chain of n_part dependent-latency loads: ~30 us at B = 1, n_part = 128.)
-constexpr int MW = 8;
-template <int D, bool BF16>
-__device__ __forceinline__ void merge(const float* __restrict__ part_o, const float* __restrict__ part_lse,
-                                      u16* __restrict__ o, float* __restrict__ lse, int n_part) {
-    constexpr int CPL = D / 32;                        // columns per lane: 2 (d = 64) or 4 (d = 128)
-    __shared__ float red_num[MW][D], red_den[MW], red_mx[MW];
-    const size_t row = blockIdx.x;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const float* pl = part_lse + row * n_part;
-    float mx = TA_NEG_INF;                             // max_p lse_p over the whole block
-    for (int p = threadIdx.x; p < n_part; p += MW * 32) mx = fmaxf(mx, pl[p]);
-#pragma unroll
-    for (int w = 16; w > 0; w >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, w));
-    if (lane == 0) red_mx[warp] = mx;
-    __syncthreads();
-#pragma unroll
-    for (int w = 0; w < MW; ++w) mx = fmaxf(mx, red_mx[w]);
-    float num[CPL] = {}, den = 0.f;
-    if (mx != TA_NEG_INF) {
-#pragma unroll 4
-        for (int p = warp; p < n_part; p += MW) {
-            const float wt = fast_exp2((pl[p] - mx) * 1.4426950408889634f);   // exp(lse_p - max)
-            den += wt;
-            const float* src = part_o + (row * n_part + p) * D + lane * CPL;
-            if constexpr (CPL == 4) {
-                const float4 x = *reinterpret_cast<const float4*>(src);
-                num[0] = fmaf(wt, x.x, num[0]); num[1] = fmaf(wt, x.y, num[1]);
-                num[2] = fmaf(wt, x.z, num[2]); num[3] = fmaf(wt, x.w, num[3]);
-            } else {
-                const float2 x = *reinterpret_cast<const float2*>(src);
-                num[0] = fmaf(wt, x.x, num[0]); num[1] = fmaf(wt, x.y, num[1]);
-            }
-        }
-    }
-#pragma unroll
-    for (int j = 0; j < CPL; ++j) red_num[warp][lane * CPL + j] = num[j];
-    if (lane == 0) red_den[warp] = den;
-    __syncthreads();
-    if (warp == 0) {
-        float dsum = 0.f;
-#pragma unroll
-        for (int w = 0; w < MW; ++w) dsum += red_den[w];
-#pragma unroll
-        for (int j = 0; j < CPL; ++j) {
-            float x = 0.f;
-#pragma unroll
-            for (int w = 0; w < MW; ++w) x += red_num[w][lane * CPL + j];
-            o[row * D + lane * CPL + j] = from_float<BF16>(dsum > 0.f ? x / dsum : 0.f);
-        }
-        if (lane == 0) lse[row] = dsum > 0.f ? mx + log2f(dsum) * TA_LN2 : TA_NEG_INF;
-    }
+    finish_chunk<D, BF16>(acc, m, l, scale_log2, row, ok, p, n_part, fused, part_o, part_lse, out, lse, cnt,
+                          (int)(item / n_part) * WPC + warp % WPC, lane);
 }
 
 }  // namespace fdec
 
 // dynamic shared memory: NWB * 16 * D * 2 (Q) + (NWB / WPC) * 2 * ST * BK * D * 2 (K, V) bytes
-// grid (ceil(n_part / (NWB / WPC)), Hkv * ceil(G * Lq / (16 * WPC)), B); merge grid (B * Hq * Lq), block MW * 32
+// grid ceil(B * Hkv * n_rg * n_part / (NWB / WPC)) blocks, n_rg = ceil(G * Lq / (16 * WPC)) row groups;
+// counters cnt: B * Hkv * n_rg * WPC ints, zero before the first fused launch (each launch leaves them zero);
+// merge grid (B * Hq * Lq), block MW * 32 (only when fused = 0)
 // names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages)
 #define TA_DECODE_SPLIT(D, BF16, T, WPC, NWB, ST, SUFFIX)                                              \
     extern "C" __global__ void __launch_bounds__(NWB * 32, 1)                                           \
     decode_split_##T##_d##D##_w##WPC##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table, \
                             const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
                             int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
-                            float scale_log2, int causal, int paged) {                                   \
-        if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
-        else fdec::split_kv<D, BF16, false, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal); \
+                            float scale_log2, int causal, int paged, int n_rg, int n_seq, int fused,      \
+                            u16* out, float* lse, int* cnt) {                                            \
+        if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
+        else fdec::split_kv<D, BF16, false, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
     }
 #define TA_DECODE(D, BF16, T)                                                                          \
     TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, )                                                             \

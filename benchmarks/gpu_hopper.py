@@ -6,11 +6,16 @@ Reuses benchmarks/gpu_flash.py's helpers (float64 reference, CUDA-event timer, t
 1. (--layout-test) one warpgroup multiplies known matrices through the shared-memory descriptors
    (K-major Q K^T case and the MN-major P V case with both LBO/SBO assignments) vs a CuPy matmul.
 2. Checks every variant, fp16 and bf16, d = 64, 128, causal and not, on ragged N, Nq != Nk (both
-   ways) and N = 8192, 16384 (the committed runs of 09:40/09:50 UTC predate Nq > Nk and 16384): outputs poisoned with NaN first; relative error vs float64, next to torch
-   SDPA flash's own fp16 error on the same inputs (acceptance: within 2x of it).
-3. Times each variant (fp16; bf16 for the default) and torch SDPA flash and cuDNN, interleaved per
-   cell, N = 8192, 16384, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d.
-Writes OUT/gpu_flash_hopper_h200.json (records: DESIGN.md schema, pass "fwd") and prints a table last.
+   ways) and N = 8192, 16384: outputs poisoned with NaN first; relative error vs float64, next to torch
+   SDPA's own error on the same inputs (acceptance: within 2x of it; None where torch has no such mask).
+3. Times each variant (fp16; bf16 for the default), the FP8 kernel (d = 128, with and without its
+   quantisation pass) and torch SDPA flash and cuDNN, in ROUNDS interleaved passes per cell, N = 8192,
+   16384, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d. The output of every timed
+   launch is checked too (NaN-poisoned, heads 0-1 of batch 0 vs float64, next to torch flash's error).
+4. FP8 with and without FlashAttention-3's incoherent processing on inputs with outliers (gpu_hopper_fp8).
+Writes OUT/gpu_flash_hopper_h200.json (records: DESIGN.md schema, pass "fwd"; "acceptance" summary),
+OUT/gpu_flash_hopper_fp8_h200.json (the FP8 records) and prints a table last.
+``python benchmarks/gpu_flash.py --hopper [options]`` runs this script.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import datetime
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -32,7 +38,8 @@ import cupy as cp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tinyattn.gpu import hopper, hopper_fp8  # noqa: E402
+from tinyattn.gpu import hopper  # noqa: E402
+from gpu_hopper_fp8 import FP8_TOL, incoherent, make_run_fp8  # noqa: E402
 
 IMPL = {"float16": "cupy_fp16_wgmma", "bfloat16": "cupy_bf16_wgmma"}
 FP8 = True           # main() switches it off with --no-fp8
@@ -47,23 +54,6 @@ def make_run(dtype, q, k, v, causal, variant):
     cl = cp.empty(q3.shape[:2], cp.float32)
     kind = "f16" if dtype == "float16" else "bf16"
     return (lambda: hopper.launch(cq, ck, cv, co, kind, cl, is_causal=causal, variant=variant)), o
-
-
-FP8_TOL = 0.1        # relative error accepted for e4m3 inputs (reported next to the fp16 kernel's error)
-
-
-def make_run_fp8(q, k, v, causal, with_quant: bool):
-    """(run, out) for the FP8 kernel on fp16 torch tensors (d = 128); with_quant times quantisation too."""
-    B, H, nq, d = q.shape
-    q3, k3, v3 = (as_cupy(x.reshape(B * H, x.shape[2], d)) for x in (q, k, v))
-    o = torch.empty(B * H, nq, d, device=DEV, dtype=torch.float16)
-    co, cl = as_cupy(o), cp.empty((B * H, nq), cp.float32)
-    qz = hopper_fp8.quantize(q3, k3, v3)
-    if with_quant:
-        def run():
-            hopper_fp8.launch(hopper_fp8.quantize(q3, k3, v3), co, cl, is_causal=causal)
-        return run, o
-    return (lambda: hopper_fp8.launch(qz, co, cl, is_causal=causal)), o
 
 
 def layout_test() -> dict:
@@ -88,6 +78,25 @@ def layout_test() -> dict:
     return out
 
 
+def torch_error(q, k, v, causal, ref):
+    """torch SDPA's own relative error vs float64 on the same inputs (its default backend; flash for
+    Nq = Nk), or None where torch cannot express the mask: torch's is_causal is top-left aligned, so
+    causal Nq != Nk uses causal_lower_right (None if unsupported, or for Nq > Nk: rows with no key)."""
+    nq, nk = q.shape[2], k.shape[2]
+    try:
+        if causal and nq != nk:
+            if nq > nk:
+                return None
+            from torch.nn.attention.bias import causal_lower_right
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(nq, nk))
+        else:
+            o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        err = (torch.linalg.norm(o.double() - ref) / torch.linalg.norm(ref)).item()
+        return err if math.isfinite(err) else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def run_checks(variants, gen) -> list[dict]:
     # ragged, Nq < Nk, Nq > Nk (causal rows that see no key), both timed lengths
     cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000), (1, 2, 64, 200), (1, 2, 400, 150),
@@ -100,10 +109,7 @@ def run_checks(variants, gen) -> list[dict]:
                 for dtype in ("float16", "bfloat16"):
                     q, k, v = (x.to(TORCH_DT[dtype]) for x in base)
                     ref = reference(q, k, v, causal)
-                    torch_err = None
-                    if nq == nk:
-                        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                        torch_err = (torch.linalg.norm(o.double() - ref) / torch.linalg.norm(ref)).item()
+                    torch_err = torch_error(q, k, v, causal, ref)
                     if FP8 and dtype == "float16" and d == 128:
                         rec = {"impl": "cupy_fp8_wgmma", "variant": "fp8", "dtype": "float8_e4m3", "B": B, "H": H,
                                "Nq": nq, "Nk": nk, "d": d, "causal": causal, "pass": "fwd", "torch_rel_err": torch_err}
@@ -166,46 +172,109 @@ def resources(variants) -> dict:
     return res
 
 
+def timed_err(run, out, like, ref) -> dict:
+    """Re-run a timed launch into a NaN-poisoned output; heads 0-1 of batch 0 vs float64 (ref)."""
+    if isinstance(out, torch.Tensor):
+        out.fill_(float("nan"))
+    run()
+    torch.cuda.synchronize()
+    o = gf.output_of(out, like)[:1, :2].double()
+    rel = (torch.linalg.norm(o - ref) / torch.linalg.norm(ref)).item()
+    return {"check_rel_err": rel, "check_max_abs": (o - ref).abs().max().item(), "check_nan": bool(torch.isnan(o).any())}
+
+
+ROUNDS = 2           # every cell's implementations timed in ROUNDS interleaved passes (forward, then reversed)
+
+
 def timing(variants, gen, Ns) -> list[dict]:
+    """Time each implementation per cell (interleaved rounds) and check the timed output vs float64."""
     results = []
     for d in (64, 128):
         H = 2048 // d
         for N in Ns:
             B = max(1, 16384 // N)
             for causal in (False, True):
-                q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3))
+                base = [torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3)]
+                ins = {"float16": base, "bfloat16": [x.to(torch.bfloat16) for x in base]}
                 flops = 4 * B * H * N * N * d / (2 if causal else 1)
+                refs, torch_err = {}, {}
+                for dt, (q, k, v) in ins.items():      # float64 reference and torch flash's own error, heads 0-1
+                    refs[dt] = reference(q[:1, :2], k[:1, :2], v[:1, :2], causal)
+                    with gf.sdpa_kernel(gf.SDPBackend.FLASH_ATTENTION):
+                        o = torch.nn.functional.scaled_dot_product_attention(q[:1, :2], k[:1, :2], v[:1, :2], is_causal=causal)
+                    torch_err[dt] = (torch.linalg.norm(o.double() - refs[dt]) / torch.linalg.norm(refs[dt])).item()
                 mine = [x for x in variants if d in hopper.VARIANTS[x][4]]
                 todo = [(IMPL["float16"], "float16", var) for var in mine]
                 todo += [(IMPL["bfloat16"], "bfloat16", hopper.DEFAULT_VARIANT[d] if hopper.DEFAULT_VARIANT[d] in mine else mine[-1])]
                 todo += [("torch_sdpa_flash", "float16", None), ("torch_sdpa_cudnn", "float16", None)]
                 if FP8 and d == 128:
                     todo += [("cupy_fp8_wgmma", "float16", "fp8"), ("cupy_fp8_wgmma", "float16", "fp8+quant")]
+                cell = []
                 for impl, dtype, var in todo:
                     rec = {"impl": impl, "variant": var, "dtype": dtype, "B": B, "H": H, "N": N, "d": d,
-                           "causal": causal, "pass": "fwd"}
+                           "causal": causal, "pass": "fwd", "default": var == hopper.DEFAULT_VARIANT[d]}
+                    qq, kk, vv = ins[dtype]
                     try:
-                        qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
                         if impl.startswith("torch"):
-                            run, _ = gf.make_fn(impl, dtype, qq, kk, vv, causal)
+                            run, out = gf.make_fn(impl, dtype, qq, kk, vv, causal)
                         elif impl == "cupy_fp8_wgmma":
                             rec["dtype"] = "float8_e4m3"
-                            run, _ = make_run_fp8(qq, kk, vv, causal, var == "fp8+quant")
+                            run, out = make_run_fp8(qq, kk, vv, causal, var == "fp8+quant")
                         else:
-                            run, _ = make_run(dtype, qq, kk, vv, causal, var)
-                        ms, times = time_ms(run)
-                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times))
+                            run, out = make_run(dtype, qq, kk, vv, causal, var)
+                        rec.update(timed_err(run, out, qq, refs[dtype]), torch_rel_err=torch_err[dtype])
+                        rec["err_ratio_vs_torch"] = e = rec["check_rel_err"] / torch_err[dtype]
+                        rec["check_ok"] = bool(rec["check_rel_err"] < FP8_TOL if impl == "cupy_fp8_wgmma" else
+                                               rec["check_rel_err"] < gf.TOL[dtype] and e <= 2)   # NaN fails both
+                        cell.append((rec, run, []))
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
                     results.append(rec)
-                del q, k, v
+                for rnd in range(ROUNDS):
+                    for rec, run, times in (cell if rnd % 2 == 0 else cell[::-1]):
+                        try:
+                            ms, t = time_ms(run)
+                            times.extend(t)
+                            rec.setdefault("ms_rounds", []).append(ms)
+                        except Exception as e:  # noqa: BLE001
+                            rec["error"] = f"{type(e).__name__}: {e}"[:300]
+                for rec, run, times in cell:
+                    if times:
+                        rec.update(ms=statistics.median(times), reps=len(times))
+                        rec["tflops"] = flops / rec["ms"] / 1e9
+                    else:
+                        rec.update(ms=None, tflops=None)
+                del base, ins, cell
     return results
+
+
+def acceptance(results, checks) -> dict:
+    """Issue 14's acceptance read off this run: default fp16 variant / torch flash per cell; errors."""
+    cells, worst = {}, 0.0
+    for r in results:
+        if r["impl"] == IMPL["float16"] and r.get("default") and r.get("tflops"):
+            fl = next(x for x in results if x["impl"] == "torch_sdpa_flash" and all(x[c] == r[c] for c in ("N", "d", "causal")))
+            cu = next(x for x in results if x["impl"] == "torch_sdpa_cudnn" and all(x[c] == r[c] for c in ("N", "d", "causal")))
+            cells[f"N{r['N']}_d{r['d']}_{'causal' if r['causal'] else 'full'}"] = {
+                "variant": r["variant"], "tflops": r["tflops"], "torch_flash": fl["tflops"], "cudnn": cu["tflops"],
+                "x_flash": r["tflops"] / fl["tflops"], "x_cudnn": r["tflops"] / cu["tflops"],
+                "check_rel_err": r["check_rel_err"], "torch_rel_err": r["torch_rel_err"]}
+    f16 = [r for r in results if r["impl"] == IMPL["float16"] and r.get("err_ratio_vs_torch") is not None]
+    f16c = [c for c in checks if c["dtype"] == "float16" and c["impl"] == IMPL["float16"] and c.get("torch_rel_err")]
+    worst = max([r["err_ratio_vs_torch"] for r in f16] + [c["rel_err"] / c["torch_rel_err"] for c in f16c if c["rel_err"] is not None])
+    fp8 = [r["check_rel_err"] for r in results if r["impl"] == "cupy_fp8_wgmma"] + [
+        c["rel_err"] for c in checks if c["impl"] == "cupy_fp8_wgmma" and c["rel_err"] is not None]
+    return {"cells": cells, "min_x_flash": min((c["x_flash"] for c in cells.values()), default=None),
+            "fp16_worst_err_ratio_vs_torch": worst, "fp8_rel_err_range": [min(fp8, default=None), max(fp8, default=None)],
+            "checks_failed": sum(not c["ok"] for c in checks),
+            "timed_checks_failed": sum(not r.get("check_ok", False) for r in results if r["impl"].startswith("cupy"))}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default=",".join(hopper.VARIANTS))
     ap.add_argument("--layout-test", action="store_true")
+    ap.add_argument("--nvrtc-probe", action="store_true", help="also try CuPy's NVRTC for sm_90a (slow)")
     ap.add_argument("--Ns", default="8192,16384")
     ap.add_argument("--out", default=os.environ.get("OUT", str(Path(__file__).resolve().parent / "results")))
     ap.add_argument("--no-fp8", action="store_true")
@@ -228,8 +297,8 @@ def main() -> None:
     meta["build_s"] = time.time() - t
     log(f"built in {meta['build_s']:.1f} s")
     try:
-        if not args.layout_test:
-            raise RuntimeError("probed only with --layout-test")
+        if not args.nvrtc_probe:
+            raise RuntimeError("probed only with --nvrtc-probe (call 1 of 09:24 UTC: ok)")
         # can CuPy's default compiler (NVRTC) build sm_90a too? (recorded, not used)
         cp.RawModule(code=hopper.cuda_source(), options=("-std=c++17", "-arch=sm_90a")).get_function(
             "wg_layout_test_f16")
@@ -243,11 +312,26 @@ def main() -> None:
     log("resources", json.dumps(meta["resources"]))
     checks = run_checks(variants, gen)
     results = timing(variants, gen, [int(n) for n in args.Ns.split(",")])
+    try:
+        fp8_rot = incoherent(gen, args.seed) if FP8 else []
+    except Exception as e:  # noqa: BLE001
+        fp8_rot = [{"error": f"{type(e).__name__}: {e}"[:300]}]
+        log("incoherent:", fp8_rot)
+    try:
+        meta["acceptance"] = acceptance(results, checks)
+    except Exception as e:  # noqa: BLE001  (never lose the run's JSON to the summary)
+        meta["acceptance"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     meta["wall_s"] = time.time() - t0
     Path(args.out).mkdir(parents=True, exist_ok=True)
     path = Path(args.out) / args.name
     path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
+    if FP8:     # the FP8 records alone, with the incoherent-processing table (same run, same meta)
+        is8 = lambda r: r["impl"] == "cupy_fp8_wgmma"  # noqa: E731
+        (Path(args.out) / args.name.replace("hopper_", "hopper_fp8_")).write_text(json.dumps(
+            {**meta, "results": [r for r in results if is8(r)], "checks": [c for c in checks if is8(c)],
+             "incoherent": fp8_rot}, indent=1))
     log(f"wrote {path} ({meta['wall_s']:.0f} s); checks failed: {sum(not c['ok'] for c in checks)} of {len(checks)}")
+    log("acceptance", json.dumps({k: v for k, v in meta["acceptance"].items() if k != "cells"}))
     for d in (64, 128):
         for N in sorted({r["N"] for r in results}):
             for causal in (False, True):
@@ -256,7 +340,7 @@ def main() -> None:
                 log(f"d={d} N={N} causal={int(causal)}: " + "  ".join(
                     f"{(r['variant'] or r['impl'].replace('torch_sdpa_', ''))}{'/bf16' if r['dtype'] == 'bfloat16' else ''}="
                     + (f"{r['tflops']:.0f}" + (f"({r['tflops'] / fl:.2f}x)" if fl and r['impl'].startswith('cupy') else "")
-                       if r.get("tflops") else "ERR") for r in cell))
+                       + f"[{r['check_rel_err']:.0e}]" if r.get("tflops") else "ERR") for r in cell))
 
 
 if __name__ == "__main__":

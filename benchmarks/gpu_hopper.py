@@ -231,7 +231,9 @@ def main() -> None:
     path = Path(args.out) / args.name
     path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
     if FP8:     # the FP8 records alone, with the incoherent-processing table (same run, same meta)
-        is8 = lambda r: r["impl"] == "cupy_fp8_wgmma"  # noqa: E731
+        def is8(r):     # fp8, plus at d = 128 the shipped fp16 kernel and torch's baselines to compare with
+            return r["impl"] == "cupy_fp8_wgmma" or r["d"] == 128 and (
+                r["impl"].startswith("torch") or r["impl"] == IMPL["float16"] and r["variant"] == hopper.DEFAULT_VARIANT[128])
         (Path(args.out) / args.name.replace("hopper_", "hopper_fp8_")).write_text(json.dumps(
             {**meta, "results": [r for r in results if is8(r)], "checks": [c for c in checks if is8(c)],
              "incoherent": fp8_rot}, indent=1))

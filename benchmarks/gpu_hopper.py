@@ -25,6 +25,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,7 @@ import cupy as cp  # noqa: E402
 import torch  # noqa: E402
 
 from tinyattn.gpu import hopper  # noqa: E402
-from gpu_hopper_fp8 import FP8_TOL, incoherent, make_run_fp8  # noqa: E402
+from gpu_hopper_fp8 import FP8_TOL, QUANT_OF, incoherent, make_run_fp8  # noqa: E402
 from gpu_hopper_checks import IMPL, acceptance, layout_test, resources, timed_err, torch_error  # noqa: E402
 
 FP8 = True           # main() switches it off with --no-fp8
@@ -71,7 +72,7 @@ def run_checks(variants, gen) -> list[dict]:
                         rec = {"impl": "cupy_fp8_wgmma", "variant": "fp8", "dtype": "float8_e4m3", "B": B, "H": H,
                                "Nq": nq, "Nk": nk, "d": d, "causal": causal, "pass": "fwd", "torch_rel_err": torch_err}
                         try:
-                            run, out = make_run_fp8(q, k, v, causal, False)
+                            run, out = make_run_fp8(q, k, v, causal)
                             out.fill_(float("nan"))
                             run()
                             torch.cuda.synchronize()
@@ -135,7 +136,7 @@ def timing(variants, gen, Ns) -> list[dict]:
                 todo += [(IMPL["bfloat16"], "bfloat16", hopper.DEFAULT_VARIANT[d] if hopper.DEFAULT_VARIANT[d] in mine else mine[-1])]
                 todo += [("torch_sdpa_flash", "float16", None), ("torch_sdpa_cudnn", "float16", None)]
                 if FP8 and d == 128:
-                    todo += [("cupy_fp8_wgmma", "float16", "fp8"), ("cupy_fp8_wgmma", "float16", "fp8+quant")]
+                    todo += [("cupy_fp8_wgmma", "float16", v8) for v8 in QUANT_OF]
                 cell = []
                 for impl, dtype, var in todo:
                     rec = {"impl": impl, "variant": var, "dtype": dtype, "B": B, "H": H, "N": N, "d": d,
@@ -146,7 +147,7 @@ def timing(variants, gen, Ns) -> list[dict]:
                             run, out = gf.make_fn(impl, dtype, qq, kk, vv, causal)
                         elif impl == "cupy_fp8_wgmma":
                             rec["dtype"] = "float8_e4m3"
-                            run, out = make_run_fp8(qq, kk, vv, causal, var == "fp8+quant")
+                            run, out = make_run_fp8(qq, kk, vv, causal, QUANT_OF[var])
                         else:
                             run, out = make_run(dtype, qq, kk, vv, causal, var)
                         rec.update(timed_err(run, out, qq, refs[dtype]), torch_rel_err=torch_err[dtype])
@@ -213,6 +214,16 @@ def main() -> None:
     log("nvrtc -arch=sm_90a:", meta["nvrtc_sm90a"])
     if args.layout_test:
         meta["layout_test"] = layout_test()
+    if FP8:     # the fused quantiser is checked byte for byte in a child process before the run may use it
+        try:
+            p = subprocess.run([sys.executable, str(Path(__file__).with_name("gpu_hopper_fp8.py")), str(args.seed + 1)],
+                               capture_output=True, text=True, timeout=180)
+            meta["fp8_fused_quantiser_vs_first"] = json.loads(p.stdout.strip().splitlines()[-1])
+        except Exception as e:  # noqa: BLE001
+            meta["fp8_fused_quantiser_vs_first"] = [{"error": f"{type(e).__name__}: {e}"[:300]}]
+        log("fused quantiser vs first:", json.dumps(meta["fp8_fused_quantiser_vs_first"]))
+        if not all(r.get("equal") for r in meta["fp8_fused_quantiser_vs_first"]):
+            QUANT_OF.pop("fp8+fusedquant")
     meta["resources"] = resources(variants)
     log("resources", json.dumps(meta["resources"]))
     checks = run_checks(variants, gen)

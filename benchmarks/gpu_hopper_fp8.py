@@ -19,20 +19,40 @@ from tinyattn.gpu.fp8_rotation import incoherent_rotation
 FP8_TOL = 0.1        # relative error accepted for e4m3 inputs (reported next to the fp16 kernel's error)
 
 
-def make_run_fp8(q, k, v, causal, with_quant: bool):
-    """(run, out) for the FP8 kernel on fp16 torch tensors (d = 128); with_quant times quantisation too."""
+def make_run_fp8(q, k, v, causal, quant: str | None = None):
+    """(run, out) for the FP8 kernel on fp16 torch tensors (d = 128). quant None: the kernel alone (inputs
+    quantised once by the first, validated quantiser); "old" / "fused": run() quantises too, with
+    hopper_fp8.quantize(fused=False / True)."""
+    import cupy as cp
+
     B, H, nq, d = q.shape
     q3, k3, v3 = (as_cupy(x.reshape(B * H, x.shape[2], d)) for x in (q, k, v))
     o = torch.empty(B * H, nq, d, device=DEV, dtype=torch.float16)
+    co, cl = as_cupy(o), cp.empty((B * H, nq), cp.float32)
+    if quant is not None:
+        def run():
+            hopper_fp8.launch(hopper_fp8.quantize(q3, k3, v3, fused=quant == "fused"), co, cl, is_causal=causal)
+        return run, o
+    qz = hopper_fp8.quantize(q3, k3, v3, fused=False)
+    return (lambda: hopper_fp8.launch(qz, co, cl, is_causal=causal)), o
+
+
+QUANT_OF = {"fp8": None, "fp8+quant": "old", "fp8+fusedquant": "fused"}   # timed variant -> make_run_fp8's quant
+
+
+def fused_equals_old(gen) -> list[dict]:
+    """The fused quantiser (fp8_quant.cu) against the first one: every byte and scale must be equal."""
     import cupy as cp
 
-    co, cl = as_cupy(o), cp.empty((B * H, nq), cp.float32)
-    qz = hopper_fp8.quantize(q3, k3, v3)
-    if with_quant:
-        def run():
-            hopper_fp8.launch(hopper_fp8.quantize(q3, k3, v3), co, cl, is_causal=causal)
-        return run, o
-    return (lambda: hopper_fp8.launch(qz, co, cl, is_causal=causal)), o
+    rows = []
+    for BH, nq, nk in ((3, 1000, 1000), (2, 257, 300), (2, 400, 150), (1, 64, 200), (32, 8192, 8192)):
+        q, k, v = (torch.randn(BH, n, 128, device=DEV, generator=gen, dtype=torch.float16) * 3 for n in (nq, nk, nk))
+        a = hopper_fp8.quantize(*(as_cupy(x) for x in (q, k, v)), fused=False)
+        b = hopper_fp8.quantize(*(as_cupy(x) for x in (q, k, v)), fused=True)
+        diff = {key: int(cp.count_nonzero(a[key] != b[key])) if a[key].shape == b[key].shape else -1 for key in a}
+        rows.append({"BH": BH, "Nq": nq, "Nk": nk, "mismatches": diff, "equal": not any(diff.values())})
+        log(f"fused quantiser BH={BH} Nq={nq} Nk={nk}: mismatching elements {diff}")
+    return rows
 
 
 def _inputs(kind: str, B: int, H: int, N: int, d: int, gen) -> tuple:
@@ -72,7 +92,7 @@ def incoherent(gen, seed: int, N: int = 4096, B: int = 1, H: int = 4, d: int = 1
             o = hopper.flash_forward_wgmma(as_cupy(q), as_cupy(k), as_cupy(v), causal=causal)
             rec["fp16_rel_err"], _ = _err(torch.from_dlpack(o), ref)
             for name, (a, b) in (("fp8", (q, k)), ("fp8_rotated", (qr, kr))):
-                run, out = make_run_fp8(a, b, v, causal, True)
+                run, out = make_run_fp8(a, b, v, causal, "old")
                 out.fill_(float("nan"))
                 run()
                 torch.cuda.synchronize()
@@ -86,3 +106,12 @@ def incoherent(gen, seed: int, N: int = 4096, B: int = 1, H: int = 4, d: int = 1
 
 def ok_fp8(err: float) -> bool:
     return not math.isnan(err) and err < FP8_TOL
+
+
+if __name__ == "__main__":      # run by gpu_hopper.py in a child process: a faulting kernel cannot poison its context
+    import json
+    import sys
+
+    g = torch.Generator(device=DEV)
+    g.manual_seed(int(sys.argv[1]))
+    print(json.dumps(fused_equals_old(g)))

@@ -83,7 +83,7 @@ def test_committed_fp8_checks():
     fp8 = [c for c in data["checks"] if c["impl"] == "cupy_fp8_wgmma"]
     assert fp8 and all(c["ok"] and c["rel_err"] < 0.1 for c in fp8)
     assert {(c["causal"], c["Nq"] != c["Nk"]) for c in fp8} == {(False, False), (True, False), (False, True), (True, True)}
-    assert {r["variant"] for r in data["results"] if r["impl"] == "cupy_fp8_wgmma"} == {"fp8", "fp8+quant"}
+    assert {"fp8", "fp8+quant"} <= {r["variant"] for r in data["results"] if r["impl"] == "cupy_fp8_wgmma"}
 
 
 def _hopper_gpu():

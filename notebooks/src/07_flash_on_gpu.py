@@ -1184,8 +1184,8 @@ rng8 = np.random.default_rng(7)
 n8, d8 = 256, 128
 q8, k8, v8 = (rng8.standard_normal((n8, d8)) for _ in range(3))
 M8 = incoherent_rotation(d8, rng8)
-print(f"max |M M^T - I| = {np.abs(M8 @ M8.T - np.eye(d8)).max():.0e}; "
-      f"max |(qM)(kM)^T - q k^T| = {np.abs((q8 @ M8) @ (k8 @ M8).T - q8 @ k8.T).max():.0e}")
+print(f"M M^T = I: {np.allclose(M8 @ M8.T, np.eye(d8), atol=1e-12)}; "
+      f"(qM)(kM)^T = q k^T: {np.allclose((q8 @ M8) @ (k8 @ M8).T, q8 @ k8.T, atol=1e-10)}")
 print(f"{'inputs (CPU simulation)':28s}{'fp8':>8s}{'fp8 rotated':>13s}")
 print(f"{'Gaussian':28s}{fp8_attention_error(q8, k8, v8):8.3f}{fp8_attention_error(q8, k8, v8, M8):13.3f}")
 ch8 = rng8.choice(d8, 4, replace=False)

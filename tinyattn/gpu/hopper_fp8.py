@@ -5,6 +5,9 @@ Scaling (per block): Q gets one scale per 128-row block (= one thread block of t
 K and V one per head; x ~ scale * e4m3(x / scale) with scale = amax / 448 (e4m3's largest value).
 V is stored transposed (V^T, keys along the row, key slots permuted) because 8-bit wgmma reads both
 operands K-major. P in [0, 1] travels as e4m3(256 P). fp32 accumulation throughout.
+Quantisers: ``fp8_quant.cu`` (fused: one amax pass over K and V, 16-byte loads/stores, V^T through shared
+memory; the default) or the first version in flash_wgmma_fp8.cuh; both write the same bytes (checked on the
+H200, benchmarks/NOTES.md session 20). Outliers: see :mod:`tinyattn.gpu.fp8_rotation` (incoherent processing).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Chapter 07 GPU benchmark: check, then time, every attention forward on one GPU (an H200 here).
 
     python benchmarks/gpu_flash.py [--quick] [--out DIR]
+    python benchmarks/gpu_flash.py --hopper [gpu_hopper.py's options]   (issue 14: wgmma/TMA kernels)
 
 1. Checks every implementation first: relative error ||out - ref|| / ||ref|| against a float64
    reference (torch, upcast inputs) on fresh random inputs (seed recorded), ragged N, Nq != Nk,
@@ -423,6 +424,10 @@ def versions() -> dict:
 
 
 def main() -> None:
+    if "--hopper" in sys.argv:       # issue 14's Hopper sweep: benchmarks/gpu_hopper.py (its own options and JSON)
+        import gpu_hopper
+        sys.argv.remove("--hopper")
+        return gpu_hopper.main()
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="N = 4k, 8k only")
     ap.add_argument("--impls", default="", help="comma-separated subset of impl names")

@@ -6,11 +6,16 @@ Reuses benchmarks/gpu_flash.py's helpers (float64 reference, CUDA-event timer, t
 1. (--layout-test) one warpgroup multiplies known matrices through the shared-memory descriptors
    (K-major Q K^T case and the MN-major P V case with both LBO/SBO assignments) vs a CuPy matmul.
 2. Checks every variant, fp16 and bf16, d = 64, 128, causal and not, on ragged N, Nq != Nk (both
-   ways) and N = 8192, 16384 (the committed runs of 09:40/09:50 UTC predate Nq > Nk and 16384): outputs poisoned with NaN first; relative error vs float64, next to torch
-   SDPA flash's own fp16 error on the same inputs (acceptance: within 2x of it).
-3. Times each variant (fp16; bf16 for the default) and torch SDPA flash and cuDNN, interleaved per
-   cell, N = 8192, 16384, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d.
-Writes OUT/gpu_flash_hopper_h200.json (records: DESIGN.md schema, pass "fwd") and prints a table last.
+   ways) and N = 8192, 16384: outputs poisoned with NaN first; relative error vs float64, next to torch
+   SDPA's own error on the same inputs (acceptance: within 2x of it; None where torch has no such mask).
+3. Times each variant (fp16; bf16 for the default), the FP8 kernel (d = 128, with and without its
+   quantisation pass) and torch SDPA flash and cuDNN, in ROUNDS interleaved passes per cell, N = 8192,
+   16384, d = 64, 128, causal and not, B*N = 16k tokens, H = 2048 / d. The output of every timed
+   launch is checked too (NaN-poisoned, heads 0-1 of batch 0 vs float64, next to torch flash's error).
+4. FP8 with and without FlashAttention-3's incoherent processing on inputs with outliers (gpu_hopper_fp8).
+Writes OUT/gpu_flash_hopper_h200.json (records: DESIGN.md schema, pass "fwd"; "acceptance" summary),
+OUT/gpu_flash_hopper_fp8_h200.json (the FP8 records) and prints a table last.
+``python benchmarks/gpu_flash.py --hopper [options]`` runs this script.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import datetime
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -29,12 +35,12 @@ import gpu_flash as gf  # noqa: E402  (sets up sys.path, numpy shim, torch, cupy
 from gpu_flash import DEV, TORCH_DT, as_cupy, log, reference, time_ms  # noqa: E402
 
 import cupy as cp  # noqa: E402
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from tinyattn.gpu import hopper, hopper_fp8  # noqa: E402
+from tinyattn.gpu import hopper  # noqa: E402
+from gpu_hopper_fp8 import FP8_TOL, QUANT_OF, incoherent, make_run_fp8  # noqa: E402
+from gpu_hopper_checks import IMPL, acceptance, layout_test, resources, timed_err, torch_error  # noqa: E402
 
-IMPL = {"float16": "cupy_fp16_wgmma", "bfloat16": "cupy_bf16_wgmma"}
 FP8 = True           # main() switches it off with --no-fp8
 
 
@@ -49,45 +55,6 @@ def make_run(dtype, q, k, v, causal, variant):
     return (lambda: hopper.launch(cq, ck, cv, co, kind, cl, is_causal=causal, variant=variant)), o
 
 
-FP8_TOL = 0.1        # relative error accepted for e4m3 inputs (reported next to the fp16 kernel's error)
-
-
-def make_run_fp8(q, k, v, causal, with_quant: bool):
-    """(run, out) for the FP8 kernel on fp16 torch tensors (d = 128); with_quant times quantisation too."""
-    B, H, nq, d = q.shape
-    q3, k3, v3 = (as_cupy(x.reshape(B * H, x.shape[2], d)) for x in (q, k, v))
-    o = torch.empty(B * H, nq, d, device=DEV, dtype=torch.float16)
-    co, cl = as_cupy(o), cp.empty((B * H, nq), cp.float32)
-    qz = hopper_fp8.quantize(q3, k3, v3)
-    if with_quant:
-        def run():
-            hopper_fp8.launch(hopper_fp8.quantize(q3, k3, v3), co, cl, is_causal=causal)
-        return run, o
-    return (lambda: hopper_fp8.launch(qz, co, cl, is_causal=causal)), o
-
-
-def layout_test() -> dict:
-    mod = hopper._module()
-    kern = mod.get_function("wg_layout_test_f16")
-    kern.max_dynamic_shared_size_bytes = 2 * (64 * 128 + 2 * 128 * 128) + 1024
-    rng = np.random.default_rng(0)
-    A, B, W = (cp.asarray(rng.standard_normal(s).astype(np.float16)) for s in ((64, 128), (128, 128), (128, 128)))
-    out = {}
-    for lbo, sbo in ((128 * 128, 1024), (1024, 128 * 128)):
-        C1, C2 = cp.full((64, 128), cp.nan, cp.float32), cp.full((64, 128), cp.nan, cp.float32)
-        kern((1, 1, 1), (128, 1, 1), (A, B, W, C1, C2, np.int32(lbo), np.int32(sbo)),
-             shared_mem=2 * (64 * 128 + 2 * 128 * 128) + 1024)
-        cp.cuda.runtime.deviceSynchronize()
-        r1 = A.astype(cp.float32) @ B.astype(cp.float32).T
-        r2 = A.astype(cp.float32) @ W.astype(cp.float32)
-        e1 = float(cp.abs(C1 - r1).max() / cp.abs(r1).max())
-        e2 = float(cp.abs(C2 - r2).max() / cp.abs(r2).max())
-        out[f"lbo{lbo}_sbo{sbo}"] = {"qk_kmajor_rel_maxerr": e1, "pv_mnmajor_rel_maxerr": e2}
-        log(f"layout test lbo={lbo} sbo={sbo}: S=QK^T (K-major, smem/smem) err {e1:.2e}; "
-            f"O=PV (P regs, V MN-major) err {e2:.2e}")
-    return out
-
-
 def run_checks(variants, gen) -> list[dict]:
     # ragged, Nq < Nk, Nq > Nk (causal rows that see no key), both timed lengths
     cases = [(2, 3, 1000, 1000), (1, 2, 257, 257), (1, 2, 300, 1000), (1, 2, 64, 200), (1, 2, 400, 150),
@@ -100,15 +67,12 @@ def run_checks(variants, gen) -> list[dict]:
                 for dtype in ("float16", "bfloat16"):
                     q, k, v = (x.to(TORCH_DT[dtype]) for x in base)
                     ref = reference(q, k, v, causal)
-                    torch_err = None
-                    if nq == nk:
-                        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
-                        torch_err = (torch.linalg.norm(o.double() - ref) / torch.linalg.norm(ref)).item()
+                    torch_err = torch_error(q, k, v, causal, ref)
                     if FP8 and dtype == "float16" and d == 128:
                         rec = {"impl": "cupy_fp8_wgmma", "variant": "fp8", "dtype": "float8_e4m3", "B": B, "H": H,
                                "Nq": nq, "Nk": nk, "d": d, "causal": causal, "pass": "fwd", "torch_rel_err": torch_err}
                         try:
-                            run, out = make_run_fp8(q, k, v, causal, False)
+                            run, out = make_run_fp8(q, k, v, causal)
                             out.fill_(float("nan"))
                             run()
                             torch.cuda.synchronize()
@@ -147,58 +111,68 @@ def run_checks(variants, gen) -> list[dict]:
     return rows
 
 
-def resources(variants) -> dict:
-    res = {}
-    for var in variants:
-        for d in hopper.VARIANTS[var][4]:
-            try:
-                kern, block, rows, smem = hopper.get_kernel("f16", d, var)
-                a = kern.attributes
-                res[f"{var}_d{d}"] = {"regs": a.get("num_regs"), "local_bytes": a.get("local_size_bytes"),
-                                      "dyn_smem": smem, "threads": block[0]}
-            except Exception as e:  # noqa: BLE001
-                res[f"{var}_d{d}"] = {"error": f"{type(e).__name__}: {e}"[:200]}
-    try:
-        sass = subprocess.run(["cuobjdump", "-sass", str(hopper.build_cubin())], capture_output=True, text=True).stdout
-        res["sass_counts"] = {w: sass.count(w) for w in ("HGMMA", "HMMA", "UTMALDG", "SYNCS", "LDL", "STL", "WARPGROUP")}
-    except Exception as e:  # noqa: BLE001
-        res["sass_counts"] = str(e)[:200]
-    return res
+ROUNDS = 2           # every cell's implementations timed in ROUNDS interleaved passes (forward, then reversed)
 
 
 def timing(variants, gen, Ns) -> list[dict]:
+    """Time each implementation per cell (interleaved rounds) and check the timed output vs float64."""
     results = []
     for d in (64, 128):
         H = 2048 // d
         for N in Ns:
             B = max(1, 16384 // N)
             for causal in (False, True):
-                q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3))
+                base = [torch.randn(B, H, N, d, device=DEV, generator=gen, dtype=torch.float16) for _ in range(3)]
+                ins = {"float16": base, "bfloat16": [x.to(torch.bfloat16) for x in base]}
                 flops = 4 * B * H * N * N * d / (2 if causal else 1)
+                refs, torch_err = {}, {}
+                for dt, (q, k, v) in ins.items():      # float64 reference and torch flash's own error, heads 0-1
+                    refs[dt] = reference(q[:1, :2], k[:1, :2], v[:1, :2], causal)
+                    with gf.sdpa_kernel(gf.SDPBackend.FLASH_ATTENTION):
+                        o = torch.nn.functional.scaled_dot_product_attention(q[:1, :2], k[:1, :2], v[:1, :2], is_causal=causal)
+                    torch_err[dt] = (torch.linalg.norm(o.double() - refs[dt]) / torch.linalg.norm(refs[dt])).item()
                 mine = [x for x in variants if d in hopper.VARIANTS[x][4]]
                 todo = [(IMPL["float16"], "float16", var) for var in mine]
                 todo += [(IMPL["bfloat16"], "bfloat16", hopper.DEFAULT_VARIANT[d] if hopper.DEFAULT_VARIANT[d] in mine else mine[-1])]
                 todo += [("torch_sdpa_flash", "float16", None), ("torch_sdpa_cudnn", "float16", None)]
                 if FP8 and d == 128:
-                    todo += [("cupy_fp8_wgmma", "float16", "fp8"), ("cupy_fp8_wgmma", "float16", "fp8+quant")]
+                    todo += [("cupy_fp8_wgmma", "float16", v8) for v8 in QUANT_OF]
+                cell = []
                 for impl, dtype, var in todo:
                     rec = {"impl": impl, "variant": var, "dtype": dtype, "B": B, "H": H, "N": N, "d": d,
-                           "causal": causal, "pass": "fwd"}
+                           "causal": causal, "pass": "fwd", "default": var == hopper.DEFAULT_VARIANT[d]}
+                    qq, kk, vv = ins[dtype]
                     try:
-                        qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
                         if impl.startswith("torch"):
-                            run, _ = gf.make_fn(impl, dtype, qq, kk, vv, causal)
+                            run, out = gf.make_fn(impl, dtype, qq, kk, vv, causal)
                         elif impl == "cupy_fp8_wgmma":
                             rec["dtype"] = "float8_e4m3"
-                            run, _ = make_run_fp8(qq, kk, vv, causal, var == "fp8+quant")
+                            run, out = make_run_fp8(qq, kk, vv, causal, QUANT_OF[var])
                         else:
-                            run, _ = make_run(dtype, qq, kk, vv, causal, var)
-                        ms, times = time_ms(run)
-                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times))
+                            run, out = make_run(dtype, qq, kk, vv, causal, var)
+                        rec.update(timed_err(run, out, qq, refs[dtype]), torch_rel_err=torch_err[dtype])
+                        rec["err_ratio_vs_torch"] = e = rec["check_rel_err"] / torch_err[dtype]
+                        rec["check_ok"] = bool(rec["check_rel_err"] < FP8_TOL if impl == "cupy_fp8_wgmma" else
+                                               rec["check_rel_err"] < gf.TOL[dtype] and e <= 2)   # NaN fails both
+                        cell.append((rec, run, []))
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
                     results.append(rec)
-                del q, k, v
+                for rnd in range(ROUNDS):
+                    for rec, run, times in (cell if rnd % 2 == 0 else cell[::-1]):
+                        try:
+                            ms, t = time_ms(run)
+                            times.extend(t)
+                            rec.setdefault("ms_rounds", []).append(ms)
+                        except Exception as e:  # noqa: BLE001
+                            rec["error"] = f"{type(e).__name__}: {e}"[:300]
+                for rec, run, times in cell:
+                    if times:
+                        rec.update(ms=statistics.median(times), reps=len(times))
+                        rec["tflops"] = flops / rec["ms"] / 1e9
+                    else:
+                        rec.update(ms=None, tflops=None)
+                del base, ins, cell
     return results
 
 
@@ -206,6 +180,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--variants", default=",".join(hopper.VARIANTS))
     ap.add_argument("--layout-test", action="store_true")
+    ap.add_argument("--nvrtc-probe", action="store_true", help="also try CuPy's NVRTC for sm_90a (slow)")
     ap.add_argument("--Ns", default="8192,16384")
     ap.add_argument("--out", default=os.environ.get("OUT", str(Path(__file__).resolve().parent / "results")))
     ap.add_argument("--no-fp8", action="store_true")
@@ -228,8 +203,8 @@ def main() -> None:
     meta["build_s"] = time.time() - t
     log(f"built in {meta['build_s']:.1f} s")
     try:
-        if not args.layout_test:
-            raise RuntimeError("probed only with --layout-test")
+        if not args.nvrtc_probe:
+            raise RuntimeError("probed only with --nvrtc-probe (call 1 of 09:24 UTC: ok)")
         # can CuPy's default compiler (NVRTC) build sm_90a too? (recorded, not used)
         cp.RawModule(code=hopper.cuda_source(), options=("-std=c++17", "-arch=sm_90a")).get_function(
             "wg_layout_test_f16")
@@ -239,15 +214,42 @@ def main() -> None:
     log("nvrtc -arch=sm_90a:", meta["nvrtc_sm90a"])
     if args.layout_test:
         meta["layout_test"] = layout_test()
+    if FP8:     # the fused quantiser is checked byte for byte in a child process before the run may use it
+        try:
+            p = subprocess.run([sys.executable, str(Path(__file__).with_name("gpu_hopper_fp8.py")), str(args.seed + 1)],
+                               capture_output=True, text=True, timeout=180)
+            meta["fp8_fused_quantiser_vs_first"] = json.loads(p.stdout.strip().splitlines()[-1])
+        except Exception as e:  # noqa: BLE001
+            meta["fp8_fused_quantiser_vs_first"] = [{"error": f"{type(e).__name__}: {e}"[:300]}]
+        log("fused quantiser vs first:", json.dumps(meta["fp8_fused_quantiser_vs_first"]))
+        if not all(r.get("equal") for r in meta["fp8_fused_quantiser_vs_first"]):
+            QUANT_OF.pop("fp8+fusedquant")
     meta["resources"] = resources(variants)
     log("resources", json.dumps(meta["resources"]))
     checks = run_checks(variants, gen)
     results = timing(variants, gen, [int(n) for n in args.Ns.split(",")])
+    try:
+        fp8_rot = incoherent(gen, args.seed) if FP8 else []
+    except Exception as e:  # noqa: BLE001
+        fp8_rot = [{"error": f"{type(e).__name__}: {e}"[:300]}]
+        log("incoherent:", fp8_rot)
+    try:
+        meta["acceptance"] = acceptance(results, checks)
+    except Exception as e:  # noqa: BLE001  (never lose the run's JSON to the summary)
+        meta["acceptance"] = {"error": f"{type(e).__name__}: {e}"[:300]}
     meta["wall_s"] = time.time() - t0
     Path(args.out).mkdir(parents=True, exist_ok=True)
     path = Path(args.out) / args.name
     path.write_text(json.dumps({**meta, "results": results, "checks": checks}, indent=1))
+    if FP8:     # the FP8 records alone, with the incoherent-processing table (same run, same meta)
+        def is8(r):     # fp8, plus at d = 128 the shipped fp16 kernel and torch's baselines to compare with
+            return r["impl"] == "cupy_fp8_wgmma" or r["d"] == 128 and (
+                r["impl"].startswith("torch") or r["impl"] == IMPL["float16"] and r["variant"] == hopper.DEFAULT_VARIANT[128])
+        (Path(args.out) / args.name.replace("hopper_", "hopper_fp8_")).write_text(json.dumps(
+            {**meta, "results": [r for r in results if is8(r)], "checks": [c for c in checks if is8(c)],
+             "incoherent": fp8_rot}, indent=1))
     log(f"wrote {path} ({meta['wall_s']:.0f} s); checks failed: {sum(not c['ok'] for c in checks)} of {len(checks)}")
+    log("acceptance", json.dumps({k: v for k, v in meta["acceptance"].items() if k != "cells"}))
     for d in (64, 128):
         for N in sorted({r["N"] for r in results}):
             for causal in (False, True):
@@ -256,7 +258,7 @@ def main() -> None:
                 log(f"d={d} N={N} causal={int(causal)}: " + "  ".join(
                     f"{(r['variant'] or r['impl'].replace('torch_sdpa_', ''))}{'/bf16' if r['dtype'] == 'bfloat16' else ''}="
                     + (f"{r['tflops']:.0f}" + (f"({r['tflops'] / fl:.2f}x)" if fl and r['impl'].startswith('cupy') else "")
-                       if r.get("tflops") else "ERR") for r in cell))
+                       + f"[{r['check_rel_err']:.0e}]" if r.get("tflops") else "ERR") for r in cell))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,15 @@ Scaling (per block): Q gets one scale per 128-row block (= one thread block of t
 K and V one per head; x ~ scale * e4m3(x / scale) with scale = amax / 448 (e4m3's largest value).
 V is stored transposed (V^T, keys along the row, key slots permuted) because 8-bit wgmma reads both
 operands K-major. P in [0, 1] travels as e4m3(256 P). fp32 accumulation throughout.
+Quantisers: ``fp8_quant.cu`` (fused: one amax pass over K and V, 16-byte loads/stores, V^T through shared
+memory; the default) or the first version in flash_wgmma_fp8.cuh; both write the same bytes (checked on the
+H200, benchmarks/NOTES.md session 20). Outliers: see :mod:`tinyattn.gpu.fp8_rotation` (incoherent processing).
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .hopper import LOG2E, CU_TENSOR_MAP, _module, encode_tensor_map
@@ -17,13 +22,24 @@ E4M3_MAX = 448.0
 SMEM = 5 * 128 * 128 + 2048        # Q + 2 K + 2 V^T tiles (16 KB each) + alignment slack and mbarriers
 
 
-def quantize(q, k, v):
+@lru_cache(maxsize=None)
+def _fused_module():
+    import cupy as cp
+
+    return cp.RawModule(code=(Path(__file__).resolve().parent / "fp8_quant.cu").read_text(), options=("-std=c++17",))
+
+
+def quantize(q, k, v, fused: bool = True):
     """fp16 CuPy q (BH, Nq, 128), k, v (BH, Nk, 128) -> dict of fp8 (uint8) tensors and fp32 scales:
     q8 (BH, Nq, 128), q_scale (BH, ceil(Nq/128)); k8 (BH, Nk, 128), k_scale (BH,);
-    vt8 (BH, 128, Npad) (V^T, key slots permuted, Npad = Nk rounded up to 16), v_scale (BH,)."""
+    vt8 (BH, 128, Npad) (V^T, key slots permuted, Npad = Nk rounded up to 16), v_scale (BH,).
+    fused=True: fp8_quant.cu (one amax pass over K and V, vectorised, V^T through shared memory);
+    fused=False: the first version (CuPy amax reductions, byte-wise V^T store). Same bytes either way."""
     import cupy as cp
     import numpy as np
 
+    if fused:
+        return _quantize_fused(q, k, v)
     quant = _module().get_function("fp8_quant_f16")
     BH, nq, d = q.shape
     nk = k.shape[1]
@@ -41,6 +57,26 @@ def quantize(q, k, v):
     quant((nbq, BH, 1), (256, 1, 1), (q, out["q8"], out["q_scale"], dummy, np.int32(nq), np.int32(0), np.int32(0)))
     quant((-(-nk // 128), BH, 1), (256, 1, 1), (k, out["k8"], dummy, out["k_scale"], np.int32(nk), np.int32(0), np.int32(2)))
     quant((-(-nk // 128), BH, 1), (256, 1, 1), (v, out["vt8"], dummy, out["v_scale"], np.int32(nk), np.int32(npad), np.int32(1)))
+    return out
+
+
+def _quantize_fused(q, k, v):
+    import cupy as cp
+    import numpy as np
+
+    mod = _fused_module()
+    BH, nq, _ = q.shape
+    nk = k.shape[1]
+    npad, nbq, nbk = -(-nk // 16) * 16, -(-nq // 128), -(-nk // 128)
+    out = {"q8": cp.empty((BH, nq, 128), cp.uint8), "q_scale": cp.empty((BH, nbq), cp.float32),
+           "k8": cp.empty((BH, nk, 128), cp.uint8), "k_scale": cp.empty(BH, cp.float32),
+           "vt8": cp.empty((BH, 128, npad), cp.uint8), "v_scale": cp.empty(BH, cp.float32)}
+    amax = cp.zeros((2, BH), cp.uint32)                              # float bits of amax(K), amax(V) per head
+    mod.get_function("fp8_amax_kv")((nbk, BH, 2), (256, 1, 1), (k, v, amax, np.int32(nk)))
+    mod.get_function("fp8_quant_q")((nbq, BH, 1), (256, 1, 1), (q, out["q8"], out["q_scale"], np.int32(nq)))
+    mod.get_function("fp8_quant_k")((nbk, BH, 1), (256, 1, 1), (k, out["k8"], amax[0], out["k_scale"], np.int32(nk)))
+    mod.get_function("fp8_quant_vt")((nbk, BH, 1), (256, 1, 1),
+                                     (v, out["vt8"], amax[1], out["v_scale"], np.int32(nk), np.int32(npad)))
     return out
 
 

@@ -53,7 +53,7 @@ def test_cupy_rejects_bad_head_dim():
     cp = _gpu()
     from tinyattn.gpu import cupy_flash_attention
 
-    x = cp.zeros((1, 8, 32), cp.float16)
+    x = cp.zeros((1, 8, 48), cp.float16)          # tensor cores: d in (32, 64, 96, 128)
     with pytest.raises(ValueError, match="head dim"):
         cupy_flash_attention(x, x, x)
 

@@ -44,9 +44,9 @@ DIMS = (32, 64, 96, 128)
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
 TOL = gf.TOL
-# Numba candidates (d, (tx, ty, rq, ck)): the shipped d = 64 / 128 shapes first, then 64x64 tiles at d = 128
-NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), (128, (16, 8, 8, 4)),
-               (128, (16, 16, 4, 4)), (64, (16, 8, 8, 4)))
+# Numba candidates (d, (tx, ty, rq, ck[, max_regs, vec])): shipped shapes first (session 20: 16-byte shared loads)
+NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (64, (8, 16, 4, 4)), (128, (8, 16, 2, 4)),
+               (64, (8, 16, 2, 8)), (128, (8, 32, 2, 4)), (64, (8, 32, 2, 8)), (64, (8, 16, 4, 8, 0, 2)))
 
 
 def log(*a):
@@ -266,6 +266,8 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_flash_dims_h200.json")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: mma_checks,numba,timed")
+    ap.add_argument("--keep", default="", help="earlier JSON of this script: copy the skipped parts' records from it "
+                    "(and its Numba records as numba_before)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
     gen = torch.Generator(device=DEV)
@@ -279,6 +281,15 @@ def main() -> None:
     log(json.dumps(meta))
     t0 = time.time()
     out = {**meta, "checks": [], "numba": [], "results": []}
+    if args.keep:                       # records of an earlier run for the parts skipped now
+        old = json.loads(Path(args.keep).read_text())
+        out["numba_before"] = old["numba"]
+        out["numba_before_from"] = f"run of {old['date']} (seed {old['seed']}): the kernel before session 20's change"
+        out["kept_from"] = {"date": old["date"], "seed": old["seed"], "parts": sorted(skip - {""})}
+        if "mma_checks" in skip:
+            out["checks"] += [c for c in old["checks"] if c["impl"] != "numba_fp32"]
+        if "timed" in skip:
+            out["results"] += old["results"]
     path = Path(args.out) / args.name
     Path(args.out).mkdir(parents=True, exist_ok=True)
     for part, key, fn in (("numba", "checks", numba_checks), ("numba", "numba", numba_interleaved),

@@ -149,8 +149,12 @@ d = 64
 # `tinyattn.gpu.numba_flash.make_kernel(d, cfg)` builds one kernel per head dim and tile shape (so
 # loop bounds and array sizes are compile-time constants). We print it in pieces.
 #
-# **Setup.** Block and thread indices; one dynamic shared buffer cut into the tiles (flat, indexed
-# `row * stride + col`); register arrays. Every shared index is cast to unsigned, `U(...)`: Numba
+# **Setup.** Block and thread indices; one dynamic shared buffer holding all the tiles, 16-byte
+# aligned: element $(r, c)$ of tile X is `smem[U(SX + r * XS + c)]` (X = Q, K, VT = $V^\top$, P; `SX`
+# its first word, `XS` its row stride, compile-time constants); register arrays. The buffer is indexed
+# directly, not through slices: through a slice the compiler cannot prove that four adjacent words
+# are 16-byte aligned and keeps four 4-byte loads (checked on the PTX, `benchmarks/NOTES.md` session 20).
+# Every shared index is cast to unsigned, `U(...)`: Numba
 # wraps a negative index around the array's length as Python does, and the length of a dynamic array
 # is only known at run time, so a signed index costs a compare and a select on every access (measured
 # on the H200: 8.5 instead of 14.1 TFLOP/s, NOTES run 7). `float32` constants only: a Python `0.0` is
@@ -180,12 +184,18 @@ show("def kernel(", "kv = cuda.local.array")
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
-# barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
-# row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
+# **Per key tile: stage K as it is and V transposed, then the scores.** `syncthreads()` is the
+# block-wide barrier: nobody reads the tile before everyone has written it. The score loop walks $d$
+# $W = 4$ columns at a time: each of the thread's $r_q$ query rows and $c_k$ key rows gives 4 adjacent
+# words, which the compiler fetches with one 16-byte load (`ld.shared.v4.f32`), and the thread then
+# does $4 r_q c_k$ multiply-adds on them. With 4-byte loads the kernel was bound by load instructions
+# (one per 2.7 multiply-adds at $d = 64$); now there is one per 10.7. Every row is padded by 4 words, so
+# rows stay 16-byte aligned and the 8 rows that 8 threads of a warp read at once start in 8 different
+# groups of 4 banks (no conflict); the transposed $V$ is written in blocks of 4 keys × 8 columns per
+# warp for the same reason.
 
 # %% slideshow={"slide_type": "-"}
-show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
+show("for t in range(n_tiles)", "s[i, j] += qv[i, w] * kv[j, w]")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
@@ -197,7 +207,9 @@ show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
+# **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once). The product also
+# takes 4 keys at a time: 4 adjacent words of each P row, and of each $V^\top$ row this thread owns
+# (its output columns $t_x + 8c$ are rows of $V^\top$).
 
 # %% slideshow={"slide_type": "-"}
 show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
@@ -224,13 +236,16 @@ for qs, ks, causal, c_ in cases:
           f"max |err| < 1e-5: {err < 1e-5}")
 
 # %% slideshow={"slide_type": "-"}
+DIMS = json.loads((ROOT / "benchmarks" / "results" / "gpu_flash_dims_h200.json").read_text())   # session 20 run
+nb64 = max((r for r in DIMS["numba"] if r["d"] == 64 and not r["causal"]), key=lambda r: r["tflops"])
 q = rng.standard_normal((1, 40, 64)).astype(np.float32)
 t0 = time.perf_counter()
 numba_flash_attention(q, q, q, config=cfg)
 sim_s = time.perf_counter() - t0
 sim_rate = 4 * 40 * 40 * 64 / sim_s
 print(f"simulator: {sim_s:.2f} s for N = 40, d = 64  ->  {sim_rate / 1e3:.0f} kFLOP/s "
-      f"(on the H200 the same code, with its default 64 x 64 tiles, ran at {rec('numba_fp32', 'float32')['tflops']:.1f} TFLOP/s)")
+      f"(on the H200 the same code, with its default {nb64['config'][1] * nb64['config'][2]} x "
+      f"{nb64['config'][0] * nb64['config'][3]} tiles, ran at {nb64['tflops']:.1f} TFLOP/s)")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The simulator does not type-check like the compiler. The tests therefore also compile every Numba
@@ -481,6 +496,64 @@ for n_ in (1024, 8192):
     ours = rec("cupy_fp16_mma", "float16", N=n_)["ms"] / rec("cupy_fp16_mma", "float16", N=n_, causal=True)["ms"]
     fa2 = rec("torch_sdpa_flash", "float16", N=n_)["ms"] / rec("torch_sdpa_flash", "float16", N=n_, causal=True)["ms"]
     print(f"N = {n_}: ideal {2 * T / (T + 1):.2f}x, ours {ours:.2f}x, torch flash {fa2:.2f}x")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Head dims 32 to 128, and the Numba kernel at $d = 128$
+#
+# A second run, `benchmarks/gpu_flash_dims.py` (`results/gpu_flash_dims_h200.json`), adds head dims
+# 32 and 96 to the tensor-core kernel and times it against PyTorch's flash kernel on the same inputs,
+# fp16 and bf16, with GQA. A row of 32 or 96 half-precision values is 64 bytes past a multiple of 128,
+# so the swizzle of section 4 (chunk XOR row mod 8) would push chunks out of the row or into the same
+# banks; these head dims XOR with $\lfloor \text{row}/2 \rfloor \bmod 4$ instead (inside each group
+# of 4 chunks; the 8 rows of one `ldmatrix` still hit 8 different 16-byte slots). Every timed size was
+# checked against float64 (NaN-poisoned outputs) and every small case also checks the lse.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+dchk = DIMS["checks"]
+print(f"{len(dchk)} checks (head dims {sorted({c['d'] for c in dchk})}, GQA/MQA, Nq != Nk), all passed: "
+      f"{all(c['ok'] for c in dchk)}; worst lse error {max(c.get('lse_max_abs', 0) for c in dchk):.1e}")
+timed_ = [r for r in DIMS["results"] + DIMS["numba"] if r.get("ms")]
+print(f"{len(timed_)} timed runs, each checked at its size: {all(r['check_ok'] for r in timed_)}")
+
+
+def drec(impl, d, causal, dtype="float16", gqa=False, N=8192, variant=None):
+    """A record of the head-dim run: variant None = the library default (torch: no variant)."""
+    variant = variant or (DIMS["default_variant"][str(d)] if impl.startswith("cupy") else None)
+    return next(r for r in DIMS["results"] if r["impl"] == impl and r["d"] == d and r["causal"] == causal
+                and r["dtype"] == dtype and (r["Hkv"] < r["H"]) == gqa and r["N"] == N and r.get("variant") == variant)
+
+
+print(f"{'N = 8192, fp16, TFLOP/s':24s} {'ours':>7s} {'causal':>7s} {'torch':>7s} {'causal':>7s} {'ratio':>6s} {'causal':>6s}")
+for d_ in (32, 64, 96, 128):
+    o_ = [drec("cupy_fp16_mma", d_, c)["tflops"] for c in (False, True)]
+    t_ = [drec("torch_sdpa_flash", d_, c)["tflops"] for c in (False, True)]
+    print(f"d = {d_:3d} ({DIMS['default_variant'][str(d_)]:9s})   {o_[0]:7.1f} {o_[1]:7.1f} {t_[0]:7.1f} {t_[1]:7.1f} "
+          f"{o_[0] / t_[0]:6.2f} {o_[1] / t_[1]:6.2f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# NUMBERS_PROSE_1
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+def numba_rows(key):
+    rows = {}
+    for r in DIMS[key]:
+        rows.setdefault((r["d"], tuple(r["config"])), {})[r["causal"]] = r
+    return rows
+
+
+for key, label in (("numba_before", "before (4-byte shared loads)"), ("numba", "after (16-byte shared loads)")):
+    print(label)
+    for (d_, cfg_), rr in numba_rows(key).items():
+        tx_, ty_, rq_, ck_ = cfg_[:4]
+        vec_ = f", vec {cfg_[5]}" if len(cfg_) > 5 else ""
+        print(f"  d = {d_:3d} {ty_ * rq_:3d} x {tx_ * ck_:2d} tile, {tx_ * ty_:3d} threads{vec_:7s} "
+              f"{rr[False]['shared_bytes'] // 1024:3d} KB {str(rr[False]['regs']):6s} regs: "
+              f"{rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f} TFLOP/s (full / causal)")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# NUMBERS_PROSE_2
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. How the tensor-core kernel got fast
@@ -778,6 +851,28 @@ for c_ in (False, True):
 # tile, so the last wave of blocks leaves SMs idle. Splitting a group over two to four blocks (with
 # fp32 atomics for $dK/dV$, as for $dQ$) would restore the balance; it is not done. PyTorch's flash and
 # cuDNN backends were timed on K/V repeated beforehand (the repeat itself not timed).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The forward at every head dim (the head-dim run of section 6): GQA 8:1 ($H = 16$, $H_{kv} = 2$,
+# $B = 2$, $N = 8192$, fp16), our kernel with the `group` index against PyTorch's flash kernel with
+# `enable_gqa=True` (no repeated K/V on either side), and our MHA run at the same $N$ for comparison.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+print(f"{'GQA 8:1, TFLOP/s':18s} {'ours':>6s} {'causal':>7s} {'torch':>6s} {'causal':>7s} {'ours GQA/MHA':>13s} {'causal':>7s}")
+for d_ in (32, 64, 96, 128):
+    g_ = [drec("cupy_fp16_mma", d_, c, gqa=True)["tflops"] for c in (False, True)]
+    t_ = [drec("torch_sdpa_flash", d_, c, gqa=True)["tflops"] for c in (False, True)]
+    m_ = [drec("cupy_fp16_mma", d_, c)["tflops"] for c in (False, True)]
+    print(f"d = {d_:3d}            {g_[0]:6.1f} {g_[1]:7.1f} {t_[0]:6.1f} {t_[1]:7.1f} {g_[0] / m_[0]:13.2f} {g_[1] / m_[1]:7.2f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# With the `group` index the forward reads each K/V head for 8 query heads and is as fast per FLOP
+# as on the MHA size (ratios 1.00-1.01) at $d = 64$ to 128 without the mask; at $d = 32$, and with the
+# causal mask at 32 and 64, ours loses 5-10% and PyTorch's 3-10%: the GQA size has
+# fewer heads (16 instead of $2048/d$), hence fewer, unequal causal blocks (an explanation, not
+# measured). Against PyTorch's GQA path ours is at 0.96-1.03× for $d \le 64$, 0.86-0.90× at 128 and
+# 0.70-0.72× at 96, the same ratios as without GQA.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Decoding: split the keys, merge with lse

@@ -7,9 +7,12 @@ Work decomposition (FA2: outer loop over query tiles, parallel across thread blo
                                         scores of keys tx + TX*j, j < CK   -> BK = TX*CK keys a tile
                                         output columns tx + TX*c, c < d/TX
 
-Per block: Q tile (pre-scaled) in shared memory once; for each K/V tile: stage K^T and V in shared
-memory, scores S (RQ x CK per thread) and the output accumulator O (RQ x d/TX) live in registers,
-the online softmax keeps (m, l) per row, P goes through shared memory for the P @ V product. Rows are
+Per block: Q tile (pre-scaled) in shared memory once; for each K/V tile: stage K (row-major) and V^T
+in shared memory, scores S (RQ x CK per thread) and the output accumulator O (RQ x d/TX) live in registers,
+the online softmax keeps (m, l) per row, P goes through shared memory for the P @ V product. Both
+inner loops read W = 4 adjacent words of every row they touch (Q, K rows for S; P, V^T rows for P V),
+which the compiler turns into one 16-byte load: 4x fewer load instructions than 4-byte reads, the
+limit of the earlier version (benchmarks/NOTES.md, session 20). Rows are
 reduced across the TX threads that share them through shared memory (the simulator has no warp
 shuffles, so the same code runs on CPU and GPU). Causal: tiles entirely above the diagonal are never
 loaded; only tiles crossing it are masked element-wise.
@@ -18,8 +21,9 @@ Shared memory is *dynamic*: one flat float32 buffer whose size is given at launc
 tiles (``shared_layout``) and indexed ``row * stride + col``. Static ``cuda.shared.array`` tiles are
 capped at 48 KB per block, which forced d = 128 onto 32x16 tiles (7.7 TFLOP/s vs 14.1 at d = 64);
 above 48 KB the kernel must opt in once (``cuKernelSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)``,
-done by ``launch``): d = 128 gets 64x32 tiles (69 KB: P reuses K's space, three blocks per SM) and
-d = 64 64x64 tiles (53 KB). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
+done by ``launch``). The buffer is declared 16-byte aligned and indexed directly (``smem[U(offset +
+row * stride + col)]``, no slices: through a slice the compiler cannot prove alignment and keeps
+4-byte loads). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
 the array's length like Python, and the length of a dynamic array is a run-time value, so a signed
 index costs a compare and a select per access (run 7, measured: d = 64 fell from 14.1 to 8.5 TFLOP/s;
 163 registers instead of 123). A 32-bit unsigned cast is no better: the truncation stops the compiler

@@ -194,6 +194,12 @@ def numba_interleaved(gen, rounds: int = 5, per_round: int = 3) -> list[dict]:
                    "regs": sorted(set(kern.get_regs_per_thread().values())) if hasattr(kern, "get_regs_per_thread") else None,
                    **chk, "times": []}
             rec["check_ok"] = chk["check_rel_err"] < TOL["float32"] and not chk["check_nan"] and chk["lse_max_abs"] < 1e-4
+            try:                      # the PTX this machine's compiler made: 16-byte vs 4-byte shared loads
+                ptx = "".join(kern.inspect_asm().values())
+                rec["ptx_ld_shared"] = {"v4": ptx.count("ld.shared.v4.f32"), "v2": ptx.count("ld.shared.v2.f32"),
+                                        "f32": ptx.count("ld.shared.f32")}
+            except Exception as e:  # noqa: BLE001
+                rec["ptx_ld_shared"] = f"{type(e).__name__}: {e}"[:200]
             slots.append((rec, run, (q, k, v, o, lse)))
     for _ in range(rounds):
         for rec, run, _keep in slots:
@@ -209,7 +215,7 @@ def numba_interleaved(gen, rounds: int = 5, per_round: int = 3) -> list[dict]:
         rec["ms"] = statistics.median(rec["times"])
         rec["tflops"] = 4 * rec["B"] * rec["H"] * rec["N"] ** 2 * rec["d"] / (2 if rec["causal"] else 1) / rec["ms"] / 1e9
         rows.append(rec)
-        log(f"numba d={rec['d']:3d} {tuple(rec['config'])} smem {rec['shared_bytes']:6d} regs {rec['regs']} causal={int(rec['causal'])} "
+        log(f"numba d={rec['d']:3d} {tuple(rec['config'])} smem {rec['shared_bytes']:6d} regs {rec['regs']} ld {rec['ptx_ld_shared']} causal={int(rec['causal'])} "
             f"{rec['tflops']:6.2f} TFLOP/s (spread {min(rec['times']):.1f}-{max(rec['times']):.1f} ms) err {rec['check_rel_err']:.1e}")
     return rows
 

@@ -44,9 +44,10 @@ DIMS = (32, 64, 96, 128)
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
 TOL = gf.TOL
-# Numba candidates (d, (tx, ty, rq, ck[, max_regs, vec])): shipped shapes first (session 20: 16-byte shared loads)
-NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (64, (8, 16, 4, 4)), (128, (8, 16, 2, 4)),
-               (64, (8, 16, 2, 8)), (128, (8, 32, 2, 4)), (64, (8, 32, 2, 8)), (64, (8, 16, 4, 8, 0, 2)))
+# Numba candidates (d, (tx, ty, rq, ck)): the shipped d = 64 / 128 shapes first, then 64x64 tiles at d = 128
+# (device call 2 of session 20 timed another kernel version with other shapes: NOTES.md, JSON numba_vec4_experiment)
+NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), (128, (16, 8, 8, 4)),
+               (128, (16, 16, 4, 4)), (64, (16, 8, 8, 4)))
 
 
 def log(*a):

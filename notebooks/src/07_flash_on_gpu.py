@@ -149,12 +149,8 @@ d = 64
 # `tinyattn.gpu.numba_flash.make_kernel(d, cfg)` builds one kernel per head dim and tile shape (so
 # loop bounds and array sizes are compile-time constants). We print it in pieces.
 #
-# **Setup.** Block and thread indices; one dynamic shared buffer holding all the tiles, 16-byte
-# aligned: element $(r, c)$ of tile X is `smem[U(SX + r * XS + c)]` (X = Q, K, VT = $V^\top$, P; `SX`
-# its first word, `XS` its row stride, compile-time constants); register arrays. The buffer is indexed
-# directly, not through slices: through a slice the compiler cannot prove that four adjacent words
-# are 16-byte aligned and keeps four 4-byte loads (checked on the PTX, `benchmarks/NOTES.md` session 20).
-# Every shared index is cast to unsigned, `U(...)`: Numba
+# **Setup.** Block and thread indices; one dynamic shared buffer cut into the tiles (flat, indexed
+# `row * stride + col`); register arrays. Every shared index is cast to unsigned, `U(...)`: Numba
 # wraps a negative index around the array's length as Python does, and the length of a dynamic array
 # is only known at run time, so a signed index costs a compare and a select on every access (measured
 # on the H200: 8.5 instead of 14.1 TFLOP/s, NOTES run 7). `float32` constants only: a Python `0.0` is
@@ -184,18 +180,12 @@ show("def kernel(", "kv = cuda.local.array")
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Per key tile: stage K as it is and V transposed, then the scores.** `syncthreads()` is the
-# block-wide barrier: nobody reads the tile before everyone has written it. The score loop walks $d$
-# $W = 4$ columns at a time: each of the thread's $r_q$ query rows and $c_k$ key rows gives 4 adjacent
-# words, which the compiler fetches with one 16-byte load (`ld.shared.v4.f32`), and the thread then
-# does $4 r_q c_k$ multiply-adds on them. With 4-byte loads the kernel was bound by load instructions
-# (one per 2.7 multiply-adds at $d = 64$); now there is one per 10.7. Every row is padded by 4 words, so
-# rows stay 16-byte aligned and the 8 rows that 8 threads of a warp read at once start in 8 different
-# groups of 4 banks (no conflict); the transposed $V$ is written in blocks of 4 keys × 8 columns per
-# warp for the same reason.
+# **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
+# barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
+# row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
 
 # %% slideshow={"slide_type": "-"}
-show("for t in range(n_tiles)", "s[i, j] += qv[i, w] * kv[j, w]")
+show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
@@ -207,9 +197,7 @@ show("for t in range(n_tiles)", "s[i, j] += qv[i, w] * kv[j, w]")
 show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once). The product also
-# takes 4 keys at a time: 4 adjacent words of each P row, and of each $V^\top$ row this thread owns
-# (its output columns $t_x + 8c$ are rows of $V^\top$).
+# **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
 
 # %% slideshow={"slide_type": "-"}
 show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
@@ -236,16 +224,13 @@ for qs, ks, causal, c_ in cases:
           f"max |err| < 1e-5: {err < 1e-5}")
 
 # %% slideshow={"slide_type": "-"}
-DIMS = json.loads((ROOT / "benchmarks" / "results" / "gpu_flash_dims_h200.json").read_text())   # session 20 run
-nb64 = max((r for r in DIMS["numba"] if r["d"] == 64 and not r["causal"]), key=lambda r: r["tflops"])
 q = rng.standard_normal((1, 40, 64)).astype(np.float32)
 t0 = time.perf_counter()
 numba_flash_attention(q, q, q, config=cfg)
 sim_s = time.perf_counter() - t0
 sim_rate = 4 * 40 * 40 * 64 / sim_s
 print(f"simulator: {sim_s:.2f} s for N = 40, d = 64  ->  {sim_rate / 1e3:.0f} kFLOP/s "
-      f"(on the H200 the same code, with its default {nb64['config'][1] * nb64['config'][2]} x "
-      f"{nb64['config'][0] * nb64['config'][3]} tiles, ran at {nb64['tflops']:.1f} TFLOP/s)")
+      f"(on the H200 the same code, with its default 64 x 64 tiles, ran at {rec('numba_fp32', 'float32')['tflops']:.1f} TFLOP/s)")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The simulator does not type-check like the compiler. The tests therefore also compile every Numba
@@ -510,6 +495,7 @@ for n_ in (1024, 8192):
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
+DIMS = json.loads((ROOT / "benchmarks" / "results" / "gpu_flash_dims_h200.json").read_text())
 dchk = DIMS["checks"]
 print(f"{len(dchk)} checks (head dims {sorted({c['d'] for c in dchk})}, GQA/MQA, Nq != Nk), all passed: "
       f"{all(c['ok'] for c in dchk)}; worst lse error {max(c.get('lse_max_abs', 0) for c in dchk):.1e}")
@@ -532,28 +518,47 @@ for d_ in (32, 64, 96, 128):
           f"{o_[0] / t_[0]:6.2f} {o_[1] / t_[1]:6.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# NUMBERS_PROSE_1
+# At $d = 32$ and 64 the tensor-core kernel runs at PyTorch's speed (0.96-1.03×); at 128 it stays at
+# 0.83-0.86× (section 7 says why), and at 96 it reaches only 0.70-0.73×. The $d = 96$ kernel uses the
+# $d = 128$ recipe (Q re-read from shared memory, EXP16, the rescale skip), because keeping Q in
+# registers, the $d = 64$ recipe, needs more than 255 registers at 96 and spills; per 128 × 64 tile it
+# then pays the softmax of $d = 128$ for three quarters of the matrix work. EXP16 did not help at
+# $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). $d = 256$ is not built.
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-def numba_rows(key):
+def numba_rows(recs):
+    """{(d, config): {causal: record}} in the order the run timed them."""
     rows = {}
-    for r in DIMS[key]:
+    for r in recs:
         rows.setdefault((r["d"], tuple(r["config"])), {})[r["causal"]] = r
     return rows
 
 
-for key, label in (("numba_before", "before (4-byte shared loads)"), ("numba", "after (16-byte shared loads)")):
+for label, recs in (("shipped kernel (4-byte shared loads), candidates interleaved in one run", DIMS["numba"]),
+                    ("16-byte shared loads (second run, not shipped)", DIMS["numba_vec4_experiment"]["records"])):
     print(label)
-    for (d_, cfg_), rr in numba_rows(key).items():
+    for (d_, cfg_), rr in numba_rows(recs).items():
         tx_, ty_, rq_, ck_ = cfg_[:4]
         vec_ = f", vec {cfg_[5]}" if len(cfg_) > 5 else ""
-        print(f"  d = {d_:3d} {ty_ * rq_:3d} x {tx_ * ck_:2d} tile, {tx_ * ty_:3d} threads{vec_:7s} "
-              f"{rr[False]['shared_bytes'] // 1024:3d} KB {str(rr[False]['regs']):6s} regs: "
+        print(f"  d = {d_:3d} {ty_ * rq_:3d} x {tx_ * ck_:2d} tile, {tx_:2d} x {ty_:2d} threads{vec_:7s} "
+              f"{rr[False]['shared_bytes'] // 1024:3d} KB {rr[False]['regs'][0]:3d} regs: "
               f"{rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f} TFLOP/s (full / causal)")
+ship = numba_rows(DIMS["numba"])
+best128 = max(rr[False]["tflops"] for (d_, _c), rr in ship.items() if d_ == 128)
+print(f"per FLOP, d = 128 / d = 64 (shipped shapes): {ship[(128, (8, 16, 4, 4))][False]['tflops'] / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f}; "
+      f"best d = 128 shape / d = 64: {best128 / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f} (target >= 1)")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# NUMBERS_PROSE_2
+# The Numba kernel (fp32, CUDA cores) is still slower per FLOP at $d = 128$ than at $d = 64$, measured
+# in one run with the candidates interleaved, and no tile shape tried closes the gap. 64 × 64 tiles
+# at $d = 128$ need 100-104 KB of shared memory, so only two blocks (8 warps) fit on an SM, and they
+# are the slowest; 256 threads per block keep 16 warps but read more shared words per multiply-add.
+# A second version read four adjacent words per load (one 16-byte instruction instead of four 4-byte
+# ones, a quarter of the load instructions): both shipped shapes got slower (18.0 → 14.9 at $d = 64$,
+# 15.4 → 13.6 at $d = 128$) and no other shape beat them, so the number of load instructions was not
+# what limits this kernel; it is not shipped. Finding the real limit needs the
+# hardware counters (Nsight Compute), which were not run.
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. How the tensor-core kernel got fast
@@ -859,12 +864,13 @@ for c_ in (False, True):
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-print(f"{'GQA 8:1, TFLOP/s':18s} {'ours':>6s} {'causal':>7s} {'torch':>6s} {'causal':>7s} {'ours GQA/MHA':>13s} {'causal':>7s}")
+print("GQA 8:1, TFLOP/s (full, causal); ratios: ours / torch, and GQA / MHA size of each kernel")
+print(f"{'':8s} {'ours':>13s} {'torch':>13s} {'ours/torch':>11s} {'ours GQA/MHA':>13s} {'torch GQA/MHA':>14s}")
 for d_ in (32, 64, 96, 128):
-    g_ = [drec("cupy_fp16_mma", d_, c, gqa=True)["tflops"] for c in (False, True)]
-    t_ = [drec("torch_sdpa_flash", d_, c, gqa=True)["tflops"] for c in (False, True)]
-    m_ = [drec("cupy_fp16_mma", d_, c)["tflops"] for c in (False, True)]
-    print(f"d = {d_:3d}            {g_[0]:6.1f} {g_[1]:7.1f} {t_[0]:6.1f} {t_[1]:7.1f} {g_[0] / m_[0]:13.2f} {g_[1] / m_[1]:7.2f}")
+    g_, t_, m_, tm_ = ([drec(i_, d_, c, gqa=gg)["tflops"] for c in (False, True)] for i_, gg in
+                       (("cupy_fp16_mma", True), ("torch_sdpa_flash", True), ("cupy_fp16_mma", False), ("torch_sdpa_flash", False)))
+    print(f"d = {d_:3d} {g_[0]:6.1f} {g_[1]:6.1f} {t_[0]:6.1f} {t_[1]:6.1f} {g_[0] / t_[0]:5.2f} {g_[1] / t_[1]:5.2f} "
+          f"{g_[0] / m_[0]:6.2f} {g_[1] / m_[1]:6.2f} {t_[0] / tm_[0]:6.2f} {t_[1] / tm_[1]:7.2f}")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # With the `group` index the forward reads each K/V head for 8 query heads and is as fast per FLOP
@@ -872,7 +878,7 @@ for d_ in (32, 64, 96, 128):
 # causal mask at 32 and 64, ours loses 5-10% and PyTorch's 3-10%: the GQA size has
 # fewer heads (16 instead of $2048/d$), hence fewer, unequal causal blocks (an explanation, not
 # measured). Against PyTorch's GQA path ours is at 0.96-1.03× for $d \le 64$, 0.86-0.90× at 128 and
-# 0.70-0.72× at 96, the same ratios as without GQA.
+# 0.70-0.72× at 96: within 0.04 of the ratios without GQA (section 6).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Decoding: split the keys, merge with lse

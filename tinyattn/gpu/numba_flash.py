@@ -7,12 +7,9 @@ Work decomposition (FA2: outer loop over query tiles, parallel across thread blo
                                         scores of keys tx + TX*j, j < CK   -> BK = TX*CK keys a tile
                                         output columns tx + TX*c, c < d/TX
 
-Per block: Q tile (pre-scaled) in shared memory once; for each K/V tile: stage K (row-major) and V^T
-in shared memory, scores S (RQ x CK per thread) and the output accumulator O (RQ x d/TX) live in registers,
-the online softmax keeps (m, l) per row, P goes through shared memory for the P @ V product. Both
-inner loops read W = 4 adjacent words of every row they touch (Q, K rows for S; P, V^T rows for P V),
-which the compiler turns into one 16-byte load: 4x fewer load instructions than 4-byte reads, the
-limit of the earlier version (benchmarks/NOTES.md, session 20). Rows are
+Per block: Q tile (pre-scaled) in shared memory once; for each K/V tile: stage K^T and V in shared
+memory, scores S (RQ x CK per thread) and the output accumulator O (RQ x d/TX) live in registers,
+the online softmax keeps (m, l) per row, P goes through shared memory for the P @ V product. Rows are
 reduced across the TX threads that share them through shared memory (the simulator has no warp
 shuffles, so the same code runs on CPU and GPU). Causal: tiles entirely above the diagonal are never
 loaded; only tiles crossing it are masked element-wise.
@@ -21,9 +18,8 @@ Shared memory is *dynamic*: one flat float32 buffer whose size is given at launc
 tiles (``shared_layout``) and indexed ``row * stride + col``. Static ``cuda.shared.array`` tiles are
 capped at 48 KB per block, which forced d = 128 onto 32x16 tiles (7.7 TFLOP/s vs 14.1 at d = 64);
 above 48 KB the kernel must opt in once (``cuKernelSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)``,
-done by ``launch``). The buffer is declared 16-byte aligned and indexed directly (``smem[U(offset +
-row * stride + col)]``, no slices: through a slice the compiler cannot prove alignment and keeps
-4-byte loads). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
+done by ``launch``): d = 128 gets 64x32 tiles (69 KB: P reuses K's space, three blocks per SM) and
+d = 64 64x64 tiles (53 KB). Indices into it are cast to unsigned 64-bit (``U``): Numba wraps a negative index around
 the array's length like Python, and the length of a dynamic array is a run-time value, so a signed
 index costs a compare and a select per access (run 7, measured: d = 64 fell from 14.1 to 8.5 TFLOP/s;
 163 registers instead of 123). A 32-bit unsigned cast is no better: the truncation stops the compiler
@@ -52,16 +48,13 @@ ONE = np.float32(1.0)
 @dataclass(frozen=True)
 class NumbaConfig:
     """Tile shape: TX*TY threads, BQ = TY*RQ query rows and BK = TX*CK keys per tile; d % TX == 0.
-    vec: W, words per shared-memory read in the two inner loops (4: one 16-byte load; d and BK must
-    be multiples of it). max_regs: register cap per thread (0: the compiler's choice; ignored by the
-    simulator)."""
+    max_regs: register cap per thread for the compiler (0: its choice; ignored by the simulator)."""
 
     tx: int = 8
     ty: int = 16
     rq: int = 4
     ck: int = 4
     max_regs: int = 0
-    vec: int = 4
 
     @property
     def block_q(self) -> int:
@@ -77,7 +70,9 @@ def default_config(d: int) -> NumbaConfig:
     d <= 64 and 64 x 32 at d = 128 (dynamic shared memory above 48 KB, see ``launch``)."""
     if simulator_enabled():
         return NumbaConfig(tx=4, ty=4, rq=2, ck=2)
-    # chosen by measurement on the H200 (benchmarks/NOTES.md, run 8 and session 20)
+    # chosen by measurement on the H200 (run 8, NOTES.md): d = 64 with 64x64 tiles (53 KB shared, ~116
+    # registers: 17.9 TFLOP/s; 64x32: 16.0); d = 128 with 64x32 tiles (69 KB, ~164 registers, 3 blocks
+    # per SM: 15.9; 256 threads with 32x32 per-warp rows: 14.7)
     if d <= 64:
         return NumbaConfig(tx=8, ty=16, rq=4, ck=8)
     return NumbaConfig(tx=8, ty=16, rq=4, ck=4)
@@ -86,34 +81,25 @@ def default_config(d: int) -> NumbaConfig:
 def shared_layout(d: int, cfg: NumbaConfig) -> dict[str, tuple[int, int]]:
     """Offsets into the dynamic shared buffer, in float32 words: name -> (first word, row stride).
 
-    Tiles, in order: sQ (BQ, d+W), sK (BK, d+W), sVT (d, BK+W) = V transposed, sMax (BQ, TX),
-    sSum (BQ, TX); sP (BQ, BK+W) lies in sK's space (that region holds the larger of the two): P is
-    written only after the barrier that follows the scores, when no thread reads K any more.
-    Every row is W words longer than its data: with W = 4 a row starts 4 banks after the previous
-    one, so the 8 rows that 8 threads of a warp read with one 16-byte load each fill all 32 banks,
-    and rows stay 16-byte aligned. "end" holds the total size in words.
+    Tiles, in order: sQ (BQ, d+1), sKT (d, BK+1), sV (BK, d), sMax (BQ, TX), sSum (BQ, TX); sP
+    (BQ, BK+1) lies in sKT's space (that region has max(d, BQ) rows): P is written only after the
+    barrier that follows the scores, when no thread reads K any more. The +1 word of padding per row
+    puts the rows one warp reads in different banks. "end" holds the total size in words.
     """
-    BQ, BK, TX, W = cfg.block_q, cfg.block_k, cfg.tx, cfg.vec
-    sizes = [("sQ", BQ, d + W), ("sK", BK, d + W), ("sVT", d, BK + W), ("sMax", BQ, TX), ("sSum", BQ, TX)]
+    BQ, BK, TX = cfg.block_q, cfg.block_k, cfg.tx
+    sizes = [("sQ", BQ, d + 1), ("sKT", max(d, BQ), BK + 1), ("sV", BK, d), ("sMax", BQ, TX), ("sSum", BQ, TX)]
     out, off = {}, 0
     for name, rows, stride in sizes:
         out[name] = (off, stride)
         off += rows * stride
-        if name == "sK":                  # P (BQ, BK+W) shares this region: make it fit both
-            off = out["sK"][0] + max(BK * (d + W), BQ * (BK + W))
-    out["sP"] = (out["sK"][0], BK + W)
+    out["sP"] = out["sKT"]
     out["end"] = (off, 0)
     return out
 
 
 def shared_bytes(d: int, cfg: NumbaConfig) -> int:
-    """Dynamic shared memory of one block, bytes: 4 * (BQ(d+W) + max(BK(d+W), BQ(BK+W)) + d(BK+W) + 2 BQ TX)."""
+    """Dynamic shared memory of one block, bytes: 4 * (BQ(d+1) + max(d, BQ)(BK+1) + BK d + 2 BQ TX)."""
     return 4 * shared_layout(d, cfg)["end"][0]
-
-
-# Alignment of the dynamic shared buffer: 16 bytes lets the compiler turn W = 4 adjacent float32 reads
-# into one 16-byte load; the simulator rejects the argument (it has no loads to merge).
-SHARED_ALIGN = None if simulator_enabled() else 16
 
 
 @lru_cache(maxsize=None)
@@ -126,15 +112,15 @@ def make_kernel(d: int, cfg: NumbaConfig):
     scale: float32 softmax scale; causal: int32 0/1; offset = Nk - Nq (bottom-right causal alignment:
     query i sees keys j <= i + offset).
     """
-    TX, TY, RQ, CK, W = cfg.tx, cfg.ty, cfg.rq, cfg.ck, cfg.vec
-    if d % TX or d % W or (TX * CK) % W or (TX * CK) % 4:
-        raise ValueError(f"d={d} must be a multiple of the config's tx={TX} and vec={W}; BK={TX * CK} of vec and 4")
+    TX, TY, RQ, CK = cfg.tx, cfg.ty, cfg.rq, cfg.ck
+    if d % TX:
+        raise ValueError(f"d={d} must be a multiple of the config's tx={TX}")
     BQ, BK, DC = TY * RQ, TX * CK, d // TX
     NT = TX * TY
     L = shared_layout(d, cfg)
-    SQ, SK, SVT, SP, SMAX, SSUM = (L[n][0] for n in ("sQ", "sK", "sVT", "sP", "sMax", "sSum"))
-    QS, KS, VS, PS = L["sQ"][1], L["sK"][1], L["sVT"][1], L["sP"][1]   # row strides: data + W words
-    VC = 8 if d % 8 == 0 else W        # V^T staging: a warp takes 4 keys x VC columns (see below)
+    QP, KP = L["sQ"][1], L["sKT"][1]   # d+1, BK+1: padded rows, so rows read by one warp hit different banks
+    O_Q, O_KT, O_V = L["sQ"][0], L["sKT"][0], L["sV"][0]
+    O_MAX, O_SUM, O_END = L["sMax"][0], L["sSum"][0], L["end"][0]
 
     @cuda.jit(**jit_options(**({"max_registers": cfg.max_regs} if cfg.max_regs else {})))
     def kernel(q, k, v, out, lse, scale, causal, offset):
@@ -146,17 +132,21 @@ def make_kernel(d: int, cfg: NumbaConfig):
         nq = q.shape[1]
         nk = k.shape[1]
 
-        # dynamic shared memory (size set at launch): one flat buffer; tile X's element (r, c) is
-        # smem[U(SX + r * XS + c)] with X in Q (BQ, d), K (BK, d), VT (d, BK) = V^T, P (BQ, BK)
-        smem = cuda.shared.array(0, float32, alignment=SHARED_ALIGN)
+        # dynamic shared memory (size set at launch): one flat buffer cut into tiles, [U(r * stride + c)]
+        smem = cuda.shared.array(0, float32)
+        sQ = smem[O_Q:O_KT]          # (BQ, QP) Q tile, pre-multiplied by scale
+        sKT = smem[O_KT:O_V]         # (d, KP)  K tile transposed: sKT[c*KP + j] = K[k0 + j, c]
+        sP = smem[O_KT:O_V]          # (BQ, KP) P = exp(S - m) of this tile: reuses K's space
+        sV = smem[O_V:O_MAX]         # (BK, d)  V tile
+        sMax = smem[O_MAX:O_SUM]     # (BQ, TX) per-thread partial row maxima
+        sSum = smem[O_SUM:O_END]     # (BQ, TX) per-thread partial row sums
 
         acc = cuda.local.array((RQ, DC), float32)      # O accumulator (unnormalised), registers
         s = cuda.local.array((RQ, CK), float32)        # scores of this tile, registers
         m = cuda.local.array(RQ, float32)              # running row max
         l = cuda.local.array(RQ, float32)              # running row sum of exp
-        qv = cuda.local.array((RQ, W), float32)        # W consecutive words of this thread's Q (or P) rows
-        kv = cuda.local.array((CK, W), float32)        # W consecutive words of this thread's K rows
-        vv = cuda.local.array(W, float32)              # W consecutive words of one V^T row
+        qv = cuda.local.array(RQ, float32)
+        kv = cuda.local.array(CK, float32)
 
         for i in range(RQ):
             m[i] = NEG_INF
@@ -169,9 +159,9 @@ def make_kernel(d: int, cfg: NumbaConfig):
             r = idx // d
             c = idx - r * d
             if q0 + r < nq:
-                smem[U(SQ + r * QS + c)] = q[bh, q0 + r, c] * scale
+                sQ[U(r * QP + c)] = q[bh, q0 + r, c] * scale
             else:
-                smem[U(SQ + r * QS + c)] = ZERO
+                sQ[U(r * QP + c)] = ZERO
 
         # causal tile skipping: the last query row of this tile sees keys <= last + offset
         n_tiles = (nk + BK - 1) // BK
@@ -184,33 +174,29 @@ def make_kernel(d: int, cfg: NumbaConfig):
 
         for t in range(n_tiles):
             k0 = t * BK
-            for idx in range(tid, BK * d, NT):          # K as it is: consecutive threads, consecutive c
+            for idx in range(tid, BK * d, NT):          # coalesced reads: consecutive threads, consecutive c
                 r = idx // d
                 c = idx - r * d
-                smem[U(SK + r * KS + c)] = k[bh, k0 + r, c] if k0 + r < nk else ZERO
-            for idx in range(tid, BK * d, NT):          # V transposed: 32 consecutive idx = 4 keys x VC columns,
-                g = idx // (4 * VC)                     # so the writes c * VS + r (VS = 4 mod 32) hit 32 banks
-                r = (g % (BK // 4)) * 4 + (idx % (4 * VC)) // VC
-                c = (g // (BK // 4)) * VC + idx % VC
-                smem[U(SVT + c * VS + r)] = v[bh, k0 + r, c] if k0 + r < nk else ZERO
+                if k0 + r < nk:
+                    sKT[U(c * KP + r)] = k[bh, k0 + r, c]
+                    sV[U(r * d + c)] = v[bh, k0 + r, c]
+                else:
+                    sKT[U(c * KP + r)] = ZERO
+                    sV[U(r * d + c)] = ZERO
             cuda.syncthreads()
 
-            # S = (scale Q) K^T for this thread's RQ x CK scores, W columns of d at a time: each of
-            # the RQ + CK rows gives W adjacent words (one 16-byte load) for W * RQ * CK FMAs
+            # S = (scale Q) K^T for this thread's RQ x CK scores
             for i in range(RQ):
                 for j in range(CK):
                     s[i, j] = ZERO
-            for c in range(0, d, W):
+            for c in range(d):
                 for i in range(RQ):
-                    for w in range(W):
-                        qv[i, w] = smem[U(SQ + (ty * RQ + i) * QS + c + w)]
+                    qv[i] = sQ[U((ty * RQ + i) * QP + c)]
                 for j in range(CK):
-                    for w in range(W):
-                        kv[j, w] = smem[U(SK + (tx + TX * j) * KS + c + w)]
+                    kv[j] = sKT[U(c * KP + tx + TX * j)]
                 for i in range(RQ):
                     for j in range(CK):
-                        for w in range(W):
-                            s[i, j] += qv[i, w] * kv[j, w]
+                        s[i, j] += qv[i] * kv[j]
 
             # mask (ragged end, causal) and partial row max
             for i in range(RQ):
@@ -221,7 +207,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
                     if kj >= nk or (causal and kj > qi + offset):
                         s[i, j] = NEG_INF
                     mx = max(mx, s[i, j])
-                smem[U(SMAX + (ty * RQ + i) * TX + tx)] = mx
+                sMax[U((ty * RQ + i) * TX + tx)] = mx
             cuda.syncthreads()
 
             # online softmax: m' = max(m, rowmax S), P = exp(S - m'), alpha = exp(m - m')
@@ -229,36 +215,32 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 r = ty * RQ + i
                 mt = m[i]
                 for x in range(TX):
-                    mt = max(mt, smem[U(SMAX + r * TX + x)])
+                    mt = max(mt, sMax[U(r * TX + x)])
                 m_use = mt if mt != NEG_INF else ZERO   # fully masked row so far: exp(-inf - 0) = 0, no NaN
                 alpha = math.exp(m[i] - m_use)
                 m[i] = mt
                 ps = ZERO
                 for j in range(CK):
                     p = math.exp(s[i, j] - m_use)
-                    smem[U(SP + r * PS + tx + TX * j)] = p
+                    sP[U(r * KP + tx + TX * j)] = p
                     ps += p
-                smem[U(SSUM + r * TX + tx)] = ps
+                sSum[U(r * TX + tx)] = ps
                 l[i] *= alpha
                 for c in range(DC):
                     acc[i, c] *= alpha
             cuda.syncthreads()
 
-            # l' = alpha l + rowsum(P);  O' = alpha O + P V, W keys at a time: P rows and V^T rows
-            # (this thread's columns) give W adjacent words each
+            # l' = alpha l + rowsum(P);  O' = alpha O + P V
             for i in range(RQ):
                 for x in range(TX):
-                    l[i] += smem[U(SSUM + (ty * RQ + i) * TX + x)]
-            for j in range(0, BK, W):
+                    l[i] += sSum[U((ty * RQ + i) * TX + x)]
+            for j in range(BK):
                 for i in range(RQ):
-                    for w in range(W):
-                        qv[i, w] = smem[U(SP + (ty * RQ + i) * PS + j + w)]
+                    qv[i] = sP[U((ty * RQ + i) * KP + j)]
                 for c in range(DC):
-                    for w in range(W):
-                        vv[w] = smem[U(SVT + (tx + TX * c) * VS + j + w)]
+                    vj = sV[U(j * d + tx + TX * c)]
                     for i in range(RQ):
-                        for w in range(W):
-                            acc[i, c] += qv[i, w] * vv[w]
+                        acc[i, c] += qv[i] * vj
             cuda.syncthreads()                            # tile fully used before the next overwrite
 
         # O = O / l, once at the end (FA2); a row that saw no key gives 0
@@ -343,8 +325,8 @@ def numba_flash_attention(q, k, v, *, is_causal: bool = False, scale: float | No
                          f"got q {q.shape}, k {k.shape}")
     lead, (nq, d), nk = q.shape[:-2], q.shape[-2:], k.shape[-2]
     cfg = config or default_config(d)
-    if d % cfg.tx or d % cfg.vec:
-        raise ValueError(f"head dim d={d} must be a multiple of config.tx={cfg.tx} and config.vec={cfg.vec}")
+    if d % cfg.tx:
+        raise ValueError(f"head dim d={d} must be a multiple of config.tx={cfg.tx}")
     BH = int(np.prod(lead, dtype=np.int64))
     out = np.zeros((BH, nq, d), np.float32)
     lse = np.full((BH, nq), -np.inf, np.float32)

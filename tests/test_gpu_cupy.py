@@ -266,3 +266,5 @@ def test_committed_head_dim_run():
     ours = {(r["d"], r["Hkv"] < r["H"]) for r in data["results"] if r["impl"] == "cupy_fp16_mma"}
     assert base == ours == {(d, g) for d in (32, 64, 96, 128) for g in (False, True)}
     assert {r["d"] for r in data["numba"]} == {64, 128}
+    exp = data["numba_vec4_experiment"]           # the reverted 16-byte-load version: checked before timing too
+    assert exp["checks"] and all(c["ok"] for c in exp["checks"]) and all(r["check_ok"] for r in exp["records"])

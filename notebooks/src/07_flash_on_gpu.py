@@ -482,6 +482,84 @@ for n_ in (1024, 8192):
     fa2 = rec("torch_sdpa_flash", "float16", N=n_)["ms"] / rec("torch_sdpa_flash", "float16", N=n_, causal=True)["ms"]
     print(f"N = {n_}: ideal {2 * T / (T + 1):.2f}x, ours {ours:.2f}x, torch flash {fa2:.2f}x")
 
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# ### Head dims 32 to 128, and the Numba kernel at $d = 128$
+#
+# A second run, `benchmarks/gpu_flash_dims.py` (`results/gpu_flash_dims_h200.json`), adds head dims
+# 32 and 96 to the tensor-core kernel and times it against PyTorch's flash kernel on the same inputs,
+# fp16 and bf16, with GQA. A row of 32 or 96 half-precision values is 64 bytes past a multiple of 128,
+# so the swizzle of section 4 (chunk XOR row mod 8) would push chunks out of the row or into the same
+# banks; these head dims XOR with $\lfloor \text{row}/2 \rfloor \bmod 4$ instead (inside each group
+# of 4 chunks; the 8 rows of one `ldmatrix` still hit 8 different 16-byte slots). Every timed size was
+# checked against float64 (NaN-poisoned outputs) and every small case also checks the lse.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+DIMS = json.loads((ROOT / "benchmarks" / "results" / "gpu_flash_dims_h200.json").read_text())
+dchk = DIMS["checks"]
+print(f"{len(dchk)} checks (head dims {sorted({c['d'] for c in dchk})}, GQA/MQA, Nq != Nk), all passed: "
+      f"{all(c['ok'] for c in dchk)}; worst lse error {max(c.get('lse_max_abs', 0) for c in dchk):.1e}")
+timed_ = [r for r in DIMS["results"] + DIMS["numba"] if r.get("ms")]
+print(f"{len(timed_)} timed runs, each checked at its size: {all(r['check_ok'] for r in timed_)}")
+
+
+def drec(impl, d, causal, dtype="float16", gqa=False, N=8192, variant=None):
+    """A record of the head-dim run: variant None = the library default (torch: no variant)."""
+    variant = variant or (DIMS["default_variant"][str(d)] if impl.startswith("cupy") else None)
+    return next(r for r in DIMS["results"] if r["impl"] == impl and r["d"] == d and r["causal"] == causal
+                and r["dtype"] == dtype and (r["Hkv"] < r["H"]) == gqa and r["N"] == N and r.get("variant") == variant)
+
+
+print(f"{'N = 8192, fp16, TFLOP/s':24s} {'ours':>7s} {'causal':>7s} {'torch':>7s} {'causal':>7s} {'ratio':>6s} {'causal':>6s}")
+for d_ in (32, 64, 96, 128):
+    o_ = [drec("cupy_fp16_mma", d_, c)["tflops"] for c in (False, True)]
+    t_ = [drec("torch_sdpa_flash", d_, c)["tflops"] for c in (False, True)]
+    print(f"d = {d_:3d} ({DIMS['default_variant'][str(d_)]:9s})   {o_[0]:7.1f} {o_[1]:7.1f} {t_[0]:7.1f} {t_[1]:7.1f} "
+          f"{o_[0] / t_[0]:6.2f} {o_[1] / t_[1]:6.2f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# At $d = 32$ and 64 the tensor-core kernel runs at PyTorch's speed (0.96-1.03×); at 128 it stays at
+# 0.83-0.86× (section 7 says why), and at 96 it reaches only 0.70-0.73×. The $d = 96$ kernel uses the
+# $d = 128$ recipe (Q re-read from shared memory, EXP16, the rescale skip), because keeping Q in
+# registers, the $d = 64$ recipe, needs more than 255 registers at 96 and spills; per 128 × 64 tile it
+# then pays the softmax of $d = 128$ for three quarters of the matrix work. EXP16 did not help at
+# $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). $d = 256$ is not built.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+def numba_rows(recs):
+    """{(d, config): {causal: record}} in the order the run timed them."""
+    rows = {}
+    for r in recs:
+        rows.setdefault((r["d"], tuple(r["config"])), {})[r["causal"]] = r
+    return rows
+
+
+for label, recs in (("shipped kernel (4-byte shared loads), candidates interleaved in one run", DIMS["numba"]),
+                    ("16-byte shared loads (second run, not shipped)", DIMS["numba_vec4_experiment"]["records"])):
+    print(label)
+    for (d_, cfg_), rr in numba_rows(recs).items():
+        tx_, ty_, rq_, ck_ = cfg_[:4]
+        vec_ = f", vec {cfg_[5]}" if len(cfg_) > 5 else ""
+        print(f"  d = {d_:3d} {ty_ * rq_:3d} x {tx_ * ck_:2d} tile, {tx_:2d} x {ty_:2d} threads{vec_:7s} "
+              f"{rr[False]['shared_bytes'] // 1024:3d} KB {rr[False]['regs'][0]:3d} regs: "
+              f"{rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f} TFLOP/s (full / causal)")
+ship = numba_rows(DIMS["numba"])
+best128 = max(rr[False]["tflops"] for (d_, _c), rr in ship.items() if d_ == 128)
+print(f"per FLOP, d = 128 / d = 64 (shipped shapes): {ship[(128, (8, 16, 4, 4))][False]['tflops'] / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f}; "
+      f"best d = 128 shape / d = 64: {best128 / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f} (target >= 1)")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The Numba kernel (fp32, CUDA cores) is still slower per FLOP at $d = 128$ than at $d = 64$, measured
+# in one run with the candidates interleaved, and no tile shape tried closes the gap. 64 × 64 tiles
+# at $d = 128$ need 100-104 KB of shared memory, so only two blocks (8 warps) fit on an SM, and they
+# are the slowest; 256 threads per block keep 16 warps but read more shared words per multiply-add.
+# A second version read four adjacent words per load (one 16-byte instruction instead of four 4-byte
+# ones, a quarter of the load instructions): both shipped shapes got slower (18.0 → 14.9 at $d = 64$,
+# 15.4 → 13.6 at $d = 128$) and no other shape beat them, so the number of load instructions was not
+# what limits this kernel; it is not shipped. Finding the real limit needs the
+# hardware counters (Nsight Compute), which were not run.
+
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. How the tensor-core kernel got fast
 #
@@ -778,6 +856,29 @@ for c_ in (False, True):
 # tile, so the last wave of blocks leaves SMs idle. Splitting a group over two to four blocks (with
 # fp32 atomics for $dK/dV$, as for $dQ$) would restore the balance; it is not done. PyTorch's flash and
 # cuDNN backends were timed on K/V repeated beforehand (the repeat itself not timed).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# The forward at every head dim (the head-dim run of section 6): GQA 8:1 ($H = 16$, $H_{kv} = 2$,
+# $B = 2$, $N = 8192$, fp16), our kernel with the `group` index against PyTorch's flash kernel with
+# `enable_gqa=True` (no repeated K/V on either side), and our MHA run at the same $N$ for comparison.
+
+# %% slideshow={"slide_type": "-"}
+# NBVAL_CHECK_OUTPUT
+print("GQA 8:1, TFLOP/s (full, causal); ratios: ours / torch, and GQA / MHA size of each kernel")
+print(f"{'':8s} {'ours':>13s} {'torch':>13s} {'ours/torch':>11s} {'ours GQA/MHA':>13s} {'torch GQA/MHA':>14s}")
+for d_ in (32, 64, 96, 128):
+    g_, t_, m_, tm_ = ([drec(i_, d_, c, gqa=gg)["tflops"] for c in (False, True)] for i_, gg in
+                       (("cupy_fp16_mma", True), ("torch_sdpa_flash", True), ("cupy_fp16_mma", False), ("torch_sdpa_flash", False)))
+    print(f"d = {d_:3d} {g_[0]:6.1f} {g_[1]:6.1f} {t_[0]:6.1f} {t_[1]:6.1f} {g_[0] / t_[0]:5.2f} {g_[1] / t_[1]:5.2f} "
+          f"{g_[0] / m_[0]:6.2f} {g_[1] / m_[1]:6.2f} {t_[0] / tm_[0]:6.2f} {t_[1] / tm_[1]:7.2f}")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# With the `group` index the forward reads each K/V head for 8 query heads and is as fast per FLOP
+# as on the MHA size (ratios 1.00-1.01) at $d = 64$ to 128 without the mask; at $d = 32$, and with the
+# causal mask at 32 and 64, ours loses 5-10% and PyTorch's 3-10%: the GQA size has
+# fewer heads (16 instead of $2048/d$), hence fewer, unequal causal blocks (an explanation, not
+# measured). Against PyTorch's GQA path ours is at 0.96-1.03× for $d \le 64$, 0.86-0.90× at 128 and
+# 0.70-0.72× at 96: within 0.04 of the ratios without GQA (section 6).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Decoding: split the keys, merge with lse

@@ -5,19 +5,21 @@ The CUDA C lives in ``.cu`` files beside this module (``flash_fp32.cu``, ``flash
 them without include paths; the tests compile the same files with ``nvcc -arch=sm_90``.
 
 - float32 inputs  -> ``flash_f32_d{64,128}``: CUDA cores, the Numba kernel's design in C.
-- float16 inputs  -> ``flash_mma_f16_d{64,128}``: tensor cores, mma.sync m16n8k16, fp32 accumulation.
+- float16 inputs  -> ``flash_mma_f16_d{32,64,96,128}``: tensor cores, mma.sync m16n8k16, fp32 accumulation.
 - bfloat16 (raw 16-bit patterns in a uint16 array, ``dtype="bfloat16"``) -> ``flash_mma_bf16_d*``.
 """
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CU_FILES = ("flash_fp32.cu", "flash_mma.cu", "softmax_rows.cu")
-HEAD_DIMS = (64, 128)
+HEAD_DIMS = (64, 128)            # the fp32 CUDA-core kernel (flash_fp32.cu)
+MMA_HEAD_DIMS = (32, 64, 96, 128)  # the tensor-core kernels (flash_mma.cu)
 LOG2E = 1.4426950408889634
 
 # Tensor-core kernel variants compiled from flash_mma.cu: name suffix -> (warps, m-tiles per warp, BK,
@@ -30,7 +32,10 @@ VARIANTS = {
           "w8m1k64qe": (8, 1, 64, 2), "w8m1k64qs3": (8, 1, 64, 3), "w4m2k32es3": (4, 2, 32, 3),
           "w8m2k32e": (8, 2, 32, 2), "w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)},
 }
-DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er"}   # fastest measured on the H200 (NOTES.md)
+VARIANTS[32] = {"w4m2k64q": (4, 2, 64, 2), "w4m2k64qe": (4, 2, 64, 2)}
+VARIANTS[96] = {"w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)}
+DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er",    # fastest measured on the H200 (NOTES.md)
+                   32: "w4m2k64q", 96: "w4m2k64er"}
 
 
 def cuda_source(name: str) -> str:
@@ -52,10 +57,19 @@ def _module(name: str, all_variants: bool = False):
 
 
 @lru_cache(maxsize=None)
+def shipped_variants(d: int) -> frozenset:
+    """Variant names of head dim d compiled without -DTA_FLASH_ALL_VARIANTS (the fast-to-build module)."""
+    shipped = cuda_source("flash_mma.cu").split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
+    return frozenset(re.findall(rf"^TA_FLASH_MMA_BOTH\({d}, .*, (\w+)\)$", shipped, re.M))
+
+
+@lru_cache(maxsize=None)
 def get_kernel(kind: str, d: int, variant: str | None = None):
-    """(kernel, block, query rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'}, d in (64, 128)."""
-    if d not in HEAD_DIMS:
-        raise ValueError(f"head dim d must be one of {HEAD_DIMS}, got {d}")
+    """(kernel, block, query rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'};
+    d in HEAD_DIMS (f32) or MMA_HEAD_DIMS (f16, bf16)."""
+    dims = HEAD_DIMS if kind == "f32" else MMA_HEAD_DIMS
+    if d not in dims:
+        raise ValueError(f"head dim d must be one of {dims} for kind {kind!r}, got {d}")
     if kind == "f32":
         # sQ (64 x (d+1)) + sK^T (d x 33) + sV (32 x d) + sP (64 x 33), float32
         smem = 4 * (64 * (d + 1) + d * 33 + 32 * d + 64 * 33)
@@ -67,7 +81,7 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
         nw, mt, bk, stages = VARIANTS[d][variant]
         rows = 16 * nw * mt
         smem = 2 * (rows + 2 * stages * bk) * d        # Q tile + `stages` K and V tiles, 2 bytes each
-        module = _module("flash_mma.cu", all_variants=variant != DEFAULT_VARIANT[d])
+        module = _module("flash_mma.cu", all_variants=variant not in shipped_variants(d))
         kern, block = module.get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
     else:
         raise ValueError(f"kind must be 'f32', 'f16' or 'bf16', got {kind!r}")
@@ -125,7 +139,7 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
     With ``return_lse=True`` returns ``(out, lse)`` like chapter 06's ``flash_attention``: lse
     (..., Nq) float32 CuPy array = log sum_j exp(scale q_i.k_j), -inf for a row that sees no key.
 
-    q: (..., Nq, d), k, v: (..., Nk, d), d in (64, 128), same leading axes and dtype; GQA/MQA:
+    q: (..., Nq, d), k, v: (..., Nk, d), d in (32, 64, 96, 128) (float32: 64, 128), same leading axes and dtype; GQA/MQA:
     q (..., H, Nq, d), k, v (..., Hkv, Nk, d), H a multiple of Hkv (fp16/bf16 only; head h reads kv
     head h // (H // Hkv), K/V never repeated). float16 uses
     tensor cores (fp32 accumulation), float32 CUDA cores; pass dtype="bfloat16" for uint16 arrays of
@@ -146,8 +160,9 @@ def cupy_flash_attention(q: Any, k: Any, v: Any, *, is_causal: bool = False, sca
                          f"(or q (..., H, Nq, d), k, v (..., Hkv, Nk, d) with H a multiple of Hkv), "
                          f"got q {q.shape}, k {k.shape}, v {v.shape}")
     d = q.shape[-1]
-    if d not in HEAD_DIMS:
-        raise ValueError(f"q's head dim d must be one of {HEAD_DIMS}, got shape {q.shape}")
+    dims = HEAD_DIMS if kind == "f32" else MMA_HEAD_DIMS
+    if d not in dims:
+        raise ValueError(f"q's head dim d must be one of {dims} for {q.dtype} inputs, got shape {q.shape}")
     nq, nk = q.shape[-2], k.shape[-2]
     BH = int(math.prod(q.shape[:-2]))
     group = q.shape[-3] // k.shape[-3] if gqa else 1

@@ -11,7 +11,8 @@
 //                 16x16 tile, so P is re-packed to fp16/bf16 in registers (never touches memory);
 //                 B = V tile (ldmatrix.trans, rows = keys)
 // K/V tiles are double-buffered in shared memory with cp.async (tile t+1 loads while t computes).
-// Shared tiles use an XOR swizzle of 16-byte chunks (chunk ^ (row & 7)) so ldmatrix is conflict-free.
+// Shared tiles use an XOR swizzle of 16-byte chunks (chunk ^ (row & 7); D = 32, 96: chunk ^ ((row >> 1) & 3))
+// so ldmatrix is conflict-free. Head dims 32, 64, 96, 128.
 // Layout: q, o (BH, Nq, D), k, v (BH / group, Nk, D), contiguous (group > 1: GQA/MQA, no repeated K/V). Causal = bottom-right aligned
 // (query i sees key j <= i + Nk - Nq); tiles above the diagonal are skipped, only tiles that cross
 // it (or the ragged end) are masked element-wise. lse (BH, Nq) float32 gets each row's natural
@@ -20,27 +21,46 @@
 
 namespace fa_mma {
 
-// element offset of (row, col) in a swizzled [rows][D] tile; col is a multiple of 8
+// element offset of (row, col) in a swizzled [rows][D] tile; col is a multiple of 8.
+// ldmatrix reads one 16-byte chunk from each of 8 consecutive rows: conflict-free when the 8 land in
+// the 8 different 16-byte slots of a 128-byte bank line.
+//   D % 64 == 0 (a row is a multiple of 128 bytes): chunk ^ (row & 7).
+//   D = 32, 96  (a row is 64 bytes mod 128, so odd rows start half a line over): chunk ^ ((row >> 1) & 3);
+//                the XOR stays inside each aligned group of 4 chunks (4 or 12 chunks per row) and the
+//                8 rows then hit slots 4 * (row & 1) + (chunk ^ ((row >> 1) & 3)) mod 8: all different.
 template <int D>
 __device__ __forceinline__ int swz(int row, int col) {
-    return row * D + ((((col >> 3) ^ (row & 7))) << 3);
+    static_assert(D % 32 == 0, "head dim: a multiple of 32");
+    const int x = (D % 64 == 0) ? (row & 7) : ((row >> 1) & 3);
+    return row * D + ((((col >> 3) ^ x)) << 3);
 }
 
 // rows [r0, r0 + ROWS) of a (n, D) matrix -> swizzled shared tile, rows >= n zero-filled.
-// Thread tid always copies the same 16-byte column chunk of rows tid/(D/8) + i*(NT/(D/8)): a loop of
-// constant trip count whose addresses are one base plus immediates (v2 computed row/col per chunk).
+// When the NT threads cover whole rows (NT % (D/8) == 0: D = 32, 64, 128), thread tid always copies
+// the same 16-byte column chunk of rows tid/(D/8) + i*(NT/(D/8)): a loop of constant trip count whose
+// addresses are one base plus immediates (v2 computed row/col per chunk). Otherwise (D = 96: 12
+// chunks a row, 128 threads) the generic loop: chunk i -> row i / (D/8), column chunk i % (D/8).
 template <int D, int ROWS, int NT>
 __device__ __forceinline__ void load_tile_async(u16* s, const u16* g, int r0, int n, int tid) {
     constexpr int CPR = D / 8;                    // 16-byte chunks per row
-    constexpr int STEP = NT / CPR;                // rows advanced per round (a multiple of 8)
-    static_assert(NT % CPR == 0 && (ROWS * CPR) % NT == 0 && STEP % 8 == 0, "tile / thread shape");
-    const int row = tid / CPR, col = (tid % CPR) * 8;
-    const u32 dst = smem_u32(s + swz<D>(row, col));   // row & 7 is the same for every round
-    const u16* src = g + (size_t)(r0 + row) * D + col;
+    static_assert((ROWS * CPR) % NT == 0, "tile / thread shape");
+    if constexpr (NT % CPR == 0 && (NT / CPR) % 8 == 0) {
+        constexpr int STEP = NT / CPR;            // rows advanced per round (a multiple of 8)
+        const int row = tid / CPR, col = (tid % CPR) * 8;
+        const u32 dst = smem_u32(s + swz<D>(row, col));   // row & 7 is the same for every round
+        const u16* src = g + (size_t)(r0 + row) * D + col;
 #pragma unroll
-    for (int i = 0; i < ROWS / STEP; ++i) {
-        const bool ok = r0 + row + i * STEP < n;
-        cp_async16(dst + i * STEP * D * 2, ok ? src + (size_t)i * STEP * D : g, ok ? 16 : 0);
+        for (int i = 0; i < ROWS / STEP; ++i) {
+            const bool ok = r0 + row + i * STEP < n;
+            cp_async16(dst + i * STEP * D * 2, ok ? src + (size_t)i * STEP * D : g, ok ? 16 : 0);
+        }
+    } else {
+#pragma unroll
+        for (int i = tid; i < ROWS * CPR; i += NT) {
+            const int row = i / CPR, col = (i % CPR) * 8;
+            const bool ok = r0 + row < n;
+            cp_async16(smem_u32(s + swz<D>(row, col)), ok ? g + (size_t)(r0 + row) * D + col : g, ok ? 16 : 0);
+        }
     }
 }
 
@@ -310,6 +330,12 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
 // The defaults (cupy_flash.DEFAULT_VARIANT), fastest on the H200 (benchmarks/NOTES.md):
 TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, false, w4m2k64q)
 TA_FLASH_MMA_BOTH(128, 4, 2, 64, false, true, 2, 1, true, w4m2k64er)
+// d = 32 and 96 (session 20): at 32 the d = 64 shape with and without EXP16; at 96 the d = 128 shape
+// with 64- or 32-key tiles (Q in registers spills at d = 96: 255 registers + 108 bytes)
+TA_FLASH_MMA_BOTH(32, 4, 2, 64, true, false, 2, 1, false, w4m2k64q)
+TA_FLASH_MMA_BOTH(32, 4, 2, 64, true, true, 2, 1, false, w4m2k64qe)
+TA_FLASH_MMA_BOTH(96, 4, 2, 32, false, true, 2, 1, true, w4m2k32er)
+TA_FLASH_MMA_BOTH(96, 4, 2, 64, false, true, 2, 1, true, w4m2k64er)
 
 // The optimisation history, compiled only with -DTA_FLASH_ALL_VARIANTS (the benchmark's sweep):
 #ifdef TA_FLASH_ALL_VARIANTS

@@ -48,7 +48,11 @@ DEV = "cuda"
 TDT = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
-TOL = {"float16": 2e-2, "bfloat16": 6e-2}   # relative error bound of a gradient (fp16/bf16 inputs + rounding)
+TOL = {"float16": 2e-2, "bfloat16": 6e-2}
+ALT_MODULES = {}     # tag -> CuPy module built with other -D flags (filled in main)
+SWZ_AB = {64: "w4m2q32@swzB2"}   # shipped d = 64 tiles with B1/B2's 64-byte-row swizzle, timed beside the new one
+# dK/dV tiles also timed on GQA 8:1 at d = 128: B1's (the notebook's MHA-vs-GQA comparison) and the candidates
+GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p")   # relative error bound of a gradient (fp16/bf16 inputs + rounding)
 
 
 def log(*a):
@@ -100,9 +104,17 @@ def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_varia
     cq, ck, cv, co, cdo, cdq, cdk, cdv = (as_cupy(x.reshape(-1, x.shape[2], d)) for x in (q, k, v, o, do, dq, dk, dv))
     cl = cp.from_dlpack(lse.reshape(B * H, nq).contiguous())
 
+    var, _, tag = (variant or "").partition("@")       # "<variant>@swzB2": built with B2's swizzle (A/B test)
+
     def launch():
-        cb.launch_backward(cq, ck, cv, co, cdo, cl, cdq, cdk, cdv, KIND[dtype], group=H // Hkv, is_causal=causal,
-                           dq_mode=dq_mode, variant=variant, dq_variant=dq_variant)
+        saved = cb._module
+        if tag:
+            cb._module = lambda all_variants=False: ALT_MODULES[tag]
+        try:
+            cb.launch_backward(cq, ck, cv, co, cdo, cl, cdq, cdk, cdv, KIND[dtype], group=H // Hkv, is_causal=causal,
+                               dq_mode=dq_mode, variant=var or None, dq_variant=dq_variant)
+        finally:
+            cb._module = saved
     launch()
     torch.cuda.synchronize()
     return (dq, dk, dv), launch
@@ -283,6 +295,10 @@ def main() -> None:
     t0 = time.time()
     all_mod = cb._module(True)                 # one NVRTC compile holds the defaults and the sweep variants
     cb._module = lambda all_variants=False: all_mod
+    if args.sweep:
+        ALT_MODULES["swzB2"] = cp.RawModule(code=cupy_flash.cuda_source("flash_mma_bwd.cu"),
+                                            options=("-std=c++17", "-DTA_BWD_SWZ_HALF=0"))
+        ALT_MODULES["swzB2"].compile()
     log(f"compiled in {time.time() - t0:.1f} s")
     checks = []
     small = [(2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200), (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
@@ -295,7 +311,8 @@ def main() -> None:
                     checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
     for d in (64, 128):                     # every tile variant on a ragged GQA input, fp16 and bf16
         extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
-                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
+                ([(SWZ_AB[d], None)] if args.sweep and d in SWZ_AB else [])
         for var, dqv in extra:
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 1, 4, 2, 333, 333, d, True, dtype, variant=var, dq_variant=dqv)
@@ -310,7 +327,8 @@ def main() -> None:
         H = 2048 // d
         for causal in (False, True):
             extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
-                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
+                ([(SWZ_AB[d], None)] if d in SWZ_AB else [])
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 2, H, H, 8192, 8192, d, causal, dtype, heads=1, timed=True)
                 for var, dqv in (extra if args.sweep else []):     # every timed variant checked at this size
@@ -319,12 +337,18 @@ def main() -> None:
             vs = variants
             if args.sweep:
                 vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] \
-                    + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                    + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] \
+                    + ([(SWZ_AB[d], None, "atomic")] if d in SWZ_AB else [])
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)
             if d == 128:                    # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
+                gv = [cb.DEFAULT_DKDV[d]] + [v for v in GQA_TILES if v != cb.DEFAULT_DKDV[d]]
                 for dtype in ("float16", "bfloat16"):
-                    checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True)
-                results += timed_config(gen, 2, 16, 2, 8192, d, causal, variants, torch_impls, args.rounds)
+                    for v in gv:
+                        checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True,
+                                             with_torch=v == gv[0], variant=v)
+                results += timed_config(gen, 2, 16, 2, 8192, d, causal,
+                                        [(v, None, "atomic") for v in gv] + [(None, None, "separate")],
+                                        torch_impls, args.rounds)
             log(f"timed d={d} causal={int(causal)} ({time.time() - t0:.1f} s)")
             for r in results:
                 if r["d"] == d and r["causal"] == causal and r["pass"] == "bwd" and r["dtype"] == "float16":
@@ -337,10 +361,19 @@ def main() -> None:
     out = {"results": results, "checks": checks, **meta, "wall_s": time.time() - t0}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, args.name).write_text(json.dumps(out, indent=1))
-    log(f"{'impl':16s} {'dtype':8s} {'pass':7s} {'dq':8s} {'variant':16s} d  Hkv c  ms      TFLOP/s")
-    for r in sorted(results, key=lambda r: (r["d"], r["Hkv"], r["causal"], r["pass"], r["dtype"], -r["tflops"])):
-        log(f"{r['impl']:16s} {r['dtype']:8s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s} "
-            f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f}")
+    bad = [c for c in checks if not c.get("ok", True)]
+    log(f"checks: {len(checks)} records, {len(bad)} failing; worst fp16 rel "
+        f"{max(max(c[n]['rel'] or 1.0 for n in ('dq', 'dk', 'dv')) for c in checks if 'dq' in c and c['dtype'] == 'float16'):.1e}")
+    log("fp16 (bf16 in the JSON), TFLOP/s and ratio to torch_sdpa_flash of the same pass; * = shipped default")
+    log(f"{'impl':16s} {'pass':7s} {'dq':8s} {'variant':16s}   d Hkv c      ms TFLOP/s  ratio")
+    for r in sorted(results, key=lambda r: (r["d"], r["Hkv"], r["causal"], r["pass"], -r["tflops"])):
+        if r["dtype"] != "float16" or r["pass"] == "fwd":
+            continue
+        ref = next((x["tflops"] for x in results if x["impl"] == "torch_sdpa_flash" and x["dtype"] == "float16"
+                    and (x["d"], x["Hkv"], x["causal"], x["pass"]) == (r["d"], r["Hkv"], r["causal"], r["pass"])), None)
+        star = "*" if r["variant"] == cb.DEFAULT_DKDV.get(r["d"]) and r["dq_mode"] == "atomic" else " "
+        log(f"{r['impl']:16s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s}{star} "
+            f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f} {r['tflops'] / ref if ref else 0:6.3f}")
 
 
 if __name__ == "__main__":

@@ -45,16 +45,20 @@ def test_variant_tables_match_instantiations():
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, DKDV_VARIANTS, DQ_VARIANTS
 
     src = CU.read_text()
-    dkdv = {(int(d), n): (int(w), int(m), int(q), k == "true") for d, w, m, q, k, n in
+    dkdv = {(int(d), n): (int(w), int(m), int(q), k == "true", "reg") for d, w, m, q, k, n in
             re.findall(r"^TA_BWD_DKDV_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    smem = {(int(d), n): (8, 1, int(q), False, "smem") for d, q, n in
+            re.findall(r"^TA_BWD_DKDVP_BOTH\((\d+), (\d+), (\w+)\)", src, re.M)}
+    assert smem and not set(smem) & set(dkdv)
+    dkdv.update(smem)
     dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
     assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
-    for (d, n), (w, m, q, k) in dkdv.items():          # the name spells the template arguments
-        assert n == f"w{w}m{m}q{q}{'r' if k else ''}", n
+    for (d, n), (w, m, q, k, layout) in dkdv.items():          # the name spells the template arguments
+        assert n == (f"w{w}m{m}q{q}{'r' if k else ''}" if layout == "reg" else f"w8q{q}p"), n
     shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
     for d in DEFAULT_DKDV:
-        assert re.search(rf"^TA_BWD_DKDV_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DKDVP?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
         assert re.search(rf"^TA_BWD_DQ_BOTH\({d}, .*{DEFAULT_DQ[d]}\)", shipped, re.M)
 
 

@@ -7,6 +7,10 @@ launches: the delta = rowsum(dO * O) pre-pass, the K/V-outer dK/dV kernel, and d
   accumulator, then a convert kernel (scale, round to fp16/bf16); or
 - ``dq_mode="separate"``: a Q-outer kernel that recomputes S and dP per key tile (no atomics).
 
+Two dK/dV layouts (``bwd_dkdv_reg.cuh``, ``bwd_dkdv_smem.cuh``): "reg" keeps P^T and dS^T in the registers
+of the warp that accumulates dK/dV (16 or 32 keys x d per warp); "smem" is FlashAttention-2's layout, P^T
+and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block).
+
 GQA/MQA: k, v have Hkv heads, q has H = group * Hkv; query head h reads kv head h // group, and the
 dK/dV kernel of a kv head loops over the group's query heads (dK, dV summed in registers).
 """
@@ -21,14 +25,17 @@ from .cupy_flash import LOG2E, _kind_of, cuda_source
 HEAD_DIMS = (32, 64, 96, 128)
 PAD = 128            # rows of lse2 / delta / the dQ accumulator are padded to a multiple of this
 # dK/dV kernel variants: name -> (warps, 16-key m-tiles per warp, queries per tile BQ, K/V fragments in
-# registers); keys per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
+# registers, layout); keys per block = 16 * warps * m-tiles ("smem" layout: 8 warps, 128 keys, written
+# as m-tiles = 1). benchmarks/NOTES.md records each one's speed.
 DKDV_VARIANTS = {
-    32: {"w4m1q64r": (4, 1, 64, True)},
-    64: {"w4m1q64r": (4, 1, 64, True), "w8m1q64r": (8, 1, 64, True), "w4m2q32": (4, 2, 32, False),
-         "w8m2q32": (8, 2, 32, False)},
-    96: {"w4m1q32": (4, 1, 32, False)},
-    128: {"w4m1q32": (4, 1, 32, False), "w8m1q32": (8, 1, 32, False), "w8m1q64": (8, 1, 64, False),
-          "w4m1q64": (4, 1, 64, False)},
+    32: {"w4m1q64r": (4, 1, 64, True, "reg")},
+    64: {"w4m1q64r": (4, 1, 64, True, "reg"), "w8m1q64r": (8, 1, 64, True, "reg"), "w4m2q32": (4, 2, 32, False, "reg"),
+         "w8m2q32": (8, 2, 32, False, "reg"), "w8q64p": (8, 1, 64, False, "smem"),
+         "w8q128p": (8, 1, 128, False, "smem")},
+    96: {"w4m1q32": (4, 1, 32, False, "reg")},
+    128: {"w4m1q32": (4, 1, 32, False, "reg"), "w8m1q32": (8, 1, 32, False, "reg"),
+          "w8m1q64": (8, 1, 64, False, "reg"), "w4m1q64": (4, 1, 64, False, "reg"),
+          "w8q64p": (8, 1, 64, False, "smem")},
 }
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
@@ -53,9 +60,11 @@ def _get(name: str, smem: int = 0, all_variants: bool = False):
     return kern
 
 
-def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool) -> int:
-    """Bytes: K, V tiles (bkv rows) + 2 stages of Q, dO (bq rows), fp16; dS^T if atomic; lse2, delta."""
-    return 2 * (2 * bkv * d + 4 * bq * d + (bkv * bq if atomic else 0)) + 4 * 4 * bq
+def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool, layout: str = "reg") -> int:
+    """Bytes: K, V tiles (bkv rows) + 2 stages of Q, dO (bq rows), fp16; dS^T (bkv x bq) if atomic, and
+    P^T too in the "smem" layout (dS^T always); 2 stages of lse2, delta (fp32)."""
+    ps = 2 if layout == "smem" else int(atomic)
+    return 2 * (2 * bkv * d + 4 * bq * d + ps * bkv * bq) + 4 * 4 * bq
 
 
 def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 1, is_causal: bool = False,
@@ -79,13 +88,13 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     variant = variant or DEFAULT_DKDV[d]
     if variant not in DKDV_VARIANTS[d]:
         raise ValueError(f"variant must be one of {sorted(DKDV_VARIANTS[d])} for d={d}, got {variant!r}")
-    nw, mt, bq, _ = DKDV_VARIANTS[d][variant]
+    nw, mt, bq, _, layout = DKDV_VARIANTS[d][variant]
     bkv = 16 * nw * mt
     atomic = dq_mode == "atomic"
     if dq_mode not in ("atomic", "separate"):
         raise ValueError(f"dq_mode must be 'atomic' or 'separate', got {dq_mode!r}")
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
-    smem = dkdv_smem(d, bkv, bq, atomic)
+    smem = dkdv_smem(d, bkv, bq, atomic, layout)
     kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{'a' if atomic else 's'}", smem, variant != DEFAULT_DKDV[d])
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))

@@ -11,6 +11,7 @@ them without include paths; the tests compile the same files with ``nvcc -arch=s
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,17 @@ VARIANTS = {
 DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er"}   # fastest measured on the H200 (NOTES.md)
 
 
-def cuda_source(name: str) -> str:
-    """Text of ``name`` with ``#include "ptx_utils.cuh"`` inlined (NVRTC then needs no include path)."""
-    src = (HERE / name).read_text()
-    helpers = (HERE / "ptx_utils.cuh").read_text().replace("#pragma once", "")
-    return src.replace('#include "ptx_utils.cuh"', helpers)
+def cuda_source(name: str, _seen: set | None = None) -> str:
+    """Text of ``name`` with every ``#include "<file>.cuh"`` of this folder inlined, recursively and once
+    each (``#pragma once`` by hand; NVRTC then needs no include path)."""
+    seen = set() if _seen is None else _seen
+
+    def inline(m: re.Match) -> str:
+        if m.group(1) in seen:
+            return ""
+        seen.add(m.group(1))
+        return cuda_source(m.group(1), seen).replace("#pragma once", "")
+    return re.sub(r'#include "(\w+\.cuh)"', inline, (HERE / name).read_text())
 
 
 @lru_cache(maxsize=None)

@@ -48,11 +48,11 @@ DEV = "cuda"
 TDT = {"float16": torch.float16, "bfloat16": torch.bfloat16}
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
-TOL = {"float16": 2e-2, "bfloat16": 6e-2}
+TOL = {"float16": 2e-2, "bfloat16": 6e-2}   # relative error bound of a gradient (fp16/bf16 inputs + rounding)
 ALT_MODULES = {}     # tag -> CuPy module built with other -D flags (filled in main)
 SWZ_AB = {64: "w4m2q32@swzB2"}   # shipped d = 64 tiles with B1/B2's 64-byte-row swizzle, timed beside the new one
 # dK/dV tiles also timed on GQA 8:1 at d = 128: B1's (the notebook's MHA-vs-GQA comparison) and the candidates
-GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p")   # relative error bound of a gradient (fp16/bf16 inputs + rounding)
+GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p", "w8q64p+s2", "w8q64p+s4")   # +s<S>: group split over S blocks
 
 
 def log(*a):
@@ -105,6 +105,7 @@ def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_varia
     cl = cp.from_dlpack(lse.reshape(B * H, nq).contiguous())
 
     var, _, tag = (variant or "").partition("@")       # "<variant>@swzB2": built with B2's swizzle (A/B test)
+    var, _, split = var.partition("+s")                # "<variant>+s<S>": GQA group split over S blocks
 
     def launch():
         saved = cb._module
@@ -112,7 +113,8 @@ def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_varia
             cb._module = lambda all_variants=False: ALT_MODULES[tag]
         try:
             cb.launch_backward(cq, ck, cv, co, cdo, cl, cdq, cdk, cdv, KIND[dtype], group=H // Hkv, is_causal=causal,
-                               dq_mode=dq_mode, variant=var or None, dq_variant=dq_variant)
+                               dq_mode=dq_mode, variant=var or None, dq_variant=dq_variant,
+                               gqa_split=int(split) if split else 1)
         finally:
             cb._module = saved
     launch()
@@ -316,6 +318,10 @@ def main() -> None:
         for var, dqv in extra:
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 1, 4, 2, 333, 333, d, True, dtype, variant=var, dq_variant=dqv)
+        for var in (v for v in GQA_TILES if "+s" in v and d == 128 and args.sweep):   # split groups: GQA 4:1
+            for dtype in ("float16", "bfloat16"):
+                for causal in (False, True):
+                    checks += check_case(gen, 1, 8, 2, 333, 300, d, causal, dtype, variant=var)
     bad = [c for c in checks if not c.get("ok", True)]
     log(f"small checks: {len(checks)} records, {len(bad)} failing ({time.time() - t0:.1f} s)")
     for c in bad[:20]:

@@ -1,7 +1,9 @@
 // dK/dV kernel in FlashAttention-2's layout: P^T and dS^T pass through shared memory, so the warps that
 // compute them (split over keys x queries) need not be the warps that accumulate dK/dV (split over keys x
 // head dim). flash_mma_bwd.cu describes the math. One block of 8 warps per (128 keys, kv head); per tile of
-// BQ queries (GQA: every query head of the kv head's group, as in bwd_dkdv_reg.cuh):
+// BQ queries (GQA: every query head of the kv head's group, as in bwd_dkdv_reg.cuh; with gridDim.z = S > 1
+// the group's heads are split over S blocks, each adding its partial dK, dV into fp32 accumulators dkacc,
+// dvacc (rows padded to PAD) with red.global.add, rounded by the dq_convert kernel):
 //   phase 1  S^T = K Q^T, then dP^T = V dO^T, 128 keys x BQ queries: a warp owns 32 keys (warp % 4) x
 //            BQ/2 queries (warp / 4), i.e. 2 x BQ/16 fragments; P^T = 2^(S^T c - lse2) (masked) and
 //            dS^T = P^T (dP^T - delta) are rounded to fp16/bf16 into shared memory [key][query]
@@ -19,12 +21,12 @@
 
 namespace fa_bwd {
 
-template <int D, bool BF16, int BQ, bool ATOMIC>
+template <int D, bool BF16, int BQ, bool ATOMIC, bool SPLIT>
 __device__ __forceinline__ void dkdv_smem(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                                           const u16* __restrict__ dout, const float* __restrict__ lse2,
                                           const float* __restrict__ delta, u16* __restrict__ dk, u16* __restrict__ dv,
                                           float* __restrict__ dqacc, int nq, int nk, float scale_log2, float scale,
-                                          int causal, int group) {
+                                          int causal, int group, float* __restrict__ dkacc, float* __restrict__ dvacc) {
     constexpr int NT = 256, BKV = 128;
     constexpr int QW = BQ / 2, DH = D / 2;                       // phase 1 queries, phase 2 columns per warp
     constexpr int WM3 = BQ / 32, DW3 = D / (8 / WM3);            // phase 3: 32 rows x DW3 columns per warp
@@ -51,12 +53,14 @@ __device__ __forceinline__ void dkdv_smem(const u16* __restrict__ q, const u16* 
     const int qt0 = causal ? max(0, k0 - offset) / BQ : 0;   // query tiles that see a key of this block
     const int nqt = (nq + BQ - 1) / BQ;
     const int per_head = max(0, nqt - qt0);
-    const int n_it = per_head * group;
+    const int gsz = SPLIT ? group / gridDim.z : group;          // this block's query heads of the group:
+    const size_t bh0 = bkv * group + (SPLIT ? blockIdx.z * gsz : 0);   // bh0 .. bh0 + gsz - 1
+    const int n_it = per_head * gsz;
 
     load_tile<D, BKV, NT>(sK, K, k0, nk, tid);
     load_tile<D, BKV, NT>(sV, V, k0, nk, tid);
     auto issue = [&](int it, int st) {
-        const size_t bh = bkv * group + it / per_head;
+        const size_t bh = bh0 + it / per_head;
         const int q0 = (qt0 + it % per_head) * BQ;
         load_tile<D, BQ, NT>(sQ + st * BQ * D, q + bh * nq * D, q0, nq, tid);
         load_tile<D, BQ, NT>(sdO + st * BQ * D, dout + bh * nq * D, q0, nq, tid);
@@ -84,7 +88,7 @@ __device__ __forceinline__ void dkdv_smem(const u16* __restrict__ q, const u16* 
         const u16* sdOt = sdO + st * BQ * D;
         const float* sLt = sL + st * BQ;
         const float* sDt = sDl + st * BQ;
-        const size_t bh = bkv * group + it / per_head;
+        const size_t bh = bh0 + it / per_head;
         const int q0 = (qt0 + it % per_head) * BQ;
 
         // acc[mt] (32 keys kw.. x QW queries qw..) += A[kw + 16 mt.., :] B[qw.., :]^T over D; A = K or V, B = Q or dO
@@ -237,12 +241,22 @@ __device__ __forceinline__ void dkdv_smem(const u16* __restrict__ q, const u16* 
     // dK = scale dS^T Q, dV = P^T dO: rows k0 + kw + 16 mt + g (+8), columns cw + 8 n + 2 t4
     u16* dK = dk + bkv * nk * D;
     u16* dV = dv + bkv * nk * D;
+    const int nk_pad = (nk + PAD - 1) / PAD * PAD;
+    float* aK = dkacc + bkv * nk_pad * D;
+    float* aV = dvacc + bkv * nk_pad * D;
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt) {
         const int r0 = k0 + kw + mt * 16 + g, r1 = r0 + 8;
 #pragma unroll
         for (int n = 0; n < DH / 8; ++n) {
             const int col = cw + n * 8 + 2 * t4;
+            if constexpr (SPLIT) {   // partial sums of a split group (rows < nk_pad: always in the buffer)
+                red_add_v2(aK + (size_t)r0 * D + col, dka[mt][n][0] * scale, dka[mt][n][1] * scale);
+                red_add_v2(aV + (size_t)r0 * D + col, dva[mt][n][0], dva[mt][n][1]);
+                red_add_v2(aK + (size_t)r1 * D + col, dka[mt][n][2] * scale, dka[mt][n][3] * scale);
+                red_add_v2(aV + (size_t)r1 * D + col, dva[mt][n][2], dva[mt][n][3]);
+                continue;
+            }
             if (r0 < nk) {
                 *reinterpret_cast<u32*>(dK + (size_t)r0 * D + col) = pack2<BF16>(dka[mt][n][0] * scale, dka[mt][n][1] * scale);
                 *reinterpret_cast<u32*>(dV + (size_t)r0 * D + col) = pack2<BF16>(dva[mt][n][0], dva[mt][n][1]);

@@ -69,10 +69,12 @@ def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool, layout: str = "reg") -> i
 
 def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 1, is_causal: bool = False,
                     scale: float | None = None, dq_mode: str = "atomic", variant: str | None = None,
-                    dq_variant: str | None = None):
+                    dq_variant: str | None = None, gqa_split: int = 1):
     """Launch on contiguous CuPy arrays in place: q, o, do, dq (BH, Nq, d); k, v, dk, dv (BHkv, Nk, d)
     with BH = group * BHkv (query head b*H + h reads kv head (b*H + h) // group); lse (BH, Nq) float32.
-    kind 'f16' or 'bf16' (uint16 bits). Asynchronous (stream order)."""
+    kind 'f16' or 'bf16' (uint16 bits). gqa_split > 1 (a divisor of group; "smem" layouts at d = 128
+    only) splits each group's query heads over that many blocks, dK/dV summed by fp32 atomics.
+    Asynchronous (stream order)."""
     import cupy as cp
     import numpy as np
 
@@ -89,17 +91,29 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     if variant not in DKDV_VARIANTS[d]:
         raise ValueError(f"variant must be one of {sorted(DKDV_VARIANTS[d])} for d={d}, got {variant!r}")
     nw, mt, bq, _, layout = DKDV_VARIANTS[d][variant]
+    if gqa_split < 1 or group % gqa_split or (gqa_split > 1 and (layout != "smem" or d != 128)):
+        raise ValueError(f"gqa_split must divide group={group} (and > 1 needs an 'smem' variant at d = 128), "
+                         f"got {gqa_split} with {variant!r}, d={d}")
     bkv = 16 * nw * mt
     atomic = dq_mode == "atomic"
     if dq_mode not in ("atomic", "separate"):
         raise ValueError(f"dq_mode must be 'atomic' or 'separate', got {dq_mode!r}")
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
     smem = dkdv_smem(d, bkv, bq, atomic, layout)
-    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{'a' if atomic else 's'}", smem, variant != DEFAULT_DKDV[d])
+    split = "g" if gqa_split > 1 else ""
+    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem,
+                variant != DEFAULT_DKDV[d] or gqa_split > 1)
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
-    kern(((nk + bkv - 1) // bkv, BHkv), (32 * nw,), (q, k, v, do, lse2, delta, dk, dv, dqacc) + args,
+    nk_pad = (nk + PAD - 1) // PAD * PAD
+    kv_acc = [cp.zeros((BHkv, nk_pad, d), cp.float32) for _ in range(2)] if split else []
+    extra = tuple(kv_acc) if split else ((dqacc, dqacc) if layout == "smem" else ())   # unused when not split
+    kern(((nk + bkv - 1) // bkv, BHkv, gqa_split), (32 * nw,), (q, k, v, do, lse2, delta, dk, dv, dqacc) + args + extra,
          shared_mem=smem)
+    for acc, out in zip(kv_acc, (dk, dv)):     # dK (already scaled) and dV: fp32 sums -> fp16/bf16
+        pairs = BHkv * nk * d // 2
+        _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
+                                               (acc, out, np.int32(nk), np.int32(BHkv), np.float32(1.0)))
     if atomic:
         pairs = BH * nq * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
@@ -117,13 +131,13 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
 
 def flash_backward_mma(q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, *, is_causal: bool = False,
                        scale: float | None = None, dtype: str | None = None, dq_mode: str = "atomic",
-                       variant: str | None = None, dq_variant: str | None = None):
+                       variant: str | None = None, dq_variant: str | None = None, gqa_split: int = 1):
     """Gradients (dq, dk, dv) of out = softmax(q k^T * scale [+ causal]) v, as CuPy arrays.
 
     q, o, do: (..., H, Nq, d); k, v: (..., Hkv, Nk, d) with H a multiple of Hkv (GQA/MQA: query head h
     uses kv head h // (H // Hkv)); lse: (..., H, Nq) float32 from the forward (``return_lse=True``).
     float16, or uint16 bf16 bits with dtype="bfloat16"; d in (32, 64, 96, 128). Causal is bottom-right
-    aligned. Requires a CUDA GPU and CuPy.
+    aligned. gqa_split: see ``launch_backward``. Requires a CUDA GPU and CuPy.
     """
     import cupy as cp
 
@@ -156,5 +170,5 @@ def flash_backward_mma(q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, *, is_
     launch_backward(q.reshape(BH, nq, d), k.reshape(BHkv, nk, d), v.reshape(BHkv, nk, d), o.reshape(BH, nq, d),
                     do.reshape(BH, nq, d), lse.reshape(BH, nq), dq.reshape(BH, nq, d), dk.reshape(BHkv, nk, d),
                     dv.reshape(BHkv, nk, d), kind, group=H // Hkv, is_causal=is_causal, scale=scale,
-                    dq_mode=dq_mode, variant=variant, dq_variant=dq_variant)
+                    dq_mode=dq_mode, variant=variant, dq_variant=dq_variant, gqa_split=gqa_split)
     return dq, dk, dv

@@ -33,7 +33,8 @@
 
 // Kernels (cupy_backward.py holds the launch table): fa_bwd_pre_<t>_d<D>, fa_bwd_dq_convert_<t>_d<D>,
 // fa_bwd_dkdv_<t>_d<D>_w<NW>m<MT>q<BQ>[r]<a|s> (r: K/V fragments in registers; a: atomic dQ, s: no dQ),
-// fa_bwd_dkdv_<t>_d<D>_w8q<BQ>p<a|s> (the FA2 layout), fa_bwd_dq_<t>_d<D>_w<NW>k<BK>
+// fa_bwd_dkdv_<t>_d<D>_w8q<BQ>p<a|s> (the FA2 layout; 2 more arguments: fp32 dK, dV accumulators of a
+// GQA group split over gridDim.z blocks), fa_bwd_dq_<t>_d<D>_w<NW>k<BK>
 #define TA_BWD_COMMON(T, D, BF16)                                                                      \
     extern "C" __global__ void fa_bwd_pre_##T##_d##D(const u16* o, const u16* dout, const float* lse,   \
             float* delta, float* lse2, int nq, int nq_pad, int bh_count) {                            \
@@ -46,9 +47,11 @@
     extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV) { \
         fa_bwd::dkdv<D, BF16, NW, MT, BQ, KREG, ATOMIC>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, scale, causal, group); \
     }
-#define TA_BWD_DKDVP(T, D, BF16, BQ, ATOMIC, SUFFIX)                                                   \
-    extern "C" __global__ void __launch_bounds__(256) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV) {   \
-        fa_bwd::dkdv_smem<D, BF16, BQ, ATOMIC>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, scale, causal, group); \
+#define TA_BWD_DKDVP(T, D, BF16, BQ, ATOMIC, SPLIT, SUFFIX)                                            \
+    extern "C" __global__ void __launch_bounds__(256) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV,      \
+            float* dkacc, float* dvacc) {                                                              \
+        fa_bwd::dkdv_smem<D, BF16, BQ, ATOMIC, SPLIT>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, \
+                                                      scale, causal, group, dkacc, dvacc);             \
     }
 #define TA_BWD_DQ(T, D, BF16, NW, BK, SUFFIX)                                                          \
     extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dq_##T##_d##D##_##SUFFIX(const u16* q, const u16* k, \
@@ -60,8 +63,12 @@
     TA_BWD_DKDV(f16, D, false, NW, MT, BQ, KREG, true, SUFFIX##a) TA_BWD_DKDV(bf16, D, true, NW, MT, BQ, KREG, true, SUFFIX##a) \
     TA_BWD_DKDV(f16, D, false, NW, MT, BQ, KREG, false, SUFFIX##s) TA_BWD_DKDV(bf16, D, true, NW, MT, BQ, KREG, false, SUFFIX##s)
 #define TA_BWD_DKDVP_BOTH(D, BQ, SUFFIX)                                                               \
-    TA_BWD_DKDVP(f16, D, false, BQ, true, SUFFIX##a) TA_BWD_DKDVP(bf16, D, true, BQ, true, SUFFIX##a)      \
-    TA_BWD_DKDVP(f16, D, false, BQ, false, SUFFIX##s) TA_BWD_DKDVP(bf16, D, true, BQ, false, SUFFIX##s)
+    TA_BWD_DKDVP(f16, D, false, BQ, true, false, SUFFIX##a) TA_BWD_DKDVP(bf16, D, true, BQ, true, false, SUFFIX##a) \
+    TA_BWD_DKDVP(f16, D, false, BQ, false, false, SUFFIX##s) TA_BWD_DKDVP(bf16, D, true, BQ, false, false, SUFFIX##s)
+// the same with a GQA group split over gridDim.z blocks (fp32 dK/dV atomics): kernels <SUFFIX>g<a|s>
+#define TA_BWD_DKDVP_SPLIT_BOTH(D, BQ, SUFFIX)                                                         \
+    TA_BWD_DKDVP(f16, D, false, BQ, true, true, SUFFIX##ga) TA_BWD_DKDVP(bf16, D, true, BQ, true, true, SUFFIX##ga) \
+    TA_BWD_DKDVP(f16, D, false, BQ, false, true, SUFFIX##gs) TA_BWD_DKDVP(bf16, D, true, BQ, false, true, SUFFIX##gs)
 #define TA_BWD_DQ_BOTH(D, NW, BK, SUFFIX) TA_BWD_DQ(f16, D, false, NW, BK, SUFFIX) TA_BWD_DQ(bf16, D, true, NW, BK, SUFFIX)
 
 // cupy_backward.DKDV_VARIANTS / DQ_VARIANTS list the same (NW, MT, BQ, KREG[, layout]) and (NW, BK); tests check
@@ -90,6 +97,7 @@ TA_BWD_DQ_BOTH(128, 4, 32, w4k32)
 TA_BWD_DQ_BOTH(64, 8, 64, w8k64)
 // Session 20: the FA2 layout (bwd_dkdv_smem.cuh)
 TA_BWD_DKDVP_BOTH(128, 64, w8q64p)
+TA_BWD_DKDVP_SPLIT_BOTH(128, 64, w8q64p)
 TA_BWD_DKDVP_BOTH(64, 64, w8q64p)
 TA_BWD_DKDVP_BOTH(64, 128, w8q128p)
 #endif

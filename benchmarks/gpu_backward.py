@@ -52,7 +52,14 @@ TOL = {"float16": 2e-2, "bfloat16": 6e-2}   # relative error bound of a gradient
 ALT_MODULES = {}     # tag -> CuPy module built with other -D flags (filled in main)
 SWZ_AB = {64: "w4m2q32@swzB2"}   # shipped d = 64 tiles with B1/B2's 64-byte-row swizzle, timed beside the new one
 # dK/dV tiles also timed on GQA 8:1 at d = 128: B1's (the notebook's MHA-vs-GQA comparison) and the candidates
-GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p", "w8q64p+s2", "w8q64p+s4")   # +s<S>: group split over S blocks
+GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p+s1", "w8q64p+s2", "w8q64p+s4")   # +s<S>: group split over S blocks
+# (no +s: cupy_backward.auto_gqa_split; the records' gqa_split field says which split ran)
+
+
+def eff_split(variant, d, group, causal) -> int:
+    """Blocks per GQA group that run_ours launches for this variant name ("+s<S>" or the library's auto choice)."""
+    base, _, sp = (variant or cb.DEFAULT_DKDV[d]).partition("@")[0].partition("+s")
+    return int(sp) if sp else cb.auto_gqa_split(group, causal, d, base)
 
 
 def log(*a):
@@ -114,7 +121,7 @@ def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_varia
         try:
             cb.launch_backward(cq, ck, cv, co, cdo, cl, cdq, cdk, cdv, KIND[dtype], group=H // Hkv, is_causal=causal,
                                dq_mode=dq_mode, variant=var or None, dq_variant=dq_variant,
-                               gqa_split=int(split) if split else 1)
+                               gqa_split=int(split) if split else None)
         finally:
             cb._module = saved
     launch()
@@ -151,7 +158,8 @@ def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=
     for mode in ("atomic", "separate"):
         grads, _ = run_ours(q, k, v, o_in, do, lse_in, causal, dtype, mode, variant, dq_variant)
         rec = {"impl": IMPL[dtype], "dq_mode": mode, "variant": variant or cb.DEFAULT_DKDV[d],
-               "dq_variant": (dq_variant or cb.DEFAULT_DQ[d]) if mode == "separate" else None}
+               "dq_variant": (dq_variant or cb.DEFAULT_DQ[d]) if mode == "separate" else None,
+               "gqa_split": eff_split(variant, d, H // Hkv, causal)}
         for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):
             rec[name] = errs(g[:, hs] if name == "dq" else g[:, hk], r)
         rows.append(rec)
@@ -266,7 +274,7 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
         fl = fwd_flops * {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[pas]
         recs.append({"impl": impl, "dtype": dtype, "B": B, "H": H, "Hkv": Hkv, "N": N, "d": d, "causal": causal,
                      "pass": pas, "dq_mode": mode, "variant": var, "dq_variant": dqv, "ms": t_ms,
-                     "tflops": fl / t_ms / 1e9})
+                     "tflops": fl / t_ms / 1e9, "gqa_split": eff_split(var, d, H // Hkv, causal) if mode else None})
     return recs
 
 

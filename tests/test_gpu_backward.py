@@ -23,7 +23,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "gpu_backward_h200.json"
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
 def test_backward_compiles_without_spills(arch, tmp_path):
-    """Every shipped kernel exists; at most 8 bytes spilled (two 255-register kernels, NOTES.md run B2)."""
+    """Every shipped kernel exists; the dK/dV kernels of the defaults spill at most 8 bytes (d = 64: w4m2q32,
+    NOTES.md run B2; d = 128: w8q64p spills 0), the GQA-split d = 128 kernel with atomic dQ 12 bytes
+    (a 16-byte frame, NOTES.md Session 20), everything else 0."""
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, HEAD_DIMS
 
     proc = subprocess.run(["nvcc", "-std=c++17", f"-gencode=arch=compute_{arch[3:]},code={arch}", "-cubin",
@@ -36,9 +38,12 @@ def test_backward_compiles_without_spills(arch, tmp_path):
         for d in HEAD_DIMS:
             names = [f"fa_bwd_pre_{t}_d{d}", f"fa_bwd_dq_convert_{t}_d{d}", f"fa_bwd_dq_{t}_d{d}_{DEFAULT_DQ[d]}",
                      f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}a", f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}s"]
+            if d == 128:
+                names += [f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}g{m}" for m in "as"]
             for n in names:
                 assert n in props, f"{n} missing from {sorted(props)}"
-                assert int(props[n]) <= 8, f"{n}: {props[n]}-byte stack frame (register spill)"
+                limit = 16 if n.endswith("ga") else 8 if "dkdv" in n else 0
+                assert int(props[n]) <= limit, f"{n}: {props[n]}-byte stack frame (register spill)"
 
 
 def test_variant_tables_match_instantiations():

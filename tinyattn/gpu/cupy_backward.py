@@ -40,8 +40,8 @@ DKDV_VARIANTS = {
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-# fastest measured on the H200 (benchmarks/NOTES.md, run B2); d = 32 / 96 not timed
-DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8m1q64"}
+# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20); d = 32 / 96 not timed
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8q64p"}
 DEFAULT_DQ = {32: "w4k64", 64: "w4k64", 96: "w4k32", 128: "w4k64"}
 
 
@@ -67,14 +67,22 @@ def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool, layout: str = "reg") -> i
     return 2 * (2 * bkv * d + 4 * bq * d + ps * bkv * bq) + 4 * 4 * bq
 
 
+def auto_gqa_split(group: int, is_causal: bool, d: int, variant: str) -> int:
+    """Blocks per GQA group: 4 (or 2) for causal GQA with an "smem" variant at d = 128, else 1. Causal GQA 8:1,
+    N = 8192: 140 -> 171 (2) -> 188 (4) TFLOP/s; non-causal unchanged (NOTES.md, Session 20)."""
+    if not is_causal or group == 1 or d != 128 or DKDV_VARIANTS[d][variant][4] != "smem":
+        return 1
+    return 4 if group % 4 == 0 else 2 if group % 2 == 0 else 1
+
+
 def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 1, is_causal: bool = False,
                     scale: float | None = None, dq_mode: str = "atomic", variant: str | None = None,
-                    dq_variant: str | None = None, gqa_split: int = 1):
+                    dq_variant: str | None = None, gqa_split: int | None = None):
     """Launch on contiguous CuPy arrays in place: q, o, do, dq (BH, Nq, d); k, v, dk, dv (BHkv, Nk, d)
     with BH = group * BHkv (query head b*H + h reads kv head (b*H + h) // group); lse (BH, Nq) float32.
     kind 'f16' or 'bf16' (uint16 bits). gqa_split > 1 (a divisor of group; "smem" layouts at d = 128
-    only) splits each group's query heads over that many blocks, dK/dV summed by fp32 atomics.
-    Asynchronous (stream order)."""
+    only) splits each group's query heads over that many blocks, dK/dV summed by fp32 atomics; None:
+    ``auto_gqa_split``. Asynchronous (stream order)."""
     import cupy as cp
     import numpy as np
 
@@ -91,6 +99,8 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     if variant not in DKDV_VARIANTS[d]:
         raise ValueError(f"variant must be one of {sorted(DKDV_VARIANTS[d])} for d={d}, got {variant!r}")
     nw, mt, bq, _, layout = DKDV_VARIANTS[d][variant]
+    if gqa_split is None:
+        gqa_split = auto_gqa_split(group, is_causal, d, variant)
     if gqa_split < 1 or group % gqa_split or (gqa_split > 1 and (layout != "smem" or d != 128)):
         raise ValueError(f"gqa_split must divide group={group} (and > 1 needs an 'smem' variant at d = 128), "
                          f"got {gqa_split} with {variant!r}, d={d}")
@@ -131,7 +141,7 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
 
 def flash_backward_mma(q: Any, k: Any, v: Any, o: Any, do: Any, lse: Any, *, is_causal: bool = False,
                        scale: float | None = None, dtype: str | None = None, dq_mode: str = "atomic",
-                       variant: str | None = None, dq_variant: str | None = None, gqa_split: int = 1):
+                       variant: str | None = None, dq_variant: str | None = None, gqa_split: int | None = None):
     """Gradients (dq, dk, dv) of out = softmax(q k^T * scale [+ causal]) v, as CuPy arrays.
 
     q, o, do: (..., H, Nq, d); k, v: (..., Hkv, Nk, d) with H a multiple of Hkv (GQA/MQA: query head h

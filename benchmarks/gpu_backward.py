@@ -58,7 +58,7 @@ GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p+s1", "w8q64p+s2", "w8q64p+s4")   # +s
 
 def eff_split(variant, d, group, causal) -> int:
     """Blocks per GQA group that run_ours launches for this variant name ("+s<S>" or the library's auto choice)."""
-    base, _, sp = (variant or cb.DEFAULT_DKDV[d]).partition("@")[0].partition("+s")
+    base, _, sp = (variant or cb.default_variant(d, group, causal)).partition("@")[0].partition("+s")
     return int(sp) if sp else cb.auto_gqa_split(group, causal, d, base)
 
 
@@ -157,7 +157,7 @@ def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=
                      "ok": fo["finite"] and fo["rel"] < TOL[dtype] / 4 and bool((lse_in[:, hs][~fin] == float("-inf")).all())})
     for mode in ("atomic", "separate"):
         grads, _ = run_ours(q, k, v, o_in, do, lse_in, causal, dtype, mode, variant, dq_variant)
-        rec = {"impl": IMPL[dtype], "dq_mode": mode, "variant": variant or cb.DEFAULT_DKDV[d],
+        rec = {"impl": IMPL[dtype], "dq_mode": mode, "variant": variant or cb.default_variant(d, H // Hkv, causal),
                "dq_variant": (dq_variant or cb.DEFAULT_DQ[d]) if mode == "separate" else None,
                "gqa_split": eff_split(variant, d, H // Hkv, causal)}
         for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):
@@ -230,7 +230,7 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
             name = f"{IMPL[dtype]}|{mode}|{var or 'default'}|{dqv or ''}"
             _, launch = run_ours(q, k, v, o, do, lse_t, causal, dtype, mode, var, dqv, poison=False)
             fns[name + "|bwd"] = launch
-            var_n = var or cb.DEFAULT_DKDV[d]                   # recorded by name: defaults may change later
+            var_n = var or cb.default_variant(d, H // Hkv, causal)   # recorded by name: defaults may change later
             dqv_n = (dqv or cb.DEFAULT_DQ[d]) if mode == "separate" else None
             meta[name + "|bwd"] = (IMPL[dtype], dtype, mode, var_n, dqv_n, "bwd")
             if True:
@@ -355,7 +355,7 @@ def main() -> None:
                     + ([(SWZ_AB[d], None, "atomic")] if d in SWZ_AB else [])
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)
             if d == 128:                    # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
-                gv = [cb.DEFAULT_DKDV[d]] + [v for v in GQA_TILES if v != cb.DEFAULT_DKDV[d]]
+                gv = [cb.default_variant(d, 8, causal)] + [v for v in GQA_TILES if v != cb.default_variant(d, 8, causal)]
                 for dtype in ("float16", "bfloat16"):
                     for v in gv:
                         checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True,
@@ -385,7 +385,8 @@ def main() -> None:
             continue
         ref = next((x["tflops"] for x in results if x["impl"] == "torch_sdpa_flash" and x["dtype"] == "float16"
                     and (x["d"], x["Hkv"], x["causal"], x["pass"]) == (r["d"], r["Hkv"], r["causal"], r["pass"])), None)
-        star = "*" if r["variant"] == cb.DEFAULT_DKDV.get(r["d"]) and r["dq_mode"] == "atomic" else " "
+        star = "*" if r["variant"] == cb.default_variant(r["d"], r["H"] // r["Hkv"], r["causal"]) \
+            and r["dq_mode"] == "atomic" else " "
         log(f"{r['impl']:16s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s}{star} "
             f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f} {r['tflops'] / ref if ref else 0:6.3f}")
 

@@ -40,8 +40,11 @@ DKDV_VARIANTS = {
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20); d = 32 / 96 not timed
-DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8q64p"}
+# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20, final run S20-2); d = 32 / 96 not timed
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8m1q64"}
+# causal GQA at d = 128: the FA2-layout tiles, whose group can be split over blocks (auto_gqa_split):
+# 187 TFLOP/s on GQA 8:1 against 141 for w8m1q64 (run S20-2)
+DEFAULT_DKDV_GQA_CAUSAL = {128: "w8q64p"}
 DEFAULT_DQ = {32: "w4k64", 64: "w4k64", 96: "w4k32", 128: "w4k64"}
 
 
@@ -65,6 +68,13 @@ def dkdv_smem(d: int, bkv: int, bq: int, atomic: bool, layout: str = "reg") -> i
     P^T too in the "smem" layout (dS^T always); 2 stages of lse2, delta (fp32)."""
     ps = 2 if layout == "smem" else int(atomic)
     return 2 * (2 * bkv * d + 4 * bq * d + ps * bkv * bq) + 4 * 4 * bq
+
+
+def default_variant(d: int, group: int, is_causal: bool) -> str:
+    """The dK/dV tiles launched when ``variant`` is None (head dim d, group = H / Hkv query heads per kv head)."""
+    if is_causal and group > 1 and d in DEFAULT_DKDV_GQA_CAUSAL:
+        return DEFAULT_DKDV_GQA_CAUSAL[d]
+    return DEFAULT_DKDV[d]
 
 
 def auto_gqa_split(group: int, is_causal: bool, d: int, variant: str) -> int:
@@ -95,7 +105,7 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     threads = BH * nq_pad * 4                  # 4 threads per (padded) row
     _get(f"fa_bwd_pre_{kind}_d{d}")(((threads + 255) // 256,), (256,),
                                     (o, do, lse, delta, lse2, np.int32(nq), np.int32(nq_pad), np.int32(BH)))
-    variant = variant or DEFAULT_DKDV[d]
+    variant = variant or default_variant(d, group, is_causal)
     if variant not in DKDV_VARIANTS[d]:
         raise ValueError(f"variant must be one of {sorted(DKDV_VARIANTS[d])} for d={d}, got {variant!r}")
     nw, mt, bq, _, layout = DKDV_VARIANTS[d][variant]
@@ -112,7 +122,7 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     smem = dkdv_smem(d, bkv, bq, atomic, layout)
     split = "g" if gqa_split > 1 else ""
     kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem,
-                variant != DEFAULT_DKDV[d] or gqa_split > 1)
+                variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d)))
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
     nk_pad = (nk + PAD - 1) // PAD * PAD

@@ -14,7 +14,10 @@
 //   phase 3  ATOMIC: dQ (BQ x D) += dS K: a warp owns 32 queries x D / (8 / (BQ / 32)) columns, added into the
 //            fp32 accumulator with red.global.add.v2.f32
 // Shared-memory traffic per warp and 64-query tile at D = 128: 152 ldmatrix_x4 (or equivalent stores) per
-// 320 mma, against 184 for the register layout with 16 keys per warp (benchmarks/NOTES.md, Session 20).
+// 320 mma, against 184 for the register layout with 16 keys per warp; measured (benchmarks/NOTES.md, Session
+// 20) it runs at the register layout's speed at D = 128 and slower at D = 64: both issue ~2x the instructions
+// of FlashAttention-2's kernel for the same mma count. Shipped for causal GQA at D = 128, where the group
+// split below pays (S = 4: 187 vs 141 TFLOP/s on GQA 8:1).
 // Needs bwd_common.cuh (swizzle, loaders, red_add_v2, BoolC, PAD).
 #pragma once
 #include "bwd_common.cuh"

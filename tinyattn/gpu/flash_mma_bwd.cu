@@ -18,7 +18,8 @@
 //         red.global.add.v2.f32; a convert kernel scales it and rounds to fp16/bf16.
 //   dkdv, FA2 layout (bwd_dkdv_smem.cuh, variants w8q<BQ>p): P^T and dS^T go through shared memory so that
 //         phase 1 (S^T, dP^T: warp = 32 keys x BQ/2 queries) and phase 2 (dK, dV: warp = 32 keys x D/2
-//         columns) split the block differently; 8 warps, 128 keys per block.
+//         columns) split the block differently; 8 warps, 128 keys per block. Shipped for causal GQA at
+//         d = 128 with the group split over blocks (cupy_backward.default_variant / auto_gqa_split).
 //   dq:   (the "separate" choice) one block per (16*NW queries, head): loop over key tiles,
 //         S = Q K^T, dP = dO V^T (recomputed), dS = P (dP - delta), dQ += dS K.
 // Causal = bottom-right aligned (query i sees key j <= i + Nk - Nq): fully masked tiles are skipped,

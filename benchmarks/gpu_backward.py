@@ -10,14 +10,14 @@
 2. Times backward ("bwd") and forward + backward ("fwd_bwd") with CUDA events, interleaved across
    implementations, median: N = 8192, B = 2, H = 2048 / d (B*H*d = 4096), causal and not.
    Backward FLOPs = 2.5 * 4 B H N^2 d (halved when causal).
-Writes OUT/gpu_backward_h200.json ({"results": [...], "checks": [...], metadata}); table last.
+Writes OUT/gpu_backward_h200.json ({"results": [...], "checks": [...], metadata}); table last. The checks
+live in gpu_backward_check.py.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
-import math
 import os
 import statistics
 import sys
@@ -44,130 +44,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from tinyattn.gpu import cupy_backward as cb  # noqa: E402
 from tinyattn.gpu import cupy_flash  # noqa: E402
 
-DEV = "cuda"
-TDT = {"float16": torch.float16, "bfloat16": torch.bfloat16}
-KIND = {"float16": "f16", "bfloat16": "bf16"}
-IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
-TOL = {"float16": 2e-2, "bfloat16": 6e-2}   # relative error bound of a gradient (fp16/bf16 inputs + rounding)
+from gpu_backward_check import (  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
+    ALT_MODULES, DEV, IMPL, KIND, TDT, as_cupy, check_case, eff_split, fmt_check, log, run_ours)
 
-
-def log(*a):
-    print(*a, flush=True)
-
-
-def as_cupy(t: torch.Tensor):
-    if t.dtype == torch.bfloat16:
-        return cp.from_dlpack(t.view(torch.int16)).view(cp.uint16)
-    return cp.from_dlpack(t)
-
-
-def reference(q, k, v, do, causal: bool):
-    """float64 out, lse and (dq, dk, dv) by autograd; k, v (B, Hkv, Nk, d) repeated for GQA here only."""
-    q, k, v, do = (x.double().detach().requires_grad_(True) for x in (q, k, v, do))
-    grp = q.shape[1] // k.shape[1]
-    kr, vr = k.repeat_interleave(grp, 1), v.repeat_interleave(grp, 1)
-    s = q @ kr.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    nq, nk = s.shape[-2:]
-    if causal:
-        ok = torch.arange(nk, device=DEV)[None, :] <= torch.arange(nq, device=DEV)[:, None] + (nk - nq)
-        s = s.masked_fill(~ok, float("-inf"))
-    m = s.amax(-1, keepdim=True).detach()
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    p = torch.exp(s - m)
-    l_ = p.sum(-1, keepdim=True)
-    lse = torch.where(l_ > 0, torch.log(l_) + m, torch.full_like(m, float("-inf")))[..., 0]
-    o = (p / torch.where(l_ > 0, l_, torch.ones_like(l_))) @ vr
-    dq, dk, dv = torch.autograd.grad(o, (q, k, v), do.detach())
-    return o.detach(), lse.detach(), (dq, dk, dv)
-
-
-def errs(got, ref) -> dict:
-    got = got.double()
-    if not torch.isfinite(got).all():
-        return {"max_abs": None, "rel": None, "finite": False}
-    return {"max_abs": (got - ref).abs().max().item(), "rel": ((got - ref).norm() / ref.norm().clamp_min(1e-300)).item(),
-            "finite": True}
-
-
-def run_ours(q, k, v, o, do, lse, causal, dtype, dq_mode, variant=None, dq_variant=None, poison=True):
-    """Launch our backward on torch tensors (B, H, N, d); returns torch (dq, dk, dv) and the launcher."""
-    B, H, nq, d = q.shape
-    Hkv, nk = k.shape[1], k.shape[2]
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    if poison:
-        for x in (dq, dk, dv):
-            x.fill_(float("nan"))
-    cq, ck, cv, co, cdo, cdq, cdk, cdv = (as_cupy(x.reshape(-1, x.shape[2], d)) for x in (q, k, v, o, do, dq, dk, dv))
-    cl = cp.from_dlpack(lse.reshape(B * H, nq).contiguous())
-
-    def launch():
-        cb.launch_backward(cq, ck, cv, co, cdo, cl, cdq, cdk, cdv, KIND[dtype], group=H // Hkv, is_causal=causal,
-                           dq_mode=dq_mode, variant=variant, dq_variant=dq_variant)
-    launch()
-    torch.cuda.synchronize()
-    return (dq, dk, dv), launch
-
-
-def check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, heads=None, with_torch=True, timed=False,
-               variant=None, dq_variant=None):
-    """Both dQ modes + torch flash on one input; heads limits the float64 reference to one kv group.
-    For d in (64, 128) (or a timed size) our forward (GQA included) is checked and feeds the backward."""
-    t = TDT[dtype]
-    q = torch.randn(B, H, nq, d, device=DEV, generator=gen).to(t)
-    k, v = (torch.randn(B, Hkv, nk, d, device=DEV, generator=gen).to(t) for _ in range(2))
-    do = torch.randn(B, H, nq, d, device=DEV, generator=gen).to(t)
-    grp = H // Hkv
-    hs = slice(None) if heads is None else slice(0, grp)           # one kv head's group of query heads
-    hk = slice(None) if heads is None else slice(0, 1)
-    o_ref, lse_ref, grads_ref = reference(q[:, hs], k[:, hk], v[:, hk], do[:, hs], causal)
-    rows = []
-    if d not in cupy_flash.HEAD_DIMS:
-        o_in, lse_in = o_ref.to(t), lse_ref.float()
-    else:                                   # our own forward's o and lse (the real pipeline), GQA included
-        o_in = torch.full_like(q, float("nan"))
-        co = as_cupy(o_in.reshape(-1, nq, d))
-        lse_c = cupy_flash.launch(*(as_cupy(x.reshape(-1, x.shape[2], d)) for x in (q, k, v)), co, KIND[dtype],
-                                  is_causal=causal, group=grp)
-        lse_in = torch.from_dlpack(lse_c).reshape(B, H, nq)
-        torch.cuda.synchronize()
-        fin = torch.isfinite(lse_ref)
-        fo = errs(o_in[:, hs], o_ref)
-        rows.append({"what": "forward", "impl": IMPL[dtype], "N": nq, "o": fo, "lse": errs(lse_in[:, hs][fin], lse_ref[fin]),
-                     "ok": fo["finite"] and fo["rel"] < TOL[dtype] / 4 and bool((lse_in[:, hs][~fin] == float("-inf")).all())})
-    for mode in ("atomic", "separate"):
-        grads, _ = run_ours(q, k, v, o_in, do, lse_in, causal, dtype, mode, variant, dq_variant)
-        rec = {"impl": IMPL[dtype], "dq_mode": mode, "variant": variant or cb.DEFAULT_DKDV[d],
-               "dq_variant": (dq_variant or cb.DEFAULT_DQ[d]) if mode == "separate" else None}
-        for name, g, r in zip(("dq", "dk", "dv"), grads, grads_ref):
-            rec[name] = errs(g[:, hs] if name == "dq" else g[:, hk], r)
-        rows.append(rec)
-    if with_torch and nq == nk and Hkv == H:
-        qq, kk, vv = (x.detach().clone().requires_grad_(True) for x in (q, k, v))
-        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-            out = TF.scaled_dot_product_attention(qq, kk, vv, is_causal=causal)
-        tg = torch.autograd.grad(out, (qq, kk, vv), do)
-        rec = {"impl": "torch_sdpa_flash"}
-        for name, g, r in zip(("dq", "dk", "dv"), tg, grads_ref):
-            rec[name] = errs(g[:, hs] if name == "dq" else g[:, hk], r)
-        rows.append(rec)
-    base = {"dtype": dtype, "B": B, "H": H, "Hkv": Hkv, "Nq": nq, "Nk": nk, "d": d, "causal": causal, "timed_size": timed}
-    out = []
-    for r in rows:
-        r = {**base, **r}
-        if "dq" in r:
-            r["what"] = "backward"
-            r["ok"] = all(r[n]["finite"] and r[n]["rel"] < TOL[dtype] for n in ("dq", "dk", "dv"))
-        out.append(r)
-    return out
-
-
-def fmt_check(c):
-    if "dq" not in c:
-        return (f"  fwd {c['dtype']} H{c['H']}/{c['Hkv']} N={c['N']} d={c['d']} c={int(c['causal'])} o rel {c['o']['rel']} "
-                f"lse max {c['lse']['max_abs']} {'ok' if c['ok'] else 'FAIL'}")
-    e = " ".join(f"{n} {c[n]['rel']:.1e}/{c[n]['max_abs']:.1e}" if c[n]["finite"] else f"{n} NaN" for n in ("dq", "dk", "dv"))
-    return (f"  {c['impl']:16s} {c.get('dq_mode', ''):8s} {c['dtype']:8s} H{c['H']}/{c['Hkv']} {c['Nq']}x{c['Nk']} "
-            f"d{c['d']} c{int(c['causal'])} {e} {'ok' if c.get('ok', True) else 'FAIL'}")
+SWZ_AB = {64: "w4m2q32@swzB2"}   # shipped d = 64 tiles with B1/B2's 64-byte-row swizzle, timed beside the new one
+# dK/dV tiles also timed on GQA 8:1 at d = 128: B1's (the notebook's MHA-vs-GQA comparison) and the candidates
+GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p+s1", "w8q64p+s2", "w8q64p+s4")   # +s<S>: group split over S blocks
+# (no +s: cupy_backward.auto_gqa_split; the records' gqa_split field says which split ran)
 
 
 def bench_interleaved(fns: dict, rounds: int = 9, warm: int = 2) -> dict:
@@ -208,7 +91,7 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
             name = f"{IMPL[dtype]}|{mode}|{var or 'default'}|{dqv or ''}"
             _, launch = run_ours(q, k, v, o, do, lse_t, causal, dtype, mode, var, dqv, poison=False)
             fns[name + "|bwd"] = launch
-            var_n = var or cb.DEFAULT_DKDV[d]                   # recorded by name: defaults may change later
+            var_n = var or cb.default_variant(d, H // Hkv, causal)   # recorded by name: defaults may change later
             dqv_n = (dqv or cb.DEFAULT_DQ[d]) if mode == "separate" else None
             meta[name + "|bwd"] = (IMPL[dtype], dtype, mode, var_n, dqv_n, "bwd")
             if True:
@@ -252,7 +135,7 @@ def timed_config(gen, B, H, Hkv, N, d, causal, variants, torch_impls, rounds):
         fl = fwd_flops * {"fwd": 1.0, "bwd": 2.5, "fwd_bwd": 3.5}[pas]
         recs.append({"impl": impl, "dtype": dtype, "B": B, "H": H, "Hkv": Hkv, "N": N, "d": d, "causal": causal,
                      "pass": pas, "dq_mode": mode, "variant": var, "dq_variant": dqv, "ms": t_ms,
-                     "tflops": fl / t_ms / 1e9})
+                     "tflops": fl / t_ms / 1e9, "gqa_split": eff_split(var, d, H // Hkv, causal) if mode else None})
     return recs
 
 
@@ -283,6 +166,10 @@ def main() -> None:
     t0 = time.time()
     all_mod = cb._module(True)                 # one NVRTC compile holds the defaults and the sweep variants
     cb._module = lambda all_variants=False: all_mod
+    if args.sweep:
+        ALT_MODULES["swzB2"] = cp.RawModule(code=cupy_flash.cuda_source("flash_mma_bwd.cu"),
+                                            options=("-std=c++17", "-DTA_BWD_SWZ_HALF=0"))
+        ALT_MODULES["swzB2"].compile()
     log(f"compiled in {time.time() - t0:.1f} s")
     checks = []
     small = [(2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200), (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
@@ -295,10 +182,15 @@ def main() -> None:
                     checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
     for d in (64, 128):                     # every tile variant on a ragged GQA input, fp16 and bf16
         extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
-                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
+                ([(SWZ_AB[d], None)] if args.sweep and d in SWZ_AB else [])
         for var, dqv in extra:
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 1, 4, 2, 333, 333, d, True, dtype, variant=var, dq_variant=dqv)
+        for var in (v for v in GQA_TILES if "+s" in v and d == 128 and args.sweep):   # split groups: GQA 4:1
+            for dtype in ("float16", "bfloat16"):
+                for causal in (False, True):
+                    checks += check_case(gen, 1, 8, 2, 333, 300, d, causal, dtype, variant=var)
     bad = [c for c in checks if not c.get("ok", True)]
     log(f"small checks: {len(checks)} records, {len(bad)} failing ({time.time() - t0:.1f} s)")
     for c in bad[:20]:
@@ -310,7 +202,8 @@ def main() -> None:
         H = 2048 // d
         for causal in (False, True):
             extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
-                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
+                ([(SWZ_AB[d], None)] if d in SWZ_AB else [])
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 2, H, H, 8192, 8192, d, causal, dtype, heads=1, timed=True)
                 for var, dqv in (extra if args.sweep else []):     # every timed variant checked at this size
@@ -319,12 +212,18 @@ def main() -> None:
             vs = variants
             if args.sweep:
                 vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] \
-                    + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]]
+                    + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] \
+                    + ([(SWZ_AB[d], None, "atomic")] if d in SWZ_AB else [])
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)
             if d == 128:                    # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
+                gv = [cb.default_variant(d, 8, causal)] + [v for v in GQA_TILES if v != cb.default_variant(d, 8, causal)]
                 for dtype in ("float16", "bfloat16"):
-                    checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True)
-                results += timed_config(gen, 2, 16, 2, 8192, d, causal, variants, torch_impls, args.rounds)
+                    for v in gv:
+                        checks += check_case(gen, 2, 16, 2, 8192, 8192, d, causal, dtype, heads=1, timed=True,
+                                             with_torch=v == gv[0], variant=v)
+                results += timed_config(gen, 2, 16, 2, 8192, d, causal,
+                                        [(v, None, "atomic") for v in gv] + [(None, None, "separate")],
+                                        torch_impls, args.rounds)
             log(f"timed d={d} causal={int(causal)} ({time.time() - t0:.1f} s)")
             for r in results:
                 if r["d"] == d and r["causal"] == causal and r["pass"] == "bwd" and r["dtype"] == "float16":
@@ -337,10 +236,20 @@ def main() -> None:
     out = {"results": results, "checks": checks, **meta, "wall_s": time.time() - t0}
     Path(args.out).mkdir(parents=True, exist_ok=True)
     Path(args.out, args.name).write_text(json.dumps(out, indent=1))
-    log(f"{'impl':16s} {'dtype':8s} {'pass':7s} {'dq':8s} {'variant':16s} d  Hkv c  ms      TFLOP/s")
-    for r in sorted(results, key=lambda r: (r["d"], r["Hkv"], r["causal"], r["pass"], r["dtype"], -r["tflops"])):
-        log(f"{r['impl']:16s} {r['dtype']:8s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s} "
-            f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f}")
+    bad = [c for c in checks if not c.get("ok", True)]
+    log(f"checks: {len(checks)} records, {len(bad)} failing; worst fp16 rel "
+        f"{max(max(c[n]['rel'] or 1.0 for n in ('dq', 'dk', 'dv')) for c in checks if 'dq' in c and c['dtype'] == 'float16'):.1e}")
+    log("fp16 (bf16 in the JSON), TFLOP/s and ratio to torch_sdpa_flash of the same pass; * = shipped default")
+    log(f"{'impl':16s} {'pass':7s} {'dq':8s} {'variant':16s}   d Hkv c      ms TFLOP/s  ratio")
+    for r in sorted(results, key=lambda r: (r["d"], r["Hkv"], r["causal"], r["pass"], -r["tflops"])):
+        if r["dtype"] != "float16" or r["pass"] == "fwd":
+            continue
+        ref = next((x["tflops"] for x in results if x["impl"] == "torch_sdpa_flash" and x["dtype"] == "float16"
+                    and (x["d"], x["Hkv"], x["causal"], x["pass"]) == (r["d"], r["Hkv"], r["causal"], r["pass"])), None)
+        star = "*" if r["variant"] == cb.default_variant(r["d"], r["H"] // r["Hkv"], r["causal"]) \
+            and r["dq_mode"] == "atomic" else " "
+        log(f"{r['impl']:16s} {r['pass']:7s} {str(r['dq_mode']):8s} {str(r['variant'])+'/'+str(r['dq_variant']):16s}{star} "
+            f"{r['d']:3d} {r['Hkv']:2d} {int(r['causal'])} {r['ms']:7.3f} {r['tflops']:6.1f} {r['tflops'] / ref if ref else 0:6.3f}")
 
 
 if __name__ == "__main__":

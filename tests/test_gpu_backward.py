@@ -23,8 +23,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "gpu_backward_h200.json"
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
 def test_backward_compiles_without_spills(arch, tmp_path):
-    """Every shipped kernel exists; at most 8 bytes spilled (two 255-register kernels, NOTES.md run B2)."""
-    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, HEAD_DIMS
+    """Every shipped kernel exists; the dK/dV kernels of the defaults spill at most 8 bytes (w4m2q32 and
+    w8m1q64, NOTES.md run B2; the causal-GQA tiles w8q64p 0), the GQA-split d = 128 kernel with atomic dQ
+    12 bytes (a 16-byte frame, NOTES.md Session 20), everything else 0."""
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DKDV_GQA_CAUSAL, DEFAULT_DQ, HEAD_DIMS
 
     proc = subprocess.run(["nvcc", "-std=c++17", f"-gencode=arch=compute_{arch[3:]},code={arch}", "-cubin",
                            "--resource-usage", "-I", str(CU.parent), "-o", str(tmp_path / "k.cubin"), str(CU)],
@@ -36,26 +38,50 @@ def test_backward_compiles_without_spills(arch, tmp_path):
         for d in HEAD_DIMS:
             names = [f"fa_bwd_pre_{t}_d{d}", f"fa_bwd_dq_convert_{t}_d{d}", f"fa_bwd_dq_{t}_d{d}_{DEFAULT_DQ[d]}",
                      f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}a", f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}s"]
+            if d in DEFAULT_DKDV_GQA_CAUSAL:
+                names += [f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV_GQA_CAUSAL[d]}{g}{m}" for g in ("", "g") for m in "as"]
             for n in names:
                 assert n in props, f"{n} missing from {sorted(props)}"
-                assert int(props[n]) <= 8, f"{n}: {props[n]}-byte stack frame (register spill)"
+                limit = 16 if n.endswith("ga") else 8 if "dkdv" in n else 0
+                assert int(props[n]) <= limit, f"{n}: {props[n]}-byte stack frame (register spill)"
 
 
 def test_variant_tables_match_instantiations():
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DQ, DKDV_VARIANTS, DQ_VARIANTS
 
     src = CU.read_text()
-    dkdv = {(int(d), n): (int(w), int(m), int(q), k == "true") for d, w, m, q, k, n in
+    dkdv = {(int(d), n): (int(w), int(m), int(q), k == "true", "reg") for d, w, m, q, k, n in
             re.findall(r"^TA_BWD_DKDV_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    smem = {(int(d), n): (8, 1, int(q), False, "smem") for d, q, n in
+            re.findall(r"^TA_BWD_DKDVP_BOTH\((\d+), (\d+), (\w+)\)", src, re.M)}
+    assert smem and not set(smem) & set(dkdv)
+    dkdv.update(smem)
     dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
     assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
-    for (d, n), (w, m, q, k) in dkdv.items():          # the name spells the template arguments
-        assert n == f"w{w}m{m}q{q}{'r' if k else ''}", n
+    for (d, n), (w, m, q, k, layout) in dkdv.items():          # the name spells the template arguments
+        assert n == (f"w{w}m{m}q{q}{'r' if k else ''}" if layout == "reg" else f"w8q{q}p"), n
     shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV_GQA_CAUSAL
     for d in DEFAULT_DKDV:
-        assert re.search(rf"^TA_BWD_DKDV_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DKDVP?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+    for d, n in DEFAULT_DKDV_GQA_CAUSAL.items():     # causal GQA tiles and their group-split kernels
+        assert re.search(rf"^TA_BWD_DKDVP_BOTH\({d}, .*{n}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DKDVP_SPLIT_BOTH\({d}, .*{n}\)", shipped, re.M)
         assert re.search(rf"^TA_BWD_DQ_BOTH\({d}, .*{DEFAULT_DQ[d]}\)", shipped, re.M)
+
+
+def test_default_tiles_and_gqa_split():
+    """Which tiles and group split run when the caller names none (no GPU needed)."""
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, auto_gqa_split, default_variant
+
+    assert default_variant(128, 1, True) == DEFAULT_DKDV[128] and default_variant(128, 8, False) == DEFAULT_DKDV[128]
+    gq = default_variant(128, 8, True)
+    assert gq != DEFAULT_DKDV[128]
+    assert [auto_gqa_split(g, True, 128, gq) for g in (1, 2, 6, 8, 3)] == [1, 2, 2, 4, 1]
+    assert auto_gqa_split(8, False, 128, gq) == 1                      # non-causal: the split did not pay
+    assert auto_gqa_split(8, True, 128, DEFAULT_DKDV[128]) == 1        # register layout: no split kernels
+    assert default_variant(64, 8, True) == DEFAULT_DKDV[64]
 
 
 def test_committed_results():

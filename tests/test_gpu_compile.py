@@ -110,8 +110,9 @@ def test_cuda_c_compiles_for_sm90(cu, tmp_path):
         from tinyattn.gpu.cupy_flash import DEFAULT_VARIANT
         for d, name in DEFAULT_VARIANT.items():
             assert {f"flash_mma_f16_d{d}_{name}", f"flash_mma_bf16_d{d}_{name}"} <= set(kernels), kernels
-    # flash_mma_bwd.cu: two 255-register backward kernels spill 8 bytes (measured with it, NOTES.md run B2)
-    limit = 8 if cu.name == "flash_mma_bwd.cu" else 0
+    # flash_mma_bwd.cu: two 255-register backward kernels spill 8 bytes (measured with it, NOTES.md run B2),
+    # the GQA-split d = 128 kernel 12 bytes in a 16-byte frame (measured with it, NOTES.md Session 20)
+    limit = 16 if cu.name == "flash_mma_bwd.cu" else 0
     for spill in re.findall(r"(\d+) bytes spill stores", report):
         assert int(spill) <= limit, report
     for frame in re.findall(r"(\d+) bytes stack frame", report):
@@ -143,3 +144,16 @@ def test_variant_table_matches_cuda_source():
         w, m, k, qq, ee, rr, ss, bb = re.fullmatch(r"w(\d)m(\d)k(\d+)(q?)(e?)(r?)(?:s(\d))?(?:_b(\d))?", name).groups()
         assert (w, m, k, bool(qq), bool(ee), bool(rr), ss or "2", bb or "1") == \
             (nw, mt, bk, q == "true", e == "true", r == "true", st, b), name
+
+
+def test_every_header_is_compiled():
+    """Each .cuh is #included (directly or through another .cuh) by a .cu file, so the nvcc checks above
+    (and test_gpu_hopper.py's for flash_wgmma.cu) compile it."""
+    included, todo = set(), sorted(GPU_DIR.glob("*.cu"))
+    while todo:
+        src = todo.pop().read_text()
+        for name in re.findall(r'#include\s+"(\w+\.cuh)"', src):
+            if name not in included:
+                included.add(name)
+                todo.append(GPU_DIR / name)
+    assert {p.name for p in GPU_DIR.glob("*.cuh")} <= included

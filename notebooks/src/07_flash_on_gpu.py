@@ -741,6 +741,11 @@ print(f"H200: {sum(c['ok'] for c in nbw['checks'])}/{len(nbw['checks'])} checks 
 # $dQ_i = \text{scale}\cdot dS\,K_j$ (both operands by `ldmatrix.trans`) and adds it into an fp32 $dQ$
 # in HBM with `red.global.add.v2.f32`; a small kernel scales and rounds it at the end. In separate
 # mode a second, Q-outer kernel recomputes $S$ and $dP$ for its query rows and owns $dQ_i$.
+#
+# A second layout, FlashAttention-2's own (`bwd_dkdv_smem.cuh`, tiles named `w8q…p`), writes $P^\top$ and
+# $dS^\top$ to shared memory after each tile, so the warps that compute them (split over keys × queries)
+# need not be the warps that accumulate $dK/dV$ (split over keys × head dimension). We built it to
+# relieve the registers at $d = 128$; the table below says what it bought.
 
 # %% slideshow={"slide_type": "-"}
 from tinyattn.viz.gpu_backward import plot_backward_dataflow, plot_gqa_packing, plot_backward_bars
@@ -755,8 +760,9 @@ plt.tight_layout(); plt.show()
 # 7 matrix products per (query tile, key tile) pair instead of 5 and reads K/V a second time. Every
 # variant was then checked against a float64 autograd reference (outputs poisoned with NaN first, one
 # head per batch also at the timed size, fed by our own forward's $O$ and lse) and timed, interleaved
-# with PyTorch, at $N = 8192$, $B = 2$, $H = 2048/d$ (run B2, committed as
-# `benchmarks/results/gpu_backward_h200.json`). Backward FLOPs are counted as $2.5\times$ the forward's.
+# with PyTorch, at $N = 8192$, $B = 2$, $H = 2048/d$. The numbers below are the final run of the
+# tuning sessions (NOTES.md, device call S20-2, committed as `benchmarks/results/gpu_backward_h200.json`).
+# Backward FLOPs are counted as $2.5\times$ the forward's.
 
 # %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
@@ -774,51 +780,68 @@ BR = RUNB["results"]
 
 
 def tfl(impl, d, causal, pas="bwd", mode=None, var=None, dqv=None, gqa=False, dtype="float16"):
-    """TFLOP/s of one record of run B2 (N = 8192, fp16 unless dtype)."""
+    """TFLOP/s of one record of the committed run (N = 8192, fp16 unless dtype)."""
     return next(r["tflops"] for r in BR if r["impl"] == impl and r["d"] == d and r["causal"] == causal
                 and r["pass"] == pas and r["dtype"] == dtype and r.get("dq_mode") == mode
                 and (r["Hkv"] != r["H"]) == gqa and (var is None or r["variant"] == var)
                 and (dqv is None or r["dq_variant"] == dqv))
 
 
-B1_TILES = {64: "w4m1q64r", 128: "w4m1q32"}        # the first version's dK/dV tiles (run B1)
 print(f"{'d':>3s} {'causal':>6s} | same dK/dV tiles: {'atomic':>6s} {'separate':>8s} {'ratio':>5s} | "
       f"shipped {'atomic':>6s} {'torch flash':>11s} {'ours/flash':>10s} {'cuDNN':>6s} | fwd+bwd ours/flash")
 bars = []
 for d_ in (64, 128):
     for c_ in (False, True):
-        a0 = tfl("cupy_fp16_mma", d_, c_, mode="atomic", var=B1_TILES[d_])
-        s0 = max(r["tflops"] for r in BR if r["impl"] == "cupy_fp16_mma" and r["d"] == d_ and r["causal"] == c_
-                 and r["pass"] == "bwd" and r["dtype"] == "float16" and r["dq_mode"] == "separate" and r["Hkv"] == r["H"])
+        srec = max((r for r in BR if r["impl"] == "cupy_fp16_mma" and r["d"] == d_ and r["causal"] == c_ and r["pass"] == "bwd"
+                    and r["dtype"] == "float16" and r["dq_mode"] == "separate" and r["Hkv"] == r["H"]), key=lambda r: r["tflops"])
+        s0 = srec["tflops"]                                                    # the best separate-dQ pair ...
+        a0 = tfl("cupy_fp16_mma", d_, c_, mode="atomic", var=srec["variant"])  # ... and atomics with its dK/dV tiles
         a1 = tfl("cupy_fp16_mma", d_, c_, mode="atomic", var=DEFAULT_DKDV[d_])
         f_, n_ = tfl("torch_sdpa_flash", d_, c_), tfl("torch_sdpa_cudnn", d_, c_)
         fb = tfl("cupy_fp16_mma", d_, c_, "fwd_bwd", mode="atomic", var=DEFAULT_DKDV[d_]) / tfl("torch_sdpa_flash", d_, c_, "fwd_bwd")
         bars.append((f"d = {d_}\n{'causal' if c_ else 'full'}", a1, s0, f_, n_))
         print(f"{d_:3d} {str(c_):>6s} | {'':17s} {a0:6.0f} {s0:8.0f} {a0 / s0:5.2f} | {'':7s} {a1:6.0f} {f_:11.0f} {a1 / f_:10.2f} {n_:6.0f} | {fb:.2f}")
+print("dK/dV layout, fp16 backward TFLOP/s full / causal: registers vs FlashAttention-2's (P, dS in shared memory)")
+for d_, tiles in ((64, ("w4m2q32", "w8q128p", "w8q64p")), (128, ("w8m1q64", "w8q64p"))):
+    print(f"  d = {d_:3d}: " + ", ".join(f"{v} {tfl('cupy_fp16_mma', d_, False, mode='atomic', var=v):.0f} / "
+                                       f"{tfl('cupy_fp16_mma', d_, True, mode='atomic', var=v):.0f}" for v in tiles))
+sw = [tfl("cupy_fp16_mma", 64, c_, mode="atomic", var=v) for c_ in (False, True) for v in ("w4m2q32", "w4m2q32@swzB2")]
+print(f"  d =  64, swizzle of 64-byte rows: new {sw[0]:.0f} / {sw[2]:.0f}, the earlier one {sw[1]:.0f} / {sw[3]:.0f}")
 
 # %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(6.4, 3.2))
-plot_backward_bars(ax, bars, "Backward on the H200, N = 8192, fp16 (run B2)")
+plot_backward_bars(ax, bars, "Backward on the H200, N = 8192, fp16 (final run S20-2)")
 ax.axhline(0, color="k", lw=0.5)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
 # Read from the table: with the same dK/dV tiles, atomics beat the separate kernel in all four
-# configurations (the ratio column: 10-16% faster, where we had predicted 20-30%). The two recomputed
-# products cost less than their share of FLOPs suggests, presumably because the separate kernel has
-# no atomics and no round trip of $dS$ through shared memory (not profiled). We ship atomics (the
-# price: the order of the fp32 additions into $dQ$ varies from run to run, so $dQ$ is not
-# bit-reproducible; the separate mode is, and stays available as `dq_mode="separate"`).
+# configurations (the ratio column: 1.23-1.34x; we had predicted 20-30%, and with the first version's
+# smaller tiles it was 14-17%, NOTES.md run B1; why the gap grew with the tiles was not profiled).
+# We ship atomics (the price: the order of the fp32
+# additions into $dQ$ varies from run to run, so $dQ$ is not bit-reproducible; the separate mode is,
+# and stays available as `dq_mode="separate"`).
 #
-# Against PyTorch's FlashAttention-2 backward the shipped kernels reach the "ours/flash" column; the
-# issue's bar was 0.8x, met only at $d = 64$ causal. Our reading of the misses (from the tile sweep,
-# not from a profile) is registers: $dK$ and $dV$ of a warp's 16 keys stay in fp32 registers for the
-# whole loop ($2 \cdot 16 \cdot d$ values per warp, 128 per thread at $d = 128$), so at $d = 128$ a
-# warp can own only one 16-key m-tile, and each $Q$/$dO$ fragment read from shared memory feeds a
-# single `mma`. At $d = 64$ two m-tiles per warp fit, and that step gave the largest gain of the
-# $d = 64$ sweep; at $d = 128$ the gain came from 128-key blocks, which halve the $dQ$ atomics
-# (`benchmarks/NOTES.md`, run B2). The FlashAttention-2 repository's backward kernel instead splits
-# $dK$/$dV$ across warps along $d$ and passes $P$ and $dS$ through shared memory; we have not tried it.
+# Against PyTorch's FlashAttention-2 backward the shipped kernels reach the "ours/flash" column. The
+# issue's bar was 0.8x: met at $d = 64$ causal, on the bar at $d = 64$ without mask (0.79 here, 0.81 in
+# the run before it, NOTES.md device call S20-1: ratios move by about ±3% between runs), missed at
+# $d = 128$. The last lines answer the question we built FlashAttention-2's layout for: it does not
+# help. At $d = 128$ it matches the register layout within run-to-run noise, and at $d = 64$
+# FlashAttention-2's own tile shape (`w8q128p`) is 11% slower than ours. So neither the registers nor the
+# tile shapes explain the gap. Hardware counters did (Nsight Compute, one launch each, $d = 128$;
+# `benchmarks/results/gpu_bwd_ncu_h200.txt`): our kernel and PyTorch's execute the same 671 M
+# tensor-core instructions, but ours issues 4.2-4.4 G instructions in all against 2.1 G. The extra
+# work sits *around* the `mma`s: swizzled shared-memory addresses recomputed per `ldmatrix`, and four
+# times as many L2 atomic requests for $dQ$ (a warp's `red.global.add.v2` touches 8 rows, where
+# FlashAttention-2 stores the fp32 $dQ$ accumulator in fragment order so that one warp's atomics cover
+# whole 128-byte lines). Cutting those instructions is the next step; it is not done.
+#
+# Two smaller results of the same sweep. The swizzle of 64-byte rows (a $[128][32]$ $dS^\top$ tile at
+# $d = 64$) used to XOR a chunk with `row & 3`, so rows $r$ and $r + 4$ of an 8-row `ldmatrix` read
+# hit the same banks. XOR with `(row >> 1) & 3` fixes that and is the last line. And causal GQA, which
+# ran at three quarters of the MHA speed, now splits each group's query heads over four blocks with
+# fp32 atomics for $dK/dV$: 187 TFLOP/s against 141 on GQA 8:1 at $d = 128$ (NOTES.md, S20-2; the GQA
+# cell below keeps the first version's tiles for its MHA/GQA comparison).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### GQA: one K/V head, a group of query heads

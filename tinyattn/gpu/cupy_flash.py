@@ -38,13 +38,17 @@ DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er",    # fastest measured on th
                    32: "w4m2k64q", 96: "w4m2k64er"}
 
 
-def cuda_source(name: str) -> str:
-    """Text of ``name`` with its ``#include "x.cuh"`` lines (files beside it, e.g. ptx_utils.cuh)
-    inlined, so NVRTC needs no include path."""
-    import re
+def cuda_source(name: str, _seen: set | None = None) -> str:
+    """Text of ``name`` with every ``#include "<file>.cuh"`` of this folder inlined, recursively and once
+    each (``#pragma once`` by hand; NVRTC then needs no include path)."""
+    seen = set() if _seen is None else _seen
 
-    src = (HERE / name).read_text()
-    return re.sub(r'#include "([\w.]+\.cuh)"', lambda m: (HERE / m.group(1)).read_text().replace("#pragma once", ""), src)
+    def inline(m: re.Match) -> str:
+        if m.group(1) in seen:
+            return ""
+        seen.add(m.group(1))
+        return cuda_source(m.group(1), seen).replace("#pragma once", "")
+    return re.sub(r'#include "(\w+\.cuh)"', inline, (HERE / name).read_text())
 
 
 @lru_cache(maxsize=None)

@@ -525,7 +525,7 @@ for d_ in (32, 64, 96, 128):
 # then pays the softmax of $d = 128$ for three quarters of the matrix work. EXP16 did not help at
 # $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). $d = 256$ is not built.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 def numba_rows(recs):
     """{(d, config): {causal: record}} in the order the run timed them."""
@@ -747,7 +747,7 @@ print(f"H200: {sum(c['ok'] for c in nbw['checks'])}/{len(nbw['checks'])} checks 
 # need not be the warps that accumulate $dK/dV$ (split over keys × head dimension). We built it to
 # relieve the registers at $d = 128$; the table below says what it bought.
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 from tinyattn.viz.gpu_backward import plot_backward_dataflow, plot_gqa_packing, plot_backward_bars
 fig, ax = plt.subplots(figsize=(8, 4.6))
 plot_backward_dataflow(ax)
@@ -814,7 +814,7 @@ plot_backward_bars(ax, bars, "Backward on the H200, N = 8192, fp16 (final run S2
 ax.axhline(0, color="k", lw=0.5)
 plt.tight_layout(); plt.show()
 
-# %% [markdown] slideshow={"slide_type": "fragment"}
+# %% [markdown] slideshow={"slide_type": "subslide"}
 # Read from the table: with the same dK/dV tiles, atomics beat the separate kernel in all four
 # configurations (the ratio column: 1.23-1.34x; we had predicted 20-30%, and with the first version's
 # smaller tiles it was 14-17%, NOTES.md run B1; why the gap grew with the tiles was not profiled).
@@ -859,26 +859,33 @@ fig, ax = plt.subplots(figsize=(7, 2.6))
 plot_gqa_packing(ax, n_heads=8, n_kv=2)
 plt.tight_layout(); plt.show()
 
-# %% slideshow={"slide_type": "-"}
+# %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
 gq = [c for c in bchk if c["Hkv"] != c["H"] and c["timed_size"]]
 print(f"GQA 8:1 at N = 8192 (H = 16, Hkv = 2, d = 128): {sum(c['ok'] for c in gq)}/{len(gq)} checks ok; "
       f"MQA/GQA at small sizes: {sum(c['ok'] for c in bchk if c['Hkv'] != c['H'])}/{sum(1 for c in bchk if c['Hkv'] != c['H'])} ok")
 for c_ in (False, True):
-    m_, g_ = tfl("cupy_fp16_mma", 128, c_, mode="atomic", var="w4m1q32"), tfl("cupy_fp16_mma", 128, c_, mode="atomic", var="w4m1q32", gqa=True)
+    m_, g_ = tfl("cupy_fp16_mma", 128, c_, mode="atomic", var="w8m1q64"), tfl("cupy_fp16_mma", 128, c_, mode="atomic", var="w8m1q64", gqa=True)
     tf_ = tfl("torch_sdpa_flash", 128, c_, gqa=True)
     fw_, fwm_ = tfl("cupy_fp16_mma", 128, c_, "fwd", gqa=True), tfl("cupy_fp16_mma", 128, c_, "fwd")
-    print(f"causal {str(c_):5s}: backward (w4m1q32 tiles) MHA {m_:.0f}, GQA {g_:.0f} TFLOP/s (GQA/MHA {g_ / m_:.2f}); "
+    print(f"causal {str(c_):5s}: backward (w8m1q64 tiles) MHA {m_:.0f}, GQA {g_:.0f} TFLOP/s (GQA/MHA {g_ / m_:.2f}); "
           f"torch flash on repeated K/V {tf_:.0f}; forward GQA {fw_:.0f} vs MHA {fwm_:.0f}")
+sp_ = {s_: tfl("cupy_fp16_mma", 128, True, mode="atomic", var=f"w8q64p+s{s_}", gqa=True) for s_ in (1, 2, 4)}
+m_ = tfl("cupy_fp16_mma", 128, True, mode="atomic", var="w8m1q64")
+print("causal GQA, FA2-layout tiles, group split over S blocks: "
+      + ", ".join(f"S = {s_}: {t_:.0f}" for s_, t_ in sp_.items()) + f" TFLOP/s (S = 4 / MHA {sp_[4] / m_:.2f})")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # Without causal masking, GQA runs at the MHA speed with 8 times fewer K/V bytes, and the forward with
 # the `group` index is as fast as without. With causal masking, GQA falls to about three quarters of
-# MHA: the K/V-outer grid has only $B \cdot H_{kv} \cdot N/64 = 512$ blocks here, and under the causal
+# MHA: the K/V-outer grid has only $B \cdot H_{kv} \cdot N/128 = 256$ blocks of 128 keys here (132 SMs), and under the causal
 # mask the first key tile of a head has the whole sequence of queries to visit while the last has one
-# tile, so the last wave of blocks leaves SMs idle. Splitting a group over two to four blocks (with
-# fp32 atomics for $dK/dV$, as for $dQ$) would restore the balance; it is not done. PyTorch's flash and
-# cuDNN backends were timed on K/V repeated beforehand (the repeat itself not timed).
+# tile, so the last wave of blocks leaves SMs idle. Splitting a group over $S$ blocks, each taking
+# $8/S$ of the query heads and adding its $dK/dV$ into fp32 buffers with atomics (as for $dQ$),
+# multiplies the blocks by $S$ and restores the balance (last line): with $S = 4$ causal GQA runs close to
+# the MHA speed again, so `flash_backward_mma` picks $S = 4$ by itself for causal GQA at $d = 128$
+# (`auto_gqa_split`). PyTorch's flash and cuDNN backends were timed on K/V repeated beforehand (the
+# repeat itself not timed).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # The forward at every head dim (the head-dim run of section 6): GQA 8:1 ($H = 16$, $H_{kv} = 2$,

@@ -54,17 +54,23 @@ def test_variant_tables_match_instantiations():
             re.findall(r"^TA_BWD_DKDV_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
     smem = {(int(d), n): (8, 1, int(q), False, "smem") for d, q, n in
             re.findall(r"^TA_BWD_DKDVP_BOTH\((\d+), (\d+), (\w+)\)", src, re.M)}
-    assert smem and not set(smem) & set(dkdv)
+    fast = {(int(d), n): (int(w), int(m), int(q), False, "fastf" if f == "true" else "fast") for d, w, m, q, f, n in
+            re.findall(r"^TA_BWD_DKDVX_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    assert smem and not set(smem) & set(dkdv) and fast and not set(fast) & (set(dkdv) | set(smem))
     dkdv.update(smem)
+    dkdv.update(fast)
     dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
     assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
     for (d, n), (w, m, q, k, layout) in dkdv.items():          # the name spells the template arguments
-        assert n == (f"w{w}m{m}q{q}{'r' if k else ''}" if layout == "reg" else f"w8q{q}p"), n
+        assert n == {"reg": f"w{w}m{m}q{q}{'r' if k else ''}", "smem": f"w8q{q}p", "fast": f"w{w}m{m}q{q}x",
+                     "fastf": f"w{w}m{m}q{q}xf"}[layout], n
     shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV_GQA_CAUSAL
     for d in DEFAULT_DKDV:
-        assert re.search(rf"^TA_BWD_DKDVP?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DKDV[PX]?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        if DKDV_VARIANTS[d][DEFAULT_DKDV[d]][4] == "fastf":     # its dQ convert kernel ships too
+            assert re.search(rf"^TA_BWD_CONVERT_FRAG\(f16, {d}, ", shipped, re.M)
     for d, n in DEFAULT_DKDV_GQA_CAUSAL.items():     # causal GQA tiles and their group-split kernels
         assert re.search(rf"^TA_BWD_DKDVP_BOTH\({d}, .*{n}\)", shipped, re.M)
         assert re.search(rf"^TA_BWD_DKDVP_SPLIT_BOTH\({d}, .*{n}\)", shipped, re.M)

@@ -37,6 +37,10 @@ DKDV_VARIANTS = {
           "w8m1q64": (8, 1, 64, False, "reg"), "w4m1q64": (4, 1, 64, False, "reg"),
           "w8q64p": (8, 1, 64, False, "smem")},
 }
+# Session 20 (bwd2): the register layout with precomputed 32-bit shared addresses ("fast", bwd_dkdv_fast.cuh,
+# names ...x) and, "fastf" (...xf), with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics)
+DKDV_VARIANTS[64].update({"w4m2q32x": (4, 2, 32, False, "fast"), "w4m2q32xf": (4, 2, 32, False, "fastf")})
+DKDV_VARIANTS[128].update({"w8m1q64x": (8, 1, 64, False, "fast"), "w8m1q64xf": (8, 1, 64, False, "fastf")})
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
@@ -121,8 +125,8 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
     smem = dkdv_smem(d, bkv, bq, atomic, layout)
     split = "g" if gqa_split > 1 else ""
-    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem,
-                variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d)))
+    all_v = variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d))     # built only with the sweep
+    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem, all_v)
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
     nk_pad = (nk + PAD - 1) // PAD * PAD
@@ -134,7 +138,11 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
         pairs = BHkv * nk * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
                                                (acc, out, np.int32(nk), np.int32(BHkv), np.float32(1.0)))
-    if atomic:
+    if atomic and layout == "fastf":          # fragment-order accumulator: one thread per 4 floats
+        quads = BH * nq_pad * d // 4
+        _get(f"fa_bwd_dq_convert_frag_{kind}_d{d}", 0, all_v)(((quads + 255) // 256,), (256,),
+                                                             (dqacc, dq, np.int32(nq), np.int32(BH), np.float32(sc)))
+    elif atomic:
         pairs = BH * nq * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
                                                (dqacc, dq, np.int32(nq), np.int32(BH), np.float32(sc)))

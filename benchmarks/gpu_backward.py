@@ -1,6 +1,6 @@
 """Issue 13: check, then time, the tensor-core FlashAttention-2 backward (flash_mma_bwd.cu) on one GPU.
 
-    python benchmarks/gpu_backward.py [--seed S] [--out DIR] [--sweep] [--only V1,V2,...]
+    python benchmarks/gpu_backward.py [--seed S] [--out DIR] [--sweep [--skip V1,...]] [--only V1,V2,...]
 
 1. Checks against float64 torch autograd (dense attention, causal bottom-right aligned, GQA by
    repeating K/V in the reference only): dQ, dK, dV max-abs and relative (||x - ref|| / ||ref||)
@@ -156,8 +156,10 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true", help="also time the non-default tile variants")
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--only", default="", help="comma-separated dK/dV variants: time only the defaults and these")
+    ap.add_argument("--skip", default="", help="comma-separated dK/dV variants left out of --sweep")
     args = ap.parse_args()
     only = [v for v in args.only.split(",") if v]
+    skip = {v for v in args.skip.split(",") if v}
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)
     props = torch.cuda.get_device_properties(0)
@@ -176,7 +178,7 @@ def main() -> None:
         ALT_MODULES["swzB2"].compile()
     log(f"compiled in {time.time() - t0:.1f} s")
     checks = []
-    meta["only"] = only
+    meta["only"], meta["skip"] = only, sorted(skip)
     small = [(2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200), (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
     for d in (64, 128) if only else ():       # --only: the defaults and the chosen variants, every small size
         for dtype in ("float16", "bfloat16"):
@@ -193,7 +195,7 @@ def main() -> None:
                 for causal in (False, True):
                     checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
     for d in () if only else (64, 128):     # every tile variant on a ragged GQA input, fp16 and bf16
-        extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
+        extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] + \
                 [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
                 ([(SWZ_AB[d], None)] if args.sweep and d in SWZ_AB else [])
         for var, dqv in extra:
@@ -215,7 +217,7 @@ def main() -> None:
     for d in (64, 128):
         H = 2048 // d
         for causal in (False, True):
-            extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
+            extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] + \
                 [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
                 ([(SWZ_AB[d], None)] if d in SWZ_AB else [])
             if only:
@@ -229,7 +231,7 @@ def main() -> None:
             if only:
                 vs = variants + [(v, None, "atomic") for v, _ in extra]
             elif args.sweep:
-                vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] \
+                vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] \
                     + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] \
                     + ([(SWZ_AB[d], None, "atomic")] if d in SWZ_AB else [])
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)

@@ -24,9 +24,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "gpu_backward_h200.json"
 @pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
 def test_backward_compiles_without_spills(arch, tmp_path):
     """Every shipped kernel exists; the dK/dV kernels of the defaults spill at most 8 bytes (w4m2q32 and
-    w8m1q64, NOTES.md run B2; the causal-GQA tiles w8q64p 0), the GQA-split d = 128 kernel with atomic dQ
+    w8m1q64, NOTES.md run B2; w8m1q64xf 8 (one reload per query tile, NOTES.md Session 20: bwd2); the
+    causal-GQA tiles w8q64p 0), the GQA-split d = 128 kernel with atomic dQ
     12 bytes (a 16-byte frame, NOTES.md Session 20), everything else 0."""
-    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DKDV_GQA_CAUSAL, DEFAULT_DQ, HEAD_DIMS
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DKDV_GQA_CAUSAL, DEFAULT_DQ, DKDV_VARIANTS, HEAD_DIMS
 
     proc = subprocess.run(["nvcc", "-std=c++17", f"-gencode=arch=compute_{arch[3:]},code={arch}", "-cubin",
                            "--resource-usage", "-I", str(CU.parent), "-o", str(tmp_path / "k.cubin"), str(CU)],
@@ -38,6 +39,8 @@ def test_backward_compiles_without_spills(arch, tmp_path):
         for d in HEAD_DIMS:
             names = [f"fa_bwd_pre_{t}_d{d}", f"fa_bwd_dq_convert_{t}_d{d}", f"fa_bwd_dq_{t}_d{d}_{DEFAULT_DQ[d]}",
                      f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}a", f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}s"]
+            if DKDV_VARIANTS[d][DEFAULT_DKDV[d]][4] == "fastf":      # fragment-order dQ accumulator
+                names.append(f"fa_bwd_dq_convert_frag_{t}_d{d}")
             if d in DEFAULT_DKDV_GQA_CAUSAL:
                 names += [f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV_GQA_CAUSAL[d]}{g}{m}" for g in ("", "g") for m in "as"]
             for n in names:

@@ -9,7 +9,9 @@ launches: the delta = rowsum(dO * O) pre-pass, the K/V-outer dK/dV kernel, and d
 
 Two dK/dV layouts (``bwd_dkdv_reg.cuh``, ``bwd_dkdv_smem.cuh``): "reg" keeps P^T and dS^T in the registers
 of the warp that accumulates dK/dV (16 or 32 keys x d per warp); "smem" is FlashAttention-2's layout, P^T
-and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block).
+and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block). "fast" /
+"fastf" (``bwd_dkdv_fast.cuh``, the defaults at d = 64 / 128): the "reg" math with precomputed 32-bit
+shared-memory addresses, "fastf" also with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics).
 
 GQA/MQA: k, v have Hkv heads, q has H = group * Hkv; query head h reads kv head h // group, and the
 dK/dV kernel of a kv head loops over the group's query heads (dK, dV summed in registers).
@@ -44,8 +46,10 @@ DKDV_VARIANTS[128].update({"w8m1q64x": (8, 1, 64, False, "fast"), "w8m1q64xf": (
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20, final run S20-2); d = 32 / 96 not timed
-DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8m1q64"}
+# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20, final run S20-3); d = 32 / 96 not timed.
+# d = 64 / 128 (run S20-3, fp16, N = 8192, full / causal): w4m2q32xf 330 / 314 TFLOP/s (w4m2q32: 213 / 203),
+# w8m1q64xf 286 / 265 (w8m1q64: 210 / 197)
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32xf", 96: "w4m1q32", 128: "w8m1q64xf"}
 # causal GQA at d = 128: the FA2-layout tiles, whose group can be split over blocks (auto_gqa_split):
 # 187 TFLOP/s on GQA 8:1 against 141 for w8m1q64 (run S20-2)
 DEFAULT_DKDV_GQA_CAUSAL = {128: "w8q64p"}

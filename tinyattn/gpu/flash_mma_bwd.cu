@@ -20,6 +20,9 @@
 //         phase 1 (S^T, dP^T: warp = 32 keys x BQ/2 queries) and phase 2 (dK, dV: warp = 32 keys x D/2
 //         columns) split the block differently; 8 warps, 128 keys per block. Shipped for causal GQA at
 //         d = 128 with the group split over blocks (cupy_backward.default_variant / auto_gqa_split).
+//   dkdv, register layout with precomputed 32-bit shared addresses (bwd_dkdv_fast.cuh, variants w<NW>m<MT>q<BQ>x[f];
+//         xf, the defaults at d = 64 / 128, also keeps the fp32 dQ accumulator in mma-fragment order for
+//         red.global.add.v4.f32; its convert kernel is fa_bwd_dq_convert_frag_<t>_d<D>).
 //   dq:   (the "separate" choice) one block per (16*NW queries, head): loop over key tiles,
 //         S = Q K^T, dP = dO V^T (recomputed), dS = P (dP - delta), dQ += dS K.
 // Causal = bottom-right aligned (query i sees key j <= i + Nk - Nq): fully masked tiles are skipped,
@@ -97,6 +100,11 @@ TA_BWD_DKDV_BOTH(32, 4, 1, 64, true, w4m1q64r)
 TA_BWD_DKDV_BOTH(64, 4, 2, 32, false, w4m2q32)
 TA_BWD_DKDV_BOTH(96, 4, 1, 32, false, w4m1q32)
 TA_BWD_DKDV_BOTH(128, 8, 1, 64, false, w8m1q64)
+// the defaults at d = 64 / 128 since run S20-3 (bwd_dkdv_fast.cuh): 1.24 / 1.00x torch flash without mask
+TA_BWD_DKDVX_BOTH(64, 4, 2, 32, true, w4m2q32xf)
+TA_BWD_DKDVX_BOTH(128, 8, 1, 64, true, w8m1q64xf)
+TA_BWD_CONVERT_FRAG(f16, 64, false) TA_BWD_CONVERT_FRAG(bf16, 64, true)
+TA_BWD_CONVERT_FRAG(f16, 128, false) TA_BWD_CONVERT_FRAG(bf16, 128, true)
 TA_BWD_DKDVP_BOTH(128, 64, w8q64p)
 TA_BWD_DKDVP_SPLIT_BOTH(128, 64, w8q64p)
 TA_BWD_DQ_BOTH(32, 4, 64, w4k64)
@@ -116,11 +124,7 @@ TA_BWD_DQ_BOTH(64, 8, 64, w8k64)
 // Session 20: the FA2 layout (bwd_dkdv_smem.cuh) at d = 64
 TA_BWD_DKDVP_BOTH(64, 64, w8q64p)
 TA_BWD_DKDVP_BOTH(64, 128, w8q128p)
-// Session 20 (bwd2): precomputed shared addresses (x), + fragment-order dQ atomics (xf)
+// Session 20 (bwd2): precomputed shared addresses without the fragment-order dQ (x; the shipped xf has both)
 TA_BWD_DKDVX_BOTH(64, 4, 2, 32, false, w4m2q32x)
-TA_BWD_DKDVX_BOTH(64, 4, 2, 32, true, w4m2q32xf)
 TA_BWD_DKDVX_BOTH(128, 8, 1, 64, false, w8m1q64x)
-TA_BWD_DKDVX_BOTH(128, 8, 1, 64, true, w8m1q64xf)
-TA_BWD_CONVERT_FRAG(f16, 64, false) TA_BWD_CONVERT_FRAG(bf16, 64, true)
-TA_BWD_CONVERT_FRAG(f16, 128, false) TA_BWD_CONVERT_FRAG(bf16, 128, true)
 #endif

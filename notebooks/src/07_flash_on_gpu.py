@@ -851,7 +851,8 @@ plt.tight_layout(); plt.show()
 # hit the same banks. XOR with `(row >> 1) & 3` fixes that (the "swizzle of 64-byte rows" line). And causal GQA, which
 # ran at three quarters of the MHA speed, now splits each group's query heads over four blocks with
 # fp32 atomics for $dK/dV$: 187 TFLOP/s against 141 on GQA 8:1 at $d = 128$ (NOTES.md, S20-2; the GQA
-# cell below keeps the first version's tiles for its MHA/GQA comparison).
+# subsection below measures it). Those split tiles use FlashAttention-2's layout without the two fixes
+# above, so causal GQA now trails the shipped MHA kernel (run S20-3: 185 against 265 TFLOP/s, NOTES.md).
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### GQA: one K/V head, a group of query heads

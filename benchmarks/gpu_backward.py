@@ -1,6 +1,6 @@
 """Issue 13: check, then time, the tensor-core FlashAttention-2 backward (flash_mma_bwd.cu) on one GPU.
 
-    python benchmarks/gpu_backward.py [--seed S] [--out DIR] [--sweep]
+    python benchmarks/gpu_backward.py [--seed S] [--out DIR] [--sweep [--skip V1,...]] [--only V1,V2,...]
 
 1. Checks against float64 torch autograd (dense attention, causal bottom-right aligned, GQA by
    repeating K/V in the reference only): dQ, dK, dV max-abs and relative (||x - ref|| / ||ref||)
@@ -11,7 +11,9 @@
    implementations, median: N = 8192, B = 2, H = 2048 / d (B*H*d = 4096), causal and not.
    Backward FLOPs = 2.5 * 4 B H N^2 d (halved when causal).
 Writes OUT/gpu_backward_h200.json ({"results": [...], "checks": [...], metadata}); table last. The checks
-live in gpu_backward_check.py.
+live in gpu_backward_check.py. --only V1,V2: the default tiles and the dK/dV variants V1, V2 (those that
+exist at d = 64 / 128) only: checked at the small sizes (d = 64, 128) and at N = 8192, timed with atomic dQ
+beside torch flash; no GQA, no separate dQ, no cuDNN (a short run).
 """
 from __future__ import annotations
 
@@ -153,7 +155,11 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_backward_h200.json")
     ap.add_argument("--sweep", action="store_true", help="also time the non-default tile variants")
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--only", default="", help="comma-separated dK/dV variants: time only the defaults and these")
+    ap.add_argument("--skip", default="", help="comma-separated dK/dV variants left out of --sweep")
     args = ap.parse_args()
+    only = [v for v in args.only.split(",") if v]
+    skip = {v for v in args.skip.split(",") if v}
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)
     props = torch.cuda.get_device_properties(0)
@@ -166,22 +172,30 @@ def main() -> None:
     t0 = time.time()
     all_mod = cb._module(True)                 # one NVRTC compile holds the defaults and the sweep variants
     cb._module = lambda all_variants=False: all_mod
-    if args.sweep:
+    if args.sweep and not only:
         ALT_MODULES["swzB2"] = cp.RawModule(code=cupy_flash.cuda_source("flash_mma_bwd.cu"),
                                             options=("-std=c++17", "-DTA_BWD_SWZ_HALF=0"))
         ALT_MODULES["swzB2"].compile()
     log(f"compiled in {time.time() - t0:.1f} s")
     checks = []
+    meta["only"], meta["skip"] = only, sorted(skip)
     small = [(2, 3, 3, 200, 200), (1, 2, 2, 200, 333), (1, 2, 2, 333, 200), (1, 4, 2, 190, 190), (1, 4, 1, 130, 257)]
-    for d in cb.HEAD_DIMS:
+    for d in (64, 128) if only else ():       # --only: the defaults and the chosen variants, every small size
+        for dtype in ("float16", "bfloat16"):
+            for B, H, Hkv, nq, nk in small:
+                for causal in (False, True):
+                    checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
+                    for var in (v for v in only if v in cb.DKDV_VARIANTS[d]):
+                        checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype, with_torch=False, variant=var)
+    for d in () if only else cb.HEAD_DIMS:
         for dtype in ("float16", "bfloat16"):
             for i, (B, H, Hkv, nq, nk) in enumerate(small):
                 if d in (32, 96) and i in (0, 2):        # fewer sizes for the head dims we do not time
                     continue
                 for causal in (False, True):
                     checks += check_case(gen, B, H, Hkv, nq, nk, d, causal, dtype)
-    for d in (64, 128):                     # every tile variant on a ragged GQA input, fp16 and bf16
-        extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
+    for d in () if only else (64, 128):     # every tile variant on a ragged GQA input, fp16 and bf16
+        extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] + \
                 [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
                 ([(SWZ_AB[d], None)] if args.sweep and d in SWZ_AB else [])
         for var, dqv in extra:
@@ -198,24 +212,30 @@ def main() -> None:
     results = []
     variants = [(None, None, "atomic"), (None, None, "separate")]
     torch_impls = [("torch_sdpa_flash", SDPBackend.FLASH_ATTENTION), ("torch_sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)]
+    if only:
+        variants, torch_impls = variants[:1], torch_impls[:1]
     for d in (64, 128):
         H = 2048 // d
         for causal in (False, True):
-            extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] + \
+            extra = [(v, None) for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] + \
                 [(None, v) for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] + \
                 ([(SWZ_AB[d], None)] if d in SWZ_AB else [])
+            if only:
+                extra = [(v, None) for v in only if v in cb.DKDV_VARIANTS[d]]
             for dtype in ("float16", "bfloat16"):
                 checks += check_case(gen, 2, H, H, 8192, 8192, d, causal, dtype, heads=1, timed=True)
-                for var, dqv in (extra if args.sweep else []):     # every timed variant checked at this size
+                for var, dqv in (extra if args.sweep or only else []):     # every timed variant checked at this size
                     checks += check_case(gen, 2, H, H, 8192, 8192, d, causal, dtype, heads=1, timed=True,
                                          with_torch=False, variant=var, dq_variant=dqv)
             vs = variants
-            if args.sweep:
-                vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d]] \
+            if only:
+                vs = variants + [(v, None, "atomic") for v, _ in extra]
+            elif args.sweep:
+                vs = variants + [(v, None, "atomic") for v in cb.DKDV_VARIANTS[d] if v != cb.DEFAULT_DKDV[d] and v not in skip] \
                     + [(None, v, "separate") for v in cb.DQ_VARIANTS[d] if v != cb.DEFAULT_DQ[d]] \
                     + ([(SWZ_AB[d], None, "atomic")] if d in SWZ_AB else [])
             results += timed_config(gen, 2, H, H, 8192, d, causal, vs, torch_impls, args.rounds)
-            if d == 128:                    # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
+            if d == 128 and not only:       # GQA 8:1 (H = 16 query heads, 2 kv heads), checked then timed
                 gv = [cb.default_variant(d, 8, causal)] + [v for v in GQA_TILES if v != cb.default_variant(d, 8, causal)]
                 for dtype in ("float16", "bfloat16"):
                     for v in gv:

@@ -24,9 +24,10 @@ RESULTS = ROOT / "benchmarks" / "results" / "gpu_backward_h200.json"
 @pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
 def test_backward_compiles_without_spills(arch, tmp_path):
     """Every shipped kernel exists; the dK/dV kernels of the defaults spill at most 8 bytes (w4m2q32 and
-    w8m1q64, NOTES.md run B2; the causal-GQA tiles w8q64p 0), the GQA-split d = 128 kernel with atomic dQ
+    w8m1q64, NOTES.md run B2; w8m1q64xf 8 (one reload per query tile, NOTES.md Session 20: bwd2); the
+    causal-GQA tiles w8q64p 0), the GQA-split d = 128 kernel with atomic dQ
     12 bytes (a 16-byte frame, NOTES.md Session 20), everything else 0."""
-    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DKDV_GQA_CAUSAL, DEFAULT_DQ, HEAD_DIMS
+    from tinyattn.gpu.cupy_backward import DEFAULT_DKDV, DEFAULT_DKDV_GQA_CAUSAL, DEFAULT_DQ, DKDV_VARIANTS, HEAD_DIMS
 
     proc = subprocess.run(["nvcc", "-std=c++17", f"-gencode=arch=compute_{arch[3:]},code={arch}", "-cubin",
                            "--resource-usage", "-I", str(CU.parent), "-o", str(tmp_path / "k.cubin"), str(CU)],
@@ -38,6 +39,8 @@ def test_backward_compiles_without_spills(arch, tmp_path):
         for d in HEAD_DIMS:
             names = [f"fa_bwd_pre_{t}_d{d}", f"fa_bwd_dq_convert_{t}_d{d}", f"fa_bwd_dq_{t}_d{d}_{DEFAULT_DQ[d]}",
                      f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}a", f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV[d]}s"]
+            if DKDV_VARIANTS[d][DEFAULT_DKDV[d]][4] == "fastf":      # fragment-order dQ accumulator
+                names.append(f"fa_bwd_dq_convert_frag_{t}_d{d}")
             if d in DEFAULT_DKDV_GQA_CAUSAL:
                 names += [f"fa_bwd_dkdv_{t}_d{d}_{DEFAULT_DKDV_GQA_CAUSAL[d]}{g}{m}" for g in ("", "g") for m in "as"]
             for n in names:
@@ -54,17 +57,23 @@ def test_variant_tables_match_instantiations():
             re.findall(r"^TA_BWD_DKDV_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
     smem = {(int(d), n): (8, 1, int(q), False, "smem") for d, q, n in
             re.findall(r"^TA_BWD_DKDVP_BOTH\((\d+), (\d+), (\w+)\)", src, re.M)}
-    assert smem and not set(smem) & set(dkdv)
+    fast = {(int(d), n): (int(w), int(m), int(q), False, "fastf" if f == "true" else "fast") for d, w, m, q, f, n in
+            re.findall(r"^TA_BWD_DKDVX_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    assert smem and not set(smem) & set(dkdv) and fast and not set(fast) & (set(dkdv) | set(smem))
     dkdv.update(smem)
+    dkdv.update(fast)
     dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
     assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
     for (d, n), (w, m, q, k, layout) in dkdv.items():          # the name spells the template arguments
-        assert n == (f"w{w}m{m}q{q}{'r' if k else ''}" if layout == "reg" else f"w8q{q}p"), n
+        assert n == {"reg": f"w{w}m{m}q{q}{'r' if k else ''}", "smem": f"w8q{q}p", "fast": f"w{w}m{m}q{q}x",
+                     "fastf": f"w{w}m{m}q{q}xf"}[layout], n
     shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV_GQA_CAUSAL
     for d in DEFAULT_DKDV:
-        assert re.search(rf"^TA_BWD_DKDVP?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        assert re.search(rf"^TA_BWD_DKDV[PX]?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
+        if DKDV_VARIANTS[d][DEFAULT_DKDV[d]][4] == "fastf":     # its dQ convert kernel ships too
+            assert re.search(rf"^TA_BWD_CONVERT_FRAG\(f16, {d}, ", shipped, re.M)
     for d, n in DEFAULT_DKDV_GQA_CAUSAL.items():     # causal GQA tiles and their group-split kernels
         assert re.search(rf"^TA_BWD_DKDVP_BOTH\({d}, .*{n}\)", shipped, re.M)
         assert re.search(rf"^TA_BWD_DKDVP_SPLIT_BOTH\({d}, .*{n}\)", shipped, re.M)

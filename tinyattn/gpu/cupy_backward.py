@@ -9,7 +9,9 @@ launches: the delta = rowsum(dO * O) pre-pass, the K/V-outer dK/dV kernel, and d
 
 Two dK/dV layouts (``bwd_dkdv_reg.cuh``, ``bwd_dkdv_smem.cuh``): "reg" keeps P^T and dS^T in the registers
 of the warp that accumulates dK/dV (16 or 32 keys x d per warp); "smem" is FlashAttention-2's layout, P^T
-and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block).
+and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block). "fast" /
+"fastf" (``bwd_dkdv_fast.cuh``, the defaults at d = 64 / 128): the "reg" math with precomputed 32-bit
+shared-memory addresses, "fastf" also with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics).
 
 GQA/MQA: k, v have Hkv heads, q has H = group * Hkv; query head h reads kv head h // group, and the
 dK/dV kernel of a kv head loops over the group's query heads (dK, dV summed in registers).
@@ -37,11 +39,17 @@ DKDV_VARIANTS = {
           "w8m1q64": (8, 1, 64, False, "reg"), "w4m1q64": (4, 1, 64, False, "reg"),
           "w8q64p": (8, 1, 64, False, "smem")},
 }
+# Session 20 (bwd2): the register layout with precomputed 32-bit shared addresses ("fast", bwd_dkdv_fast.cuh,
+# names ...x) and, "fastf" (...xf), with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics)
+DKDV_VARIANTS[64].update({"w4m2q32x": (4, 2, 32, False, "fast"), "w4m2q32xf": (4, 2, 32, False, "fastf")})
+DKDV_VARIANTS[128].update({"w8m1q64x": (8, 1, 64, False, "fast"), "w8m1q64xf": (8, 1, 64, False, "fastf")})
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
-# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20, final run S20-2); d = 32 / 96 not timed
-DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32", 96: "w4m1q32", 128: "w8m1q64"}
+# fastest measured on the H200 (benchmarks/NOTES.md, run B2 and Session 20, final run S20-3); d = 32 / 96 not timed.
+# d = 64 / 128 (run S20-3, fp16, N = 8192, full / causal): w4m2q32xf 330 / 314 TFLOP/s (w4m2q32: 213 / 203),
+# w8m1q64xf 286 / 265 (w8m1q64: 210 / 197)
+DEFAULT_DKDV = {32: "w4m1q64r", 64: "w4m2q32xf", 96: "w4m1q32", 128: "w8m1q64xf"}
 # causal GQA at d = 128: the FA2-layout tiles, whose group can be split over blocks (auto_gqa_split):
 # 187 TFLOP/s on GQA 8:1 against 141 for w8m1q64 (run S20-2)
 DEFAULT_DKDV_GQA_CAUSAL = {128: "w8q64p"}
@@ -121,8 +129,8 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
     smem = dkdv_smem(d, bkv, bq, atomic, layout)
     split = "g" if gqa_split > 1 else ""
-    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem,
-                variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d)))
+    all_v = variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d))     # built only with the sweep
+    kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem, all_v)
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
     nk_pad = (nk + PAD - 1) // PAD * PAD
@@ -134,7 +142,11 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
         pairs = BHkv * nk * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
                                                (acc, out, np.int32(nk), np.int32(BHkv), np.float32(1.0)))
-    if atomic:
+    if atomic and layout == "fastf":          # fragment-order accumulator: one thread per 4 floats
+        quads = BH * nq_pad * d // 4
+        _get(f"fa_bwd_dq_convert_frag_{kind}_d{d}", 0, all_v)(((quads + 255) // 256,), (256,),
+                                                             (dqacc, dq, np.int32(nq), np.int32(BH), np.float32(sc)))
+    elif atomic:
         pairs = BH * nq * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
                                                (dqacc, dq, np.int32(nq), np.int32(BH), np.float32(sc)))

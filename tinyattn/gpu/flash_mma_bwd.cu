@@ -20,6 +20,9 @@
 //         phase 1 (S^T, dP^T: warp = 32 keys x BQ/2 queries) and phase 2 (dK, dV: warp = 32 keys x D/2
 //         columns) split the block differently; 8 warps, 128 keys per block. Shipped for causal GQA at
 //         d = 128 with the group split over blocks (cupy_backward.default_variant / auto_gqa_split).
+//   dkdv, register layout with precomputed 32-bit shared addresses (bwd_dkdv_fast.cuh, variants w<NW>m<MT>q<BQ>x[f];
+//         xf, the defaults at d = 64 / 128, also keeps the fp32 dQ accumulator in mma-fragment order for
+//         red.global.add.v4.f32; its convert kernel is fa_bwd_dq_convert_frag_<t>_d<D>).
 //   dq:   (the "separate" choice) one block per (16*NW queries, head): loop over key tiles,
 //         S = Q K^T, dP = dO V^T (recomputed), dS = P (dP - delta), dQ += dS K.
 // Causal = bottom-right aligned (query i sees key j <= i + Nk - Nq): fully masked tiles are skipped,
@@ -28,6 +31,7 @@
 #include "bwd_common.cuh"
 #include "bwd_dkdv_reg.cuh"
 #include "bwd_dkdv_smem.cuh"
+#include "bwd_dkdv_fast.cuh"
 
 #define TA_BWD_ARGS_DKDV const u16* q, const u16* k, const u16* v, const u16* dout, const float* lse2, \
     const float* delta, u16* dk, u16* dv, float* dqacc, int nq, int nk, float scale_log2, float scale, int causal, int group
@@ -53,6 +57,20 @@
             float* dkacc, float* dvacc) {                                                              \
         fa_bwd::dkdv_smem<D, BF16, BQ, ATOMIC, SPLIT>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, scale_log2, \
                                                       scale, causal, group, dkacc, dvacc);             \
+    }
+// bwd_dkdv_fast.cuh: the register layout with precomputed 32-bit shared addresses (x), FRAG: fragment-order
+// dQ accumulator + red.v4 (xf; its dQ convert kernel is fa_bwd_dq_convert_frag_<t>_d<D>)
+#define TA_BWD_DKDVX(T, D, BF16, NW, MT, BQ, ATOMIC, FRAG, SUFFIX)                                      \
+    extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV) { \
+        fa_bwd::dkdv_fast<D, BF16, NW, MT, BQ, ATOMIC, FRAG>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, \
+                                                             scale_log2, scale, causal, group);        \
+    }
+#define TA_BWD_DKDVX_BOTH(D, NW, MT, BQ, FRAG, SUFFIX)                                                  \
+    TA_BWD_DKDVX(f16, D, false, NW, MT, BQ, true, FRAG, SUFFIX##a) TA_BWD_DKDVX(bf16, D, true, NW, MT, BQ, true, FRAG, SUFFIX##a) \
+    TA_BWD_DKDVX(f16, D, false, NW, MT, BQ, false, FRAG, SUFFIX##s) TA_BWD_DKDVX(bf16, D, true, NW, MT, BQ, false, FRAG, SUFFIX##s)
+#define TA_BWD_CONVERT_FRAG(T, D, BF16)                                                                \
+    extern "C" __global__ void fa_bwd_dq_convert_frag_##T##_d##D(const float* acc, u16* dq, int nq, int bh_count, float scale) { \
+        fa_bwd::dq_convert_frag<D, BF16>(acc, dq, nq, bh_count, scale);                                \
     }
 #define TA_BWD_DQ(T, D, BF16, NW, BK, SUFFIX)                                                          \
     extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dq_##T##_d##D##_##SUFFIX(const u16* q, const u16* k, \
@@ -82,6 +100,11 @@ TA_BWD_DKDV_BOTH(32, 4, 1, 64, true, w4m1q64r)
 TA_BWD_DKDV_BOTH(64, 4, 2, 32, false, w4m2q32)
 TA_BWD_DKDV_BOTH(96, 4, 1, 32, false, w4m1q32)
 TA_BWD_DKDV_BOTH(128, 8, 1, 64, false, w8m1q64)
+// the defaults at d = 64 / 128 since run S20-3 (bwd_dkdv_fast.cuh): 1.24 / 1.00x torch flash without mask
+TA_BWD_DKDVX_BOTH(64, 4, 2, 32, true, w4m2q32xf)
+TA_BWD_DKDVX_BOTH(128, 8, 1, 64, true, w8m1q64xf)
+TA_BWD_CONVERT_FRAG(f16, 64, false) TA_BWD_CONVERT_FRAG(bf16, 64, true)
+TA_BWD_CONVERT_FRAG(f16, 128, false) TA_BWD_CONVERT_FRAG(bf16, 128, true)
 TA_BWD_DKDVP_BOTH(128, 64, w8q64p)
 TA_BWD_DKDVP_SPLIT_BOTH(128, 64, w8q64p)
 TA_BWD_DQ_BOTH(32, 4, 64, w4k64)
@@ -101,4 +124,7 @@ TA_BWD_DQ_BOTH(64, 8, 64, w8k64)
 // Session 20: the FA2 layout (bwd_dkdv_smem.cuh) at d = 64
 TA_BWD_DKDVP_BOTH(64, 64, w8q64p)
 TA_BWD_DKDVP_BOTH(64, 128, w8q128p)
+// Session 20 (bwd2): precomputed shared addresses without the fragment-order dQ (x; the shipped xf has both)
+TA_BWD_DKDVX_BOTH(64, 4, 2, 32, false, w4m2q32x)
+TA_BWD_DKDVX_BOTH(128, 8, 1, 64, false, w8m1q64x)
 #endif

@@ -1028,9 +1028,10 @@ for label_, impl_ in (("same kernel, run 8's chunk rule, CuPy's launch path", "c
                       ("same kernel, new chunk rule, CuPy's launch path", "cupy_fp16_decode_cupylaunch")):
     print(f"  {label_}, one call: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms', impl_):.2f}" for B_ in Bs))
 prof_ = S20["profiler_kernels"]
+us_ = lambda ks: " + ".join(f"{k_['us_per_call']:.1f}" for k_ in ks) + f" us ({len(ks)} kernel{'s' * (len(ks) > 1)})"
 for B_ in ("1", "16"):
-    print(f"GPU time per call (profiler, B = {B_}): ours " + " + ".join(f"{k_['us_per_call']:.1f}" for k_ in prof_[B_]["cupy_fp16_decode_sepmerge"])
-          + " us (split + merge), cuDNN " + " + ".join(f"{k_['us_per_call']:.1f}" for k_ in prof_[B_]["torch_sdpa_default"]) + " us")
+    print(f"GPU time per call (profiler, B = {B_}): ours {us_(prof_[B_]['cupy_fp16_decode'])}, "
+          f"ours with the separate merge {us_(prof_[B_]['cupy_fp16_decode_sepmerge'])}, cuDNN {us_(prof_[B_]['torch_sdpa_default'])}")
 paged_ratio = lambda rows, B_: get(rows, "cupy_fp16_decode_paged16", B_, 1)["ms"] / get(rows, "cupy_fp16_decode", B_, 1)["ms"]
 print("paged / contiguous time, Lq = 1: " + ", ".join(f"B = {B_}: {paged_ratio(dec, B_):.2f}" for B_ in Bs)
       + "; run 7: " + ", ".join(f"{paged_ratio(dec7, B_):.2f}" for B_ in Bs))

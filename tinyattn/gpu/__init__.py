@@ -10,7 +10,6 @@ when called, so ``import tinyattn.gpu`` works on a laptop without either GPU lib
 - :func:`numba_flash_backward` - FA2-style fp32 backward in Numba (D pre-pass, dK/dV kernel, dQ kernel).
 - :func:`flash_decode` / :func:`paged_flash_decode` - split-KV decoding (GQA packing) through CuPy.
 - :func:`flash_backward_mma` - FA2 backward on tensor cores (fp16/bf16, GQA, atomic or separate dQ).
-- :func:`flash_backward_mma` - FA2 backward on tensor cores (fp16/bf16, GQA, atomic or separate dQ).
 - :func:`flash_forward_wgmma` / :func:`flash_forward_fp8` - Hopper (sm_90a) forward: wgmma, TMA,
   warp specialisation; fp16/bf16, and FP8 e4m3 at d = 128 (chapter 07 section 9).
 

@@ -24,19 +24,12 @@ import os
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-try:
-    import tinyattn.gpu  # noqa: F401
-except Exception:                      # the GPU package needs nothing from the rest of tinyattn
-    pkg = types.ModuleType("tinyattn")
-    pkg.__path__ = [str(ROOT / "tinyattn")]
-    sys.modules["tinyattn"] = pkg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gpu_path import ROOT  # noqa: E402  (repo root on sys.path, tinyattn.gpu importable)
 
 import cupy as cp  # noqa: E402
 import torch  # noqa: E402

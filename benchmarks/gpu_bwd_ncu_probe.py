@@ -15,21 +15,14 @@ flash backward at d = 128 and d = 64.
 """
 import math
 import sys
-import types
 from pathlib import Path
 
 import torch
 import torch.nn.functional as TF
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-try:
-    import tinyattn.gpu  # noqa: F401
-except Exception:                      # the GPU package needs nothing from the rest of tinyattn
-    pkg = types.ModuleType("tinyattn")
-    pkg.__path__ = [str(ROOT / "tinyattn")]
-    sys.modules["tinyattn"] = pkg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _gpu_path  # noqa: E402,F401  (repo root on sys.path, tinyattn.gpu importable)
 
 import cupy as cp  # noqa: E402
 

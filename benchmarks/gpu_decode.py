@@ -26,23 +26,12 @@ import os
 import sys
 import time
 import traceback
-import types
 from pathlib import Path
 
 import numpy as np
 
-if not hasattr(np, "row_stack"):      # numba-cuda 0.30 still calls np.row_stack, removed in numpy 2.5
-    np.row_stack = np.vstack
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-try:
-    import tinyattn.gpu  # noqa: F401
-except Exception:                      # the GPU package needs nothing from the rest of tinyattn
-    pkg = types.ModuleType("tinyattn")
-    pkg.__path__ = [str(ROOT / "tinyattn")]
-    sys.modules["tinyattn"] = pkg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gpu_path import ROOT  # noqa: E402  (repo root on sys.path, tinyattn.gpu importable)
 
 import cupy as cp  # noqa: E402
 import torch  # noqa: E402

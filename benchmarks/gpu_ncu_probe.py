@@ -11,20 +11,12 @@ Launches: the fp16 forward (N = 8192, d = 64, B = 2, H = 32, non-causal), then s
 B = 16, Lq = 1, context 32k, Hq 64 / Hkv 8, d = 128, contiguous and paged (block 16).
 """
 import sys
-import types
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-try:
-    import tinyattn.gpu  # noqa: F401
-except Exception:
-    pkg = types.ModuleType("tinyattn")
-    pkg.__path__ = [str(ROOT / "tinyattn")]
-    sys.modules["tinyattn"] = pkg
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _gpu_path  # noqa: E402,F401  (repo root on sys.path, tinyattn.gpu importable)
 
 import cupy as cp  # noqa: E402
 

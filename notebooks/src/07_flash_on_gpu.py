@@ -300,8 +300,8 @@ D = A.astype(np.float32) @ B.astype(np.float32)
 print("lane 5 holds D at", [(r, c) for (r, c), o in np.ndenumerate(own["C"]) if o == 5])
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# The CUDA C itself, around the two matrix products (the full file has the loader, masking and the
-# double-buffered `cp.async` pipeline):
+# The CUDA C itself, around the two matrix products (the full kernel also has the masking and the
+# double-buffered `cp.async` pipeline; the swizzled tile loader is in `flash_mma_tiles.cuh`):
 
 # %% slideshow={"slide_type": "subslide"}
 cu = (ROOT / "tinyattn" / "gpu" / "flash_mma.cu").read_text().splitlines()

@@ -44,10 +44,9 @@ DEFAULT_VARIANT = {64: "b_w3k128", 128: "bo_w2k128"}   # fastest measured (NOTES
 
 def cuda_source() -> str:
     """flash_wgmma.cu with its headers inlined (one self-contained translation unit)."""
-    src = (HERE / "flash_wgmma.cu").read_text()
-    for h in ("ptx_utils.cuh", "hopper_ptx.cuh", "flash_wgmma_tma.cuh", "flash_wgmma_fp8.cuh"):
-        src = src.replace(f'#include "{h}"', (HERE / h).read_text().replace("#pragma once", ""))
-    return src
+    from .cupy_flash import cuda_source as inline_headers   # pure Python: no CuPy import
+
+    return inline_headers("flash_wgmma.cu")
 
 
 def find_nvcc() -> str | None:

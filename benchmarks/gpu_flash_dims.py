@@ -44,10 +44,15 @@ DIMS = (32, 64, 96, 128)
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
 TOL = gf.TOL
-# Numba candidates (d, (tx, ty, rq, ck)): the shipped d = 64 / 128 shapes first, then 64x64 tiles at d = 128
-# (device call 2 of session 20 timed another kernel version with other shapes: NOTES.md, JSON numba_vec4_experiment)
+# Numba candidates (d, NumbaConfig fields (tx, ty, rq, ck[, max_regs, pad, sum_once])): the shipped d = 64 / 128
+# shapes first, then 64x64 tiles at d = 128 (device call 2 of session 20 timed another kernel version with other
+# shapes: NOTES.md, JSON numba_vec4_experiment), then session 20 nb128's candidates from the shared-memory model
+# (benchmarks/numba_smem_model.py): d = 128 A = 256 threads + pad + sum_once, B = the shipped shape + pad +
+# sum_once, A with pad only, and the d = 64 shipped shape + pad + sum_once as the control
 NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), (128, (16, 8, 8, 4)),
-               (128, (16, 16, 4, 4)), (64, (16, 8, 8, 4)))
+               (128, (16, 16, 4, 4)), (64, (16, 8, 8, 4)),
+               (128, (16, 16, 4, 4, 0, 1, 1)), (128, (8, 16, 4, 4, 0, 1, 1)), (128, (16, 16, 4, 4, 0, 1, 0)),
+               (64, (8, 16, 4, 8, 0, 1, 1)))
 
 
 def log(*a):

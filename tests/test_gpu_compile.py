@@ -38,6 +38,8 @@ arr3 = "float32[:, :, ::1]"
 sig = f"void({arr3}, {arr3}, {arr3}, {arr3}, float32[:, ::1], float32, int32, int32)"
 kernels = {f"numba_flash_d{d}": make_kernel(d, default_config(d)) for d in (64, 128)}
 kernels["numba_flash_d16_simulator_tiles"] = make_kernel(16, NumbaConfig(4, 4, 2, 2))
+for shape in ((16, 16, 4, 4), (8, 16, 4, 4)):   # d = 128 candidates (pad, sum_once; NOTES.md session 20 nb128)
+    kernels["numba_flash_d128_cand_" + "_".join(map(str, shape))] = make_kernel(128, NumbaConfig(*shape, pad=1, sum_once=1))
 from tinyattn.gpu.numba_backward import make_delta_kernel, make_dkdv_kernel, make_dq_kernel, default_bwd_config, BwdConfig
 arr2 = "float32[:, ::1]"
 extra = {}

@@ -145,3 +145,56 @@ def test_shared_layout_fits_and_p_reuses_k_space():
         assert lay["sP"][0] == lay["sKT"][0] and bq * (bk + 1) <= ends["sKT"], (d, lay)
         assert shared_bytes(d, cfg) == 4 * (lay["sSum"][0] + ends["sSum"]) == 4 * lay["end"][0]
     assert shared_bytes(128, NumbaConfig(8, 16, 4, 4)) == 70400 < 227 * 1024
+
+
+# non-default layouts (session 20 nb128; benchmarks/numba_smem_model.py): pad = bank-conflict-free rows of
+# sP / sMax / sSum, sum_once = row sums l kept per thread and summed across the row's threads after the loop
+PAD_ONCE = [NumbaConfig(4, 4, 2, 2, pad=1), NumbaConfig(4, 4, 2, 2, sum_once=1), NumbaConfig(8, 4, 2, 2, pad=1, sum_once=1)]
+
+
+@pytest.mark.parametrize("cfg", PAD_ONCE, ids=lambda c: f"tx{c.tx}pad{c.pad}once{c.sum_once}")
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("nq,nk", [(19, 19), (13, 29), (29, 13)])
+def test_pad_and_sum_once_match_dense(cfg, is_causal, nq, nk):
+    """Ragged N (not a multiple of the 8-row / 8-key tiles), Nq != Nk, causal rows with no key (Nq > Nk):
+    output and lse against float64."""
+    rng = np.random.default_rng(7)
+    d = 16
+    q, k, v = rand(rng, 2, nq, d), rand(rng, 2, nk, d), rand(rng, 2, nk, d)
+    out, lse = numba_flash_attention(q, k, v, is_causal=is_causal, config=cfg, return_lse=True)
+    np.testing.assert_allclose(out, dense(q, k, v, is_causal)[0], atol=2e-6, rtol=1e-5)
+    s = np.einsum("...id,...jd->...ij", q.astype(np.float64), k.astype(np.float64)) / np.sqrt(d)
+    if is_causal:
+        s = np.where(np.arange(nk)[None, :] <= np.arange(nq)[:, None] + nk - nq, s, -np.inf)
+    with np.errstate(divide="ignore"):
+        ref = np.log(np.exp(s).sum(-1))
+    np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(lse[fin], ref[fin], atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("d,cfg", [(128, NumbaConfig(16, 16, 4, 4, pad=1, sum_once=1)),
+                                   (128, NumbaConfig(8, 16, 4, 4, pad=1, sum_once=1)),
+                                   (64, NumbaConfig(8, 16, 4, 8, pad=1, sum_once=1))])
+def test_candidate_gpu_shapes_in_simulator(d, cfg):
+    """The d = 128 candidates of the next device run (and the d = 64 control) at their GPU shapes: two
+    query tiles, two key tiles, ragged, causal; P in K's space with its padded rows."""
+    rng = np.random.default_rng(8)
+    n = max(cfg.block_q, cfg.block_k) + 6
+    q, k, v = rand(rng, 1, n, d), rand(rng, 1, n, d), rand(rng, 1, n, d)
+    out = numba_flash_attention(q, k, v, is_causal=True, config=cfg)
+    np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=2e-6, rtol=1e-5)
+
+
+def test_padded_layout_fits():
+    """pad=1: sP (BQ, BK + w) still fits in K's region, sMax / sSum rows are TX + w, tiles do not overlap;
+    pad=0 keeps the shipped sizes (70400 bytes at d = 128)."""
+    from tinyattn.gpu.numba_flash import shared_bytes, shared_layout
+    for d, cfg, w in ((128, NumbaConfig(16, 16, 4, 4, pad=1), 4), (128, NumbaConfig(8, 16, 4, 4, pad=1), 2),
+                      (64, NumbaConfig(8, 16, 4, 8, pad=1), 2), (16, NumbaConfig(4, 4, 2, 2, pad=1), 2)):
+        lay = shared_layout(d, cfg)
+        bq, bk = cfg.block_q, cfg.block_k
+        assert lay["sP"] == (lay["sKT"][0], bk + w) and lay["sMax"][1] == lay["sSum"][1] == cfg.tx + w
+        assert lay["sKT"][0] + bq * (bk + w) <= lay["sV"][0] and lay["sKT"][0] + d * (bk + 1) <= lay["sV"][0]
+        assert lay["sMax"][0] + bq * (cfg.tx + w) == lay["sSum"][0] and 4 * lay["end"][0] == shared_bytes(d, cfg)
+    assert shared_bytes(128, NumbaConfig(8, 16, 4, 4, sum_once=1)) == 70400

@@ -48,13 +48,20 @@ ONE = np.float32(1.0)
 @dataclass(frozen=True)
 class NumbaConfig:
     """Tile shape: TX*TY threads, BQ = TY*RQ query rows and BK = TX*CK keys per tile; d % TX == 0.
-    max_regs: register cap per thread for the compiler (0: its choice; ignored by the simulator)."""
+    max_regs: register cap per thread for the compiler (0: its choice; ignored by the simulator).
+    pad: 0 = the shipped layout; 1 = bank-conflict-free rows for sP and sMax / sSum (``shared_layout``:
+    the 32 // TX rows one warp writes start TX // RQ banks apart, so its 32 lanes hit 32 banks).
+    sum_once: 0 = the row sums l are summed across the TX threads of a row every tile (shipped); 1 = each
+    thread keeps the partial l of its own keys (l_t' = alpha l_t + its part of rowsum P, alpha is the
+    same for the whole row) and they are summed once after the last tile."""
 
     tx: int = 8
     ty: int = 16
     rq: int = 4
     ck: int = 4
     max_regs: int = 0
+    pad: int = 0
+    sum_once: int = 0
 
     @property
     def block_q(self) -> int:
@@ -81,18 +88,24 @@ def default_config(d: int) -> NumbaConfig:
 def shared_layout(d: int, cfg: NumbaConfig) -> dict[str, tuple[int, int]]:
     """Offsets into the dynamic shared buffer, in float32 words: name -> (first word, row stride).
 
-    Tiles, in order: sQ (BQ, d+1), sKT (d, BK+1), sV (BK, d), sMax (BQ, TX), sSum (BQ, TX); sP
-    (BQ, BK+1) lies in sKT's space (that region has max(d, BQ) rows): P is written only after the
-    barrier that follows the scores, when no thread reads K any more. The +1 word of padding per row
-    puts the rows one warp reads in different banks. "end" holds the total size in words.
+    Tiles, in order: sQ (BQ, d+1), sKT (d, BK+1), sV (BK, d), sMax (BQ, MS), sSum (BQ, MS); sP
+    (BQ, PS) lies in sKT's space (that region holds the larger of the two): P is written only after
+    the barrier that follows the scores, when no thread reads K any more. The +1 word of padding per
+    row puts the rows one warp reads in different banks. Shipped (pad=0): PS = BK+1, MS = TX; pad=1:
+    PS = BK + w, MS = TX + w with w = max(1, TX // RQ) (RQ rows x w words = TX banks between the rows
+    of consecutive ty, so a warp's P / max / sum stores are conflict-free; model:
+    benchmarks/numba_smem_model.py). "end" holds the total size in words.
     """
     BQ, BK, TX = cfg.block_q, cfg.block_k, cfg.tx
-    sizes = [("sQ", BQ, d + 1), ("sKT", max(d, BQ), BK + 1), ("sV", BK, d), ("sMax", BQ, TX), ("sSum", BQ, TX)]
+    w = max(1, TX // cfg.rq) if cfg.pad else 0
+    PS, MS = (BK + w if w else BK + 1), TX + w
+    sizes = [("sQ", BQ, d + 1), ("sKT", max(d, -(-BQ * PS // (BK + 1))), BK + 1), ("sV", BK, d),
+             ("sMax", BQ, MS), ("sSum", BQ, MS)]
     out, off = {}, 0
     for name, rows, stride in sizes:
         out[name] = (off, stride)
         off += rows * stride
-    out["sP"] = out["sKT"]
+    out["sP"] = (out["sKT"][0], PS)
     out["end"] = (off, 0)
     return out
 
@@ -117,8 +130,10 @@ def make_kernel(d: int, cfg: NumbaConfig):
         raise ValueError(f"d={d} must be a multiple of the config's tx={TX}")
     BQ, BK, DC = TY * RQ, TX * CK, d // TX
     NT = TX * TY
+    SUM_ONCE = bool(cfg.sum_once)
     L = shared_layout(d, cfg)
     QP, KP = L["sQ"][1], L["sKT"][1]   # d+1, BK+1: padded rows, so rows read by one warp hit different banks
+    PS, MS = L["sP"][1], L["sMax"][1]  # BK+1, TX (shipped) or BK+w, TX+w (pad=1): row strides of sP, sMax/sSum
     O_Q, O_KT, O_V = L["sQ"][0], L["sKT"][0], L["sV"][0]
     O_MAX, O_SUM, O_END = L["sMax"][0], L["sSum"][0], L["end"][0]
 
@@ -136,10 +151,10 @@ def make_kernel(d: int, cfg: NumbaConfig):
         smem = cuda.shared.array(0, float32)
         sQ = smem[O_Q:O_KT]          # (BQ, QP) Q tile, pre-multiplied by scale
         sKT = smem[O_KT:O_V]         # (d, KP)  K tile transposed: sKT[c*KP + j] = K[k0 + j, c]
-        sP = smem[O_KT:O_V]          # (BQ, KP) P = exp(S - m) of this tile: reuses K's space
+        sP = smem[O_KT:O_V]          # (BQ, PS) P = exp(S - m) of this tile: reuses K's space
         sV = smem[O_V:O_MAX]         # (BK, d)  V tile
-        sMax = smem[O_MAX:O_SUM]     # (BQ, TX) per-thread partial row maxima
-        sSum = smem[O_SUM:O_END]     # (BQ, TX) per-thread partial row sums
+        sMax = smem[O_MAX:O_SUM]     # (BQ, MS) per-thread partial row maxima
+        sSum = smem[O_SUM:O_END]     # (BQ, MS) per-thread partial row sums
 
         acc = cuda.local.array((RQ, DC), float32)      # O accumulator (unnormalised), registers
         s = cuda.local.array((RQ, CK), float32)        # scores of this tile, registers
@@ -207,7 +222,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
                     if kj >= nk or (causal and kj > qi + offset):
                         s[i, j] = NEG_INF
                     mx = max(mx, s[i, j])
-                sMax[U((ty * RQ + i) * TX + tx)] = mx
+                sMax[U((ty * RQ + i) * MS + tx)] = mx
             cuda.syncthreads()
 
             # online softmax: m' = max(m, rowmax S), P = exp(S - m'), alpha = exp(m - m')
@@ -215,33 +230,47 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 r = ty * RQ + i
                 mt = m[i]
                 for x in range(TX):
-                    mt = max(mt, sMax[U(r * TX + x)])
+                    mt = max(mt, sMax[U(r * MS + x)])
                 m_use = mt if mt != NEG_INF else ZERO   # fully masked row so far: exp(-inf - 0) = 0, no NaN
                 alpha = math.exp(m[i] - m_use)
                 m[i] = mt
                 ps = ZERO
                 for j in range(CK):
                     p = math.exp(s[i, j] - m_use)
-                    sP[U(r * KP + tx + TX * j)] = p
+                    sP[U(r * PS + tx + TX * j)] = p
                     ps += p
-                sSum[U(r * TX + tx)] = ps
-                l[i] *= alpha
+                if SUM_ONCE:
+                    l[i] = alpha * l[i] + ps              # this thread's keys only; summed after the loop
+                else:
+                    sSum[U(r * MS + tx)] = ps
+                    l[i] *= alpha
                 for c in range(DC):
                     acc[i, c] *= alpha
             cuda.syncthreads()
 
             # l' = alpha l + rowsum(P);  O' = alpha O + P V
-            for i in range(RQ):
-                for x in range(TX):
-                    l[i] += sSum[U((ty * RQ + i) * TX + x)]
+            if not SUM_ONCE:
+                for i in range(RQ):
+                    for x in range(TX):
+                        l[i] += sSum[U((ty * RQ + i) * MS + x)]
             for j in range(BK):
                 for i in range(RQ):
-                    qv[i] = sP[U((ty * RQ + i) * KP + j)]
+                    qv[i] = sP[U((ty * RQ + i) * PS + j)]
                 for c in range(DC):
                     vj = sV[U(j * d + tx + TX * c)]
                     for i in range(RQ):
                         acc[i, c] += qv[i] * vj
             cuda.syncthreads()                            # tile fully used before the next overwrite
+
+        if SUM_ONCE:                                      # l = sum of the TX threads' partial sums
+            for i in range(RQ):
+                sSum[U((ty * RQ + i) * MS + tx)] = l[i]
+            cuda.syncthreads()
+            for i in range(RQ):
+                lt = ZERO
+                for x in range(TX):
+                    lt += sSum[U((ty * RQ + i) * MS + x)]
+                l[i] = lt
 
         # O = O / l, once at the end (FA2); a row that saw no key gives 0
         for i in range(RQ):

@@ -198,6 +198,13 @@ show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
+#
+# Two switches of `NumbaConfig` appear in this code, both off in the shipped configurations: they are
+# candidates for $d = 128$ that a shared-memory bank model proposed and the next GPU run will time
+# (`benchmarks/numba_smem_model.py`, NOTES.md session 20). `SUM_ONCE` keeps each thread's partial row
+# sum $\ell$ in a register (rescaled by $\alpha$ like the accumulator) and adds the `TX` partials once
+# after the last tile instead of after every tile; `pad` widens the rows of `sP`, `sMax`, `sSum`
+# (strides `PS`, `MS`) so that the 32 lanes of a warp hit 32 different banks.
 
 # %% slideshow={"slide_type": "-"}
 show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")

@@ -251,11 +251,14 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
 
 }  // namespace fdec
 
+#include "flash_decode_coop.cuh"
+
 // dynamic shared memory: NWB * 16 * D * 2 (Q) + (NWB / WPC) * 2 * ST * BK * D * 2 (K, V) bytes
 // grid ceil(B * Hkv * n_rg * n_part / (NWB / WPC)) blocks, n_rg = ceil(G * Lq / (16 * WPC)) row groups;
 // counters cnt: B * Hkv * n_rg * WPC ints, zero before the first fused launch (each launch leaves them zero);
 // merge grid (B * Hq * Lq), block MW * 32 (only when fused = 0)
-// names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages)
+// names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages),
+// ..._w1k16 / ..._w1k16s4 (16-key tiles, 2 / 4 stages), ..._c4 (cooperative, flash_decode_coop.cuh: grid = items)
 #define TA_DECODE_SPLIT(D, BF16, T, WPC, NWB, ST, BKT, SUFFIX)                                              \
     extern "C" __global__ void __launch_bounds__(NWB * 32, 1)                                           \
     decode_split_##T##_d##D##_w##WPC##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table, \
@@ -266,11 +269,27 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
         if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
         else fdec::split_kv<D, BF16, false, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
     }
+// sweep variants (session 20 dec2; NOTES.md): _c4 = 4 warps sharing 128-key tiles of one chunk
+// (flash_decode_coop.cuh, contiguous cache, <= 16 packed rows); the one-warp kernel with 16-key tiles
+// _w1k16 (2 stages: 80 KB of shared memory, 2 blocks per SM) and _w1k16s4 (4 stages: 3 tiles in flight)
+#define TA_DECODE_COOP(D, BF16, T, ST, SUFFIX)                                                          \
+    extern "C" __global__ void __launch_bounds__(fdec::CW * 32, 1)                                      \
+    decode_split_##T##_d##D##_##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table,       \
+                            const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
+                            int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
+                            float scale_log2, int causal, int paged, int n_rg, int n_seq, int fused,      \
+                            u16* out, float* lse, int* cnt) {                                            \
+        fdec::split_kv_coop<D, BF16, ST>(q, k, v, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, chunk, n_part, \
+                                         scale_log2, causal, n_seq, fused, out, lse, cnt);              \
+    }
 #define TA_DECODE(D, BF16, T)                                                                          \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 32, )                                                             \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, 32, n2)                                                           \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, 32, s3)                                                           \
-    TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, 32, )                                                             \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 32, )                                                         \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, 32, n2)                                                       \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, 32, s3)                                                       \
+    TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, 32, )                                                         \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 16, k16)                                                      \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)                                                    \
+    TA_DECODE_COOP(D, BF16, T, 2, c4)                                                                  \
     extern "C" __global__ void decode_merge_##T##_d##D(const float* part_o, const float* part_lse, u16* o, \
                                                        float* lse, int n_part) {                       \
         fdec::merge<D, BF16>(part_o, part_lse, o, lse, n_part);                                        \

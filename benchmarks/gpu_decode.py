@@ -224,10 +224,10 @@ CHECK_VARIANTS = ({}, {"paged": 16}, {"paged": 48}, {"nwb": 2}, {"stages": 3}, {
                   {"fused": False}, {"fused": True, "chunk": 64}, {"paged": 16, "fused": True, "chunk": 64},
                   {"chunk": 2048}, {"fast": False},
                   # session 20 dec2 sweep variants (<= 16 packed rows only): 16-key tiles (2 / 4 stages, paged too),
-                  # cooperative 128-key tiles (partial last tile: chunk 96 / 200; fused; one chunk), chunks of any
+                  # cooperative 128-key tiles (partial last tile: chunk 96 / 160; fused; one chunk), chunks of any
                   # length (tiles starting off the 32-key grid: chunk 97, 200)
-                  {"bk": 16}, {"bk": 16, "stages": 4}, {"bk": 16, "paged": 16, "fused": True, "chunk": 64},
-                  {"coop": True}, {"coop": True, "chunk": 96, "fused": False}, {"coop": True, "chunk": 200, "fused": True},
+                  {"bk": 16}, {"bk": 16, "stages": 4}, {"bk": 16, "paged": 16, "nwb": 4, "fused": True, "chunk": 64},
+                  {"coop": True}, {"coop": True, "chunk": 96, "fused": False}, {"coop": True, "chunk": 160, "fused": True},
                   {"coop": True, "chunk": 2048}, {"chunk_align": 1}, {"chunk_align": 1, "chunk": 97, "fused": False},
                   {"chunk_align": 1, "chunk": 200, "fused": True})
 

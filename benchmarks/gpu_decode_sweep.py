@@ -1,6 +1,8 @@
 """Session 20 (issue 13): decoding against torch SDPA at every batch, one device call.
 
-    python benchmarks/gpu_decode.py --sweep [--out DIR] [--seed S]
+    python benchmarks/gpu_decode.py --sweep [--out DIR] [--seed S] [--key KEY]
+
+(--key dec2: session 20 dec2's variants, stored under data["dec2"]; the committed top level is kept.)
 
 1. Copy bandwidth (bytes read + written) and the CPU cost of one launch: an empty kernel through
    CuPy's RawKernel call, through a prepacked cuLaunchKernel (decode._fast), and a one-element torch op.
@@ -119,7 +121,11 @@ def kernels_of(fn, n: int = 5) -> list[dict]:
     return out
 
 
-def our_variants(B: int) -> list[tuple[str, dict]]:
+def our_variants(B: int, key: str = "session20") -> list[tuple[str, dict]]:
+    """Timed variants at Lq = 1: session 20's list plus dec2's; a run under another key (--key dec2) times
+    only the default, the separate-merge default and dec2's (session 20's others were measured in run S2)."""
+    if key != "session20":
+        return [("cupy_fp16_decode", {}), ("cupy_fp16_decode_sepmerge", {"fused": False})] + DEC2_VARIANTS
     v = [("cupy_fp16_decode", {}), ("cupy_fp16_decode_cupylaunch", {"fast": False}),
          ("cupy_fp16_decode_sepmerge", {"fused": False}), ("cupy_fp16_decode_fusedmerge", {"fused": True}),
          ("cupy_fp16_decode_slots264", {"slots": 264}), ("cupy_fp16_decode_slots1056", {"slots": 1056}),
@@ -141,7 +147,7 @@ DEC2_VARIANTS = [("cupy_fp16_decode_coop", {"coop": True}), ("cupy_fp16_decode_c
                  ("cupy_fp16_decode_k16s4", {"bk": 16, "stages": 4}), ("cupy_fp16_decode_allsm", {"chunk_align": 1})]
 
 
-def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
+def sweep(gen, copy_gbps: float, meta: dict, key: str = "session20") -> list[dict]:
     rows = []
     for B in (1, 4, 16, 64):
         k, v = (torch.randn(B, HKV, S, D, device=DEV, generator=gen, dtype=torch.float16) for _ in range(2))
@@ -151,7 +157,7 @@ def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
             q = torch.randn(B, HQ, lq, D, device=DEV, generator=gen, dtype=torch.float16)
             ro, rl = decode_reference(q, k, v, lens, True)
             runs, recs, keep = {}, {}, []
-            variants = our_variants(B) if lq == 1 else [("cupy_fp16_decode", {}), ("cupy_fp16_decode_paged16", {"paged": 16})]
+            variants = our_variants(B, key) if lq == 1 else [("cupy_fp16_decode", {}), ("cupy_fp16_decode_paged16", {"paged": 16})]
             for impl, kw in variants:
                 kw = dict(kw)
                 pbs = kw.pop("paged", None)
@@ -228,7 +234,7 @@ def main_sweep(args) -> None:
     log(f"copy {meta['copy_gbps']:.0f} GB/s")
     meta["launch_overhead"] = launch_overhead()
     checks = decode_checks(gen)
-    res = sweep(gen, meta["copy_gbps"], meta)
+    res = sweep(gen, meta["copy_gbps"], meta, getattr(args, "key", "session20"))
     try:
         meta["profiler_kernels"] = profile_kernels(gen)
     except Exception as e:  # noqa: BLE001
@@ -259,7 +265,7 @@ def main_sweep(args) -> None:
         f"{k_} {v_['cpu_us']:.1f}" for k_, v_ in meta["launch_overhead"].items() if isinstance(v_, dict)))
     get = {(r["impl"], r["B"], r["Lq"]): r for r in res if r.get("ms")}
     log(f"{'impl (Lq = 1)':30s} " + " ".join(f"{'B=' + str(b):>15s}" for b in (1, 4, 16, 64)) + "   (ms, b2b; x torch default)")
-    for impl in [n for n, _ in our_variants(1)] + ["torch_sdpa_default", "torch_sdpa_cudnn", "torch_sdpa_flash"]:
+    for impl in [n for n, _ in our_variants(1, getattr(args, "key", "session20"))] + ["torch_sdpa_default", "torch_sdpa_cudnn", "torch_sdpa_flash"]:
         cells = []
         for b in (1, 4, 16, 64):
             r, t = get.get((impl, b, 1)), get.get(("torch_sdpa_default", b, 1))

@@ -172,8 +172,9 @@ def test_every_header_is_compiled():
 def test_decode_variant_table_matches_cuda_source():
     """decode.SPLIT_KERNELS (names, shared memory and grid of each split kernel) = the instantiations of
     flash_decode.cu: TA_DECODE_SPLIT(D, BF16, T, wpc, nwb, stages, keys per tile, suffix) -> w<wpc><suffix>,
-    TA_DECODE_COOP(D, BF16, T, stages, suffix) -> <suffix> with CW warps sharing CBK-key tiles."""
-    from tinyattn.gpu.decode import SPLIT_KERNELS
+    TA_DECODE_COOP(D, BF16, T, stages, suffix) -> <suffix> with CW warps sharing CBK-key tiles; the ones
+    after #ifdef TA_FLASH_ALL_VARIANTS are decode.SWEEP_ONLY."""
+    from tinyattn.gpu.decode import SPLIT_KERNELS, SWEEP_ONLY
 
     src = (GPU_DIR / "flash_decode.cu").read_text()
     coop_src = (GPU_DIR / "flash_decode_coop.cuh").read_text()
@@ -183,17 +184,23 @@ def test_decode_variant_table_matches_cuda_source():
     table.update({(cw, cw, int(st), cbk, True): suf for st, suf in
                   re.findall(r"^\s+TA_DECODE_COOP\(D, BF16, T, (\d+), (\w+)\)", src, re.M)})
     assert table == SPLIT_KERNELS
+    shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0].split("#define TA_DECODE(D, BF16, T)")[1]
+    assert {n for n in SPLIT_KERNELS.values() if n not in SWEEP_ONLY} == {
+        f"w{w}{suf}" for w, suf in re.findall(r"TA_DECODE_SPLIT\(D, BF16, T, (\d+), \d+, \d+, \d+, (\w*)\)", shipped)}
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 def test_decode_occupancy_fallback_matches_ptxas():
-    """decode.PER_SM_FALLBACK (blocks per SM when CuPy has no occupancy call; it sizes the chunk rule's
-    slots) = what the H200 can hold at d = 128: min over 64 K registers (ptxas count rounded up to 8 per
-    thread), 228 KB of shared memory (+1 KB per block), 64 warps."""
+    """flash_decode.cu with the sweep-only kernels builds without spills, and decode.PER_SM_FALLBACK (blocks
+    per SM when CuPy has no occupancy call; it sizes the chunk rule's slots) = what the H200 can hold at
+    d = 128: min over 64 K registers (ptxas count rounded up to 8 per thread), 228 KB of shared memory
+    (+1 KB per block), 64 warps."""
     from tinyattn.gpu.decode import PER_SM_FALLBACK, SPLIT_KERNELS, split_smem
 
-    rc, report = _nvcc_report(GPU_DIR / "flash_decode.cu", ALL_VARIANTS)
+    rc, report = _nvcc_report(GPU_DIR / "flash_decode.cu", True)      # the sweep-only kernels too
     assert rc == 0, report[-3000:]
+    for spill in re.findall(r"(\d+) bytes (?:spill stores|stack frame)", report):
+        assert int(spill) == 0, report
     regs = dict(re.findall(r"Function properties for (\w+)\n[^\n]*\n\s*ptxas info\s*: Used (\d+) registers", report))
     assert regs, report[-2000:]
     for key, name in SPLIT_KERNELS.items():

@@ -41,6 +41,7 @@ SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk a
 SPLIT_KERNELS = {(1, NW, 2, BK, False): "w1", (1, 2, 2, BK, False): "w1n2", (1, NW, 3, BK, False): "w1s3",
                  (NW, NW, 2, BK, False): f"w{NW}", (1, NW, 2, 16, False): "w1k16", (1, NW, 4, 16, False): "w1k16s4",
                  (NW, NW, 2, 4 * BK, True): "c4"}
+SWEEP_ONLY = frozenset(("w1k16", "w1k16s4", "c4"))    # built only with -DTA_FLASH_ALL_VARIANTS (cupy_flash._module)
 PER_SM_FALLBACK = {"w1": 1, "w1n2": 3, "w1s3": 1, f"w{NW}": 2, "w1k16": 2, "w1k16s4": 1, "c4": 1}   # H200, d = 128 (ptxas + smem)
 
 
@@ -62,8 +63,9 @@ def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2, bk: in
     if key not in SPLIT_KERNELS:
         raise ValueError(f"no split kernel with (warps per chunk, warps per block, stages, keys per tile, coop) = "
                          f"{key}; instantiated: {sorted(SPLIT_KERNELS)}")
-    mod = _module("flash_decode.cu")
-    split = mod.get_function(f"decode_split_{kind}_d{d}_{SPLIT_KERNELS[key]}")
+    name = SPLIT_KERNELS[key]
+    mod = _module("flash_decode.cu", all_variants=name in SWEEP_ONLY)
+    split = mod.get_function(f"decode_split_{kind}_d{d}_{name}")
     merge = mod.get_function(f"decode_merge_{kind}_d{d}")
     smem = split_smem(d, wpc, nwb, stages, bk, coop)
     if smem > 48 * 1024:

@@ -287,9 +287,6 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, 32, n2)                                                       \
     TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, 32, s3)                                                       \
     TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, 32, )                                                         \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 16, k16)                                                      \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)                                                    \
-    TA_DECODE_COOP(D, BF16, T, 2, c4)                                                                  \
     extern "C" __global__ void decode_merge_##T##_d##D(const float* part_o, const float* part_lse, u16* o, \
                                                        float* lse, int n_part) {                       \
         fdec::merge<D, BF16>(part_o, part_lse, o, lse, n_part);                                        \
@@ -299,3 +296,16 @@ TA_DECODE(64, false, f16)
 TA_DECODE(64, true, bf16)
 TA_DECODE(128, false, f16)
 TA_DECODE(128, true, bf16)
+
+// the dec2 sweep variants, built only with -DTA_FLASH_ALL_VARIANTS (decode.py asks for that module when a
+// sweep names one of them), so the shipped module builds no slower than before
+#ifdef TA_FLASH_ALL_VARIANTS
+#define TA_DECODE_DEC2(D, BF16, T)                                                                     \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 16, k16)                                                      \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)                                                    \
+    TA_DECODE_COOP(D, BF16, T, 2, c4)
+TA_DECODE_DEC2(64, false, f16)
+TA_DECODE_DEC2(64, true, bf16)
+TA_DECODE_DEC2(128, false, f16)
+TA_DECODE_DEC2(128, true, bf16)
+#endif

@@ -288,7 +288,8 @@ def _coop_decode_model(q, k, v, lens, causal, chunk, warps=4, wkeys=32):
                                                      (1, False, 1024, 60.0)])
 def test_coop_merge_order_model_matches_float64(lq, causal, chunk, scale_q):
     """The cooperative kernel's order of operations (NumPy model, no GPU) against the dense float64
-    reference: chunks whose last tile is partial (200, 96: warps 2-3 or 1-3 see no key in it), rows with
+    reference: chunks whose last tile is partial (200: warp 2 sees 8 keys of it, warp 3 none; 96: warp 3
+    none), rows with
     different last keys (causal Lq > 1), a sequence whose rows see no key (length 0 / Lq - 1: output 0,
     lse -inf), and logits of +-1e3 (scale_q 60)."""
     rng = np.random.default_rng(1300 + lq)

@@ -222,7 +222,14 @@ def from_cupy(x, dtype):
 # partials (chunk 64), separate merge kernel, n_part = 1 (chunk 2048 >= S: direct write), CuPy's own launch path.
 CHECK_VARIANTS = ({}, {"paged": 16}, {"paged": 48}, {"nwb": 2}, {"stages": 3}, {"paged": 48, "nwb": 4, "stages": 3},
                   {"fused": False}, {"fused": True, "chunk": 64}, {"paged": 16, "fused": True, "chunk": 64},
-                  {"chunk": 2048}, {"fast": False})
+                  {"chunk": 2048}, {"fast": False},
+                  # session 20 dec2 sweep variants (<= 16 packed rows only): 16-key tiles (2 / 4 stages, paged too),
+                  # cooperative 128-key tiles (partial last tile: chunk 96 / 160; fused; one chunk), chunks of any
+                  # length (tiles starting off the 32-key grid: chunk 97, 200)
+                  {"bk": 16}, {"bk": 16, "stages": 4}, {"bk": 16, "paged": 16, "nwb": 4, "fused": True, "chunk": 64},
+                  {"coop": True}, {"coop": True, "chunk": 96, "fused": False}, {"coop": True, "chunk": 160, "fused": True},
+                  {"coop": True, "chunk": 2048}, {"chunk_align": 1}, {"chunk_align": 1, "chunk": 97, "fused": False},
+                  {"chunk_align": 1, "chunk": 200, "fused": True})
 
 
 def decode_checks(gen) -> list[dict]:
@@ -235,8 +242,8 @@ def decode_checks(gen) -> list[dict]:
                 for causal in (False, True):
                     for var in CHECK_VARIANTS:
                         paged_bs, nwb, stages = var.get("paged"), var.get("nwb"), var.get("stages")
-                        kw = {x: var[x] for x in ("chunk", "fused", "fast") if x in var}
-                        if (nwb == 2 or stages == 3) and hq // hkv * lq > 16:
+                        kw = {x: var[x] for x in ("chunk", "fused", "fast", "bk", "coop", "chunk_align") if x in var}
+                        if hq // hkv * lq > 16 and (nwb == 2 or stages in (3, 4) or "bk" in var or "coop" in var):
                             continue                 # these variants exist only when each warp owns a chunk
                         q = torch.randn(B, hq, lq, d, device=DEV, generator=gen).to(TD[dtype])
                         k, v = (torch.randn(B, hkv, S, d, device=DEV, generator=gen).to(TD[dtype]) for _ in range(2))
@@ -254,7 +261,8 @@ def decode_checks(gen) -> list[dict]:
                         ok = eo["rel"] < tol[dtype] and el["rel"] < tol[dtype] and not eo["nan"] and el["inf_match"]
                         rows.append({"dtype": dtype, "d": d, "B": B, "Hq": hq, "Hkv": hkv, "Lq": lq, "S": S, "causal": causal,
                                      "paged_block": paged_bs, "nwb": go.nwb, "stages": go.stages, "chunk": go.chunk,
-                                     "n_part": go.n_part, "fused": go.fused, "fast": go.fast,
+                                     "n_part": go.n_part, "fused": go.fused, "fast": go.fast, "bk": go.bk,
+                                     "coop": go.coop, "chunk_align": go.chunk_align,
                                      "out": eo, "lse": el, "ok": ok})
         bad = [r for r in rows if r["dtype"] == dtype and not r["ok"]]
         log(f"decode checks {dtype}: {len(rows) - len(bad)} ok of those so far; "
@@ -432,6 +440,9 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: lse,bwd,decode,naive,fwd,sweep")
     ap.add_argument("--sweep", action="store_true", help="session 20: decode checks + interleaved Lq = 1 sweep only, "
                     "merged into the committed JSON (gpu_decode_sweep.py)")
+    ap.add_argument("--key", default="session20", help="--sweep: 'session20' replaces the top-level results / "
+                    "decode_checks / session20 records (notebook 07 reads them); any other key stores the run "
+                    "under data[KEY] = {results, decode_checks, meta} and leaves the rest as committed")
     args = ap.parse_args()
     if args.sweep:
         from gpu_decode_sweep import main_sweep

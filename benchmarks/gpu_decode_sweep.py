@@ -1,6 +1,8 @@
 """Session 20 (issue 13): decoding against torch SDPA at every batch, one device call.
 
-    python benchmarks/gpu_decode.py --sweep [--out DIR] [--seed S]
+    python benchmarks/gpu_decode.py --sweep [--out DIR] [--seed S] [--key KEY]
+
+(--key dec2: session 20 dec2's variants, stored under data["dec2"]; the committed top level is kept.)
 
 1. Copy bandwidth (bytes read + written) and the CPU cost of one launch: an empty kernel through
    CuPy's RawKernel call, through a prepacked cuLaunchKernel (decode._fast), and a one-element torch op.
@@ -52,6 +54,10 @@ def profile_kernels(gen) -> dict:
         sep, *_ = run_decode(q, k, v, lens, True, "float16", fused=False)
         out[B] = {"cupy_fp16_decode": kernels_of(go), "cupy_fp16_decode_sepmerge": kernels_of(sep),
                   "torch_sdpa_default": kernels_of(lambda: TF.scaled_dot_product_attention(q, k, v, enable_gqa=True))}
+        for name, kw in DEC2_VARIANTS:                  # dec2: the split kernel's own time is the question at B = 1
+            var, *_ = run_decode(q, k, v, lens, True, "float16", **kw)
+            out[B][name] = kernels_of(var)
+            del var
         del k, v, q, go, sep
     return out
 
@@ -115,7 +121,11 @@ def kernels_of(fn, n: int = 5) -> list[dict]:
     return out
 
 
-def our_variants(B: int) -> list[tuple[str, dict]]:
+def our_variants(B: int, key: str = "session20") -> list[tuple[str, dict]]:
+    """Timed variants at Lq = 1: session 20's list plus dec2's; a run under another key (--key dec2) times
+    only the default, the separate-merge default and dec2's (session 20's others were measured in run S2)."""
+    if key != "session20":
+        return [("cupy_fp16_decode", {}), ("cupy_fp16_decode_sepmerge", {"fused": False})] + DEC2_VARIANTS
     v = [("cupy_fp16_decode", {}), ("cupy_fp16_decode_cupylaunch", {"fast": False}),
          ("cupy_fp16_decode_sepmerge", {"fused": False}), ("cupy_fp16_decode_fusedmerge", {"fused": True}),
          ("cupy_fp16_decode_slots264", {"slots": 264}), ("cupy_fp16_decode_slots1056", {"slots": 1056}),
@@ -123,10 +133,21 @@ def our_variants(B: int) -> list[tuple[str, dict]]:
          ("cupy_fp16_decode_paged16", {"paged": 16}), ("cupy_fp16_decode_s3", {"stages": 3}),
          ("cupy_fp16_decode_nwb2", {"nwb": 2}), ("cupy_fp16_decode_nwb2_slots528", {"nwb": 2, "slots": 528}),
          ("cupy_fp16_decode_paged16_slots1584", {"paged": 16, "slots": 1584})]
+    v += DEC2_VARIANTS
     return v
 
 
-def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
+# session 20 dec2 variants (NOTES.md "Session 20: dec2": analysis and predictions written before the run):
+# (a) coop: 4 warps share 128-key tiles of one chunk (cuDNN's 16x128x128 1x4x1 shape; occupancy slots 132 ->
+#     n_part 16 / 4 / 1 / 1); (b) 16-key tiles: k16 (80 KB smem, 2 blocks per SM: slots 1056) and the same at
+#     528 slots, k16s4 (4 stages, 3 tiles in flight per warp); (c) allsm: chunks of any length so that
+#     B = 1 fills all 132 SMs (66 chunks of 497 keys) - the default kernel, other chunk rule.
+DEC2_VARIANTS = [("cupy_fp16_decode_coop", {"coop": True}), ("cupy_fp16_decode_coop_slots264", {"coop": True, "slots": 264}),
+                 ("cupy_fp16_decode_k16", {"bk": 16}), ("cupy_fp16_decode_k16_slots528", {"bk": 16, "slots": 528}),
+                 ("cupy_fp16_decode_k16s4", {"bk": 16, "stages": 4}), ("cupy_fp16_decode_allsm", {"chunk_align": 1})]
+
+
+def sweep(gen, copy_gbps: float, meta: dict, key: str = "session20") -> list[dict]:
     rows = []
     for B in (1, 4, 16, 64):
         k, v = (torch.randn(B, HKV, S, D, device=DEV, generator=gen, dtype=torch.float16) for _ in range(2))
@@ -136,7 +157,7 @@ def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
             q = torch.randn(B, HQ, lq, D, device=DEV, generator=gen, dtype=torch.float16)
             ro, rl = decode_reference(q, k, v, lens, True)
             runs, recs, keep = {}, {}, []
-            variants = our_variants(B) if lq == 1 else [("cupy_fp16_decode", {}), ("cupy_fp16_decode_paged16", {"paged": 16})]
+            variants = our_variants(B, key) if lq == 1 else [("cupy_fp16_decode", {}), ("cupy_fp16_decode_paged16", {"paged": 16})]
             for impl, kw in variants:
                 kw = dict(kw)
                 pbs = kw.pop("paged", None)
@@ -149,7 +170,7 @@ def sweep(gen, copy_gbps: float, meta: dict) -> list[dict]:
                 torch.cuda.synchronize()
                 rec["out_err"], rec["lse_err"] = err(from_cupy(o, "float16"), ro), err(torch.from_dlpack(l), rl)
                 rec["check_ok"] = rec["out_err"]["rel"] < 5e-3 and rec["lse_err"]["rel"] < 5e-3 and not rec["out_err"]["nan"]
-                for a in ("n_part", "chunk", "wpc", "nwb", "stages", "fused", "fast", "slots"):
+                for a in ("n_part", "chunk", "wpc", "nwb", "stages", "fused", "fast", "slots", "bk", "coop", "chunk_align", "grid"):
                     rec[a] = getattr(go, a)
                 runs[impl], recs[impl] = go, rec
                 keep.append(kp)
@@ -213,7 +234,7 @@ def main_sweep(args) -> None:
     log(f"copy {meta['copy_gbps']:.0f} GB/s")
     meta["launch_overhead"] = launch_overhead()
     checks = decode_checks(gen)
-    res = sweep(gen, meta["copy_gbps"], meta)
+    res = sweep(gen, meta["copy_gbps"], meta, getattr(args, "key", "session20"))
     try:
         meta["profiler_kernels"] = profile_kernels(gen)
     except Exception as e:  # noqa: BLE001
@@ -221,13 +242,19 @@ def main_sweep(args) -> None:
     meta["wall_s"] = time.time() - t0
     base_path = ROOT / "benchmarks" / "results" / "gpu_decode_h200.json"
     data = json.loads(base_path.read_text())
-    if "results_run7" not in data:                      # the old top level (run 7 records, run 8 checks)
-        data["results_run7"], data["decode_checks_run8"] = data["results"], data["decode_checks"]
-    data["results"], data["decode_checks"], data["session20"] = res, checks, meta
+    key = getattr(args, "key", "session20")
+    if key != "session20":                              # a sweep of its own (e.g. dec2): the committed records stay
+        meta["key"] = key
+        data[key] = {"results": res, "decode_checks": checks, "meta": meta}
+    else:
+        if "results_run7" not in data:                  # the old top level (run 7 records, run 8 checks)
+            data["results_run7"], data["decode_checks_run8"] = data["results"], data["decode_checks"]
+        data["results"], data["decode_checks"], data["session20"] = res, checks, meta
     data["note"] = ("top-level results and decode_checks are session 20 (gpu_decode.py --sweep: one-wave chunk rule, "
                     "fused merge, prepacked launches; its seed, date, copy_gbps under session20); lse_checks, "
                     "numba_backward, naive_split, forward_retime and seed/date/copy_gbps at the top are run 7; "
-                    "results_run7 / decode_checks_run8 are the previous decode records")
+                    "results_run7 / decode_checks_run8 are the previous decode records; any other key holding "
+                    "{results, decode_checks, meta} is a separate sweep (gpu_decode.py --sweep --key KEY)")
     out = Path(args.out) / "gpu_decode_h200.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(data, indent=1))
@@ -238,7 +265,7 @@ def main_sweep(args) -> None:
         f"{k_} {v_['cpu_us']:.1f}" for k_, v_ in meta["launch_overhead"].items() if isinstance(v_, dict)))
     get = {(r["impl"], r["B"], r["Lq"]): r for r in res if r.get("ms")}
     log(f"{'impl (Lq = 1)':30s} " + " ".join(f"{'B=' + str(b):>15s}" for b in (1, 4, 16, 64)) + "   (ms, b2b; x torch default)")
-    for impl in [n for n, _ in our_variants(1)] + ["torch_sdpa_default", "torch_sdpa_cudnn", "torch_sdpa_flash"]:
+    for impl in [n for n, _ in our_variants(1, getattr(args, "key", "session20"))] + ["torch_sdpa_default", "torch_sdpa_cudnn", "torch_sdpa_flash"]:
         cells = []
         for b in (1, 4, 16, 64):
             r, t = get.get((impl, b, 1)), get.get(("torch_sdpa_default", b, 1))

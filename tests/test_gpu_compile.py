@@ -8,12 +8,14 @@
 - CUDA C: ``nvcc -std=c++17 -arch=sm_90 -cubin --resource-usage`` of every .cu file when nvcc is on
   PATH; no spills and no stack frame allowed.
 """
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -96,16 +98,24 @@ def test_numba_kernels_compile_without_fp64_or_local_memory(ptx_report):
 ALL_VARIANTS = os.environ.get("TINYATTN_ALL_GPU_VARIANTS", "0") not in ("", "0")
 
 
+@functools.lru_cache(maxsize=None)
+def _nvcc_report(cu: Path, all_variants: bool) -> tuple[int, str]:
+    """(return code, ptxas report) of ``nvcc -arch=sm_90 -cubin --resource-usage`` on one .cu file, once per
+    session (the decode occupancy test reads the same report)."""
+    defines = ["-DTA_FLASH_ALL_VARIANTS"] if all_variants else []
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage", *defines,
+                               "-I", str(GPU_DIR), "-o", str(Path(tmp) / "k.cubin"), str(cu)],
+                              capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
 @pytest.mark.parametrize("cu", CU_FILES, ids=[p.name for p in CU_FILES])
-def test_cuda_c_compiles_for_sm90(cu, tmp_path):
+def test_cuda_c_compiles_for_sm90(cu):
     """The shipped kernels. TINYATTN_ALL_GPU_VARIANTS=1 also builds the sweep variants (~1 min)."""
-    defines = ["-DTA_FLASH_ALL_VARIANTS"] if ALL_VARIANTS else []
-    proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage", *defines,
-                           "-I", str(GPU_DIR), "-o", str(tmp_path / "k.cubin"), str(cu)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = proc.stdout + proc.stderr
+    rc, report = _nvcc_report(cu, ALL_VARIANTS)
+    assert rc == 0, report[-3000:]
     kernels = re.findall(r"Function properties for (\w+)", report)
     assert kernels, report
     if cu.name == "flash_mma.cu":
@@ -159,3 +169,45 @@ def test_every_header_is_compiled():
                 included.add(name)
                 todo.append(GPU_DIR / name)
     assert {p.name for p in GPU_DIR.glob("*.cuh")} <= included
+
+
+def test_decode_variant_table_matches_cuda_source():
+    """decode.SPLIT_KERNELS (names, shared memory and grid of each split kernel) = the instantiations of
+    flash_decode.cu: TA_DECODE_SPLIT(D, BF16, T, wpc, nwb, stages, keys per tile, suffix) -> w<wpc><suffix>,
+    TA_DECODE_COOP(D, BF16, T, stages, suffix) -> <suffix> with CW warps sharing CBK-key tiles; the ones
+    after #ifdef TA_FLASH_ALL_VARIANTS are decode.SWEEP_ONLY."""
+    from tinyattn.gpu.decode import SPLIT_KERNELS, SWEEP_ONLY
+
+    src = (GPU_DIR / "flash_decode.cu").read_text()
+    coop_src = (GPU_DIR / "flash_decode_coop.cuh").read_text()
+    cw, cbk = map(int, re.search(r"constexpr int CW = (\d+), CBK = (\d+);", coop_src).groups())
+    table = {(int(w), int(n), int(st), int(bk), False): f"w{w}{suf}" for w, n, st, bk, suf in
+             re.findall(r"^\s+TA_DECODE_SPLIT\(D, BF16, T, (\d+), (\d+), (\d+), (\d+), (\w*)\)", src, re.M)}
+    table.update({(cw, cw, int(st), cbk, True): suf for st, suf in
+                  re.findall(r"^\s+TA_DECODE_COOP\(D, BF16, T, (\d+), (\w+)\)", src, re.M)})
+    assert table == SPLIT_KERNELS
+    shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0].split("#define TA_DECODE(D, BF16, T)")[1]
+    assert {n for n in SPLIT_KERNELS.values() if n not in SWEEP_ONLY} == {
+        f"w{w}{suf}" for w, suf in re.findall(r"TA_DECODE_SPLIT\(D, BF16, T, (\d+), \d+, \d+, \d+, (\w*)\)", shipped)}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_decode_occupancy_fallback_matches_ptxas():
+    """flash_decode.cu with the sweep-only kernels builds without spills, and decode.PER_SM_FALLBACK (blocks
+    per SM when CuPy has no occupancy call; it sizes the chunk rule's slots) = what the H200 can hold at
+    d = 128: min over 64 K registers (ptxas count rounded up to 8 per thread), 228 KB of shared memory
+    (+1 KB per block), 64 warps."""
+    from tinyattn.gpu.decode import PER_SM_FALLBACK, SPLIT_KERNELS, split_smem
+
+    rc, report = _nvcc_report(GPU_DIR / "flash_decode.cu", True)      # the sweep-only kernels too
+    assert rc == 0, report[-3000:]
+    for spill in re.findall(r"(\d+) bytes (?:spill stores|stack frame)", report):
+        assert int(spill) == 0, report
+    regs = dict(re.findall(r"Function properties for (\w+)\n[^\n]*\n\s*ptxas info\s*: Used (\d+) registers", report))
+    assert regs, report[-2000:]
+    for key, name in SPLIT_KERNELS.items():
+        wpc, nwb, stages, bk, coop = key
+        r = int(regs[f"decode_split_f16_d128_{name}"])
+        by_regs = 65536 // (-(-r // 8) * 8 * 32 * nwb)
+        by_smem = 228 * 1024 // (split_smem(128, wpc, nwb, stages, bk, coop) + 1024)
+        assert PER_SM_FALLBACK[name] == min(by_regs, by_smem, 64 // nwb), (name, r, by_regs, by_smem)

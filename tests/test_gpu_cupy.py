@@ -200,6 +200,134 @@ def test_decode_chunk_rule_fills_one_wave():
         choose_chunk(2, 8, 1, 32768, chunk=100)
 
 
+def test_decode_chunk_align_and_coop_slots():
+    """choose_chunk with align = 1 (dec2 variant c, no GPU): chunks of any length so that the items fill
+    the slots (B = 1, 8 K/V heads, 528 slots: 66 non-empty chunks = 528 items = 132 blocks of 4 warps, where
+    32-key alignment gives 64 chunks on 128 SMs); coop's one-item blocks (132 slots) give n_part 16 / 4 / 1 / 1."""
+    import math
+
+    from tinyattn.gpu.decode import BK, MIN_CHUNK, choose_chunk, items_per_block
+
+    for B, hkv, L, slots in ((1, 8, 32768, 528), (1, 8, 32767, 528), (2, 8, 30000, 528), (1, 2, 5000, 132),
+                             (3, 8, 32768, 132)):
+        c = choose_chunk(B, hkv, 1, L, slots=slots, align=1)
+        n_part = math.ceil(L / c)
+        assert c >= MIN_CHUNK and (n_part - 1) * c < L, (B, L, c)                # every chunk has keys
+        groups, want = B * hkv, max(1, slots // (B * hkv))
+        if c > MIN_CHUNK:
+            assert n_part == want and groups * n_part <= slots, (B, L, c, n_part)   # all the slots the rule allows
+    c1 = choose_chunk(1, 8, 1, 32768, slots=528, align=1)
+    assert (c1, math.ceil(32768 / c1), 8 * math.ceil(32768 / c1) / items_per_block(1, 4)) == (497, 66, 132)
+    assert math.ceil(32768 / choose_chunk(1, 8, 1, 32768, slots=528)) * 8 / items_per_block(1, 4) == 128
+    assert [math.ceil(32768 / choose_chunk(B, 8, 1, 32768, slots=132 * items_per_block(4, 4, True)))
+            for B in (1, 4, 16, 64)] == [16, 4, 1, 1]
+    assert choose_chunk(2, 8, 1, 1000, chunk=97, align=1) == 97
+    with pytest.raises(ValueError, match="divisor"):
+        choose_chunk(2, 8, 1, 1000, align=3)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        choose_chunk(2, 8, 1, 1000, chunk=40, align=16)
+    assert BK % 16 == 0
+
+
+def _coop_decode_model(q, k, v, lens, causal, chunk, warps=4, wkeys=32):
+    """NumPy model of the cooperative split kernel's arithmetic order (flash_decode_coop.cuh), float32 with
+    fp16 P: per chunk, warp w takes keys [32 w, 32 w + 32) of each 128-key tile with its own online softmax
+    (m: raw max, l: row sum, acc *= exp2((m_old - m_new) c)); the warps' states merged at the end of the
+    chunk (M = max m_w, a_w = exp2((m_w - M) c) or 0, l = sum a_w l_w, acc = sum a_w acc_w); the chunks'
+    partials (O_p = acc / l, lse_p = (M c + log2 l) ln 2) merged as chapter 06. q (B, Hq, Lq, d)."""
+    B, hq, lq, d = q.shape
+    G, c = hq // k.shape[1], np.float32(np.log2(np.e) / np.sqrt(d))
+    out, lse = np.zeros(q.shape), np.full(q.shape[:-1], -np.inf)
+    tile = warps * wkeys
+    for b in range(B):
+        L = int(lens[b])
+        for h in range(hq):
+            qh = q[b, h].astype(np.float32)                                   # (Lq, d)
+            last = (L - lq + np.arange(lq)) if causal else np.full(lq, L - 1)
+            parts = []
+            for t_begin in range(0, L, chunk):
+                t_end = min(L, t_begin + chunk)
+                st = []
+                for w in range(warps):
+                    m, l, acc = np.full(lq, -np.inf, np.float32), np.zeros(lq, np.float32), np.zeros((lq, d), np.float32)
+                    for k0 in range(t_begin + w * wkeys, t_end, tile):
+                        keys = np.arange(k0, k0 + wkeys)
+                        kk = k[b, h // G, np.minimum(keys, L - 1)].astype(np.float32)
+                        vv = v[b, h // G, np.minimum(keys, L - 1)].astype(np.float32)
+                        s = qh @ kk.T
+                        s[(keys[None, :] >= t_end) | (keys[None, :] > last[:, None])] = -np.inf
+                        mx = np.maximum(m, s.max(axis=1))
+                        mu = np.where(mx == -np.inf, 0, mx * c).astype(np.float32)
+                        al = np.exp2(m * c - mu)
+                        p = np.exp2(s * c - mu[:, None]).astype(np.float32)
+                        l = l * al + p.sum(axis=1)
+                        acc = acc * al[:, None] + p.astype(np.float16).astype(np.float32) @ vv
+                        m = mx
+                    st.append((m, l, acc))
+                M = np.max([x[0] for x in st], axis=0)
+                with np.errstate(invalid="ignore"):                                # -inf - -inf: masked by the where
+                    a = [np.where(x[0] == -np.inf, 0, np.exp2((x[0] - M) * c)).astype(np.float32) for x in st]
+                lt = sum(aw * x[1] for aw, x in zip(a, st))
+                at = sum(aw[:, None] * x[2] for aw, x in zip(a, st))
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    parts.append((np.where(lt[:, None] > 0, at / lt[:, None], 0),
+                                  np.where(lt > 0, (M * c + np.log2(lt)) * np.log(2), -np.inf)))
+            if not parts:
+                continue
+            lp = np.array([p[1] for p in parts], np.float64)                   # (n_part, Lq)
+            mx = lp.max(axis=0)
+            ok = mx > -np.inf
+            wts = np.exp(lp - np.where(ok, mx, 0))
+            den = wts.sum(axis=0)
+            out[b, h] = np.where(ok[:, None], sum(wt[:, None] * p[0] for wt, p in zip(wts, parts)) / np.where(ok, den, 1)[:, None], 0)
+            lse[b, h] = np.where(ok, mx + np.log(np.where(ok, den, 1)), -np.inf)
+    return out, lse
+
+
+@pytest.mark.parametrize("lq,causal,chunk,scale_q", [(1, True, 512, 1.0), (3, True, 200, 1.0), (2, False, 96, 1.0),
+                                                     (1, False, 1024, 300.0)])
+def test_coop_merge_order_model_matches_float64(lq, causal, chunk, scale_q):
+    """The cooperative kernel's order of operations (NumPy model, no GPU) against the dense float64
+    reference: chunks whose last tile is partial (200: warp 2 sees 8 keys of it, warp 3 none; 96: warp 3
+    none), rows with different last keys (causal Lq > 1), a sequence whose rows see no key (length 0 /
+    Lq - 1: output 0, lse -inf), and logits of standard deviation 300 (up to ~+-1e3: scale_q 300)."""
+    rng = np.random.default_rng(1300 + lq)
+    B, hq, hkv, S, d = 3, 8, 2, 700, 64
+    q = (rng.standard_normal((B, hq, lq, d)) * scale_q).astype(np.float16)
+    k, v = (rng.standard_normal((B, hkv, S, d)).astype(np.float16) for _ in range(2))
+    lens = np.array([S, 333, max(lq - 1, 0)], np.int32)
+    ref, ref_lse = _decode_ref(q, k, v, lens, causal)
+    out, lse = _coop_decode_model(q, k, v, lens, causal, chunk)
+    assert np.isfinite(out).all(), f"seed {1300 + lq}: NaN/inf in the model output"
+    np.testing.assert_array_equal(np.isinf(lse), np.isinf(ref_lse), err_msg=f"seed {1300 + lq}: empty rows differ")
+    fin = np.isfinite(ref_lse)
+    np.testing.assert_allclose(out, ref, atol=5e-3, err_msg=f"seed {1300 + lq}, chunk {chunk}")
+    np.testing.assert_allclose(lse[fin], ref_lse[fin], rtol=1e-5, atol=2e-3, err_msg=f"seed {1300 + lq}")
+
+
+@pytest.mark.parametrize("var", [{"bk": 16}, {"bk": 16, "stages": 4}, {"coop": True}, {"coop": True, "chunk": 96},
+                                 {"coop": True, "chunk": 160, "fused": True}, {"chunk_align": 1, "chunk": 97}])
+def test_flash_decode_dec2_variants(var):
+    """The dec2 sweep variants on a GPU against the float64 reference (NaN-poisoned outputs)."""
+    cp = _gpu()
+    from tinyattn.gpu import decode
+
+    rng = np.random.default_rng(1310)
+    B, hq, hkv, lq, S, d = 3, 8, 2, 2, 700, 128
+    q = rng.standard_normal((B, hq, lq, d)).astype(np.float16)
+    k, v = (rng.standard_normal((B, hkv, S, d)).astype(np.float16) for _ in range(2))
+    lens = np.array([S, 333, 1], np.int32)
+    ref, ref_lse = _decode_ref(q, k, v, lens, True)
+    go, out, lse = decode.make_launch(cp.asarray(q), cp.asarray(k), cp.asarray(v), cp.zeros(1, cp.int32),
+                                      cp.asarray(lens), "f16", s_len=S, bs=1, max_blocks=1, paged=False,
+                                      is_causal=True, scale=None, max_len=S, **{"chunk": None, **var})
+    out.fill(np.nan)
+    lse.fill(np.nan)
+    go()
+    np.testing.assert_allclose(cp.asnumpy(out), ref, atol=5e-3, err_msg=str(var))
+    np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, atol=2e-3, err_msg=str(var))
+
+
 def test_flash_decode_bad_inputs():
     cp = _gpu()
     from tinyattn.gpu.decode import flash_decode

@@ -33,56 +33,86 @@ SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk a
                                      # 1% at B = 1-64; kept as a checked variant)
 
 
+# split-kernel instantiations of flash_decode.cu: (wpc, nwb, stages, keys per tile, coop) -> name suffix.
+# The first four are the measured kernels (the default: (1, 4, 2, 32) with <= 16 packed rows, (4, 4, 2, 32)
+# above); the last three are session 20 (dec2) sweep variants: 16-key tiles with 2 stages (80 KB of shared
+# memory: 2 blocks per SM) or 4 stages (3 tiles in flight), and coop = the block's 4 warps sharing
+# 128-key tiles of one chunk (flash_decode_coop.cuh; contiguous cache, <= 16 packed rows).
+SPLIT_KERNELS = {(1, NW, 2, BK, False): "w1", (1, 2, 2, BK, False): "w1n2", (1, NW, 3, BK, False): "w1s3",
+                 (NW, NW, 2, BK, False): f"w{NW}", (1, NW, 2, 16, False): "w1k16", (1, NW, 4, 16, False): "w1k16s4",
+                 (NW, NW, 2, 4 * BK, True): "c4"}
+SWEEP_ONLY = frozenset(("w1k16", "w1k16s4", "c4"))    # built only with -DTA_FLASH_ALL_VARIANTS (cupy_flash._module)
+PER_SM_FALLBACK = {"w1": 1, "w1n2": 3, "w1s3": 1, f"w{NW}": 2, "w1k16": 2, "w1k16s4": 1, "c4": 1}   # H200, d = 128 (ptxas + smem)
+
+
+def split_smem(d: int, wpc: int, nwb: int, stages: int, bk: int, coop: bool) -> int:
+    """Dynamic shared memory (bytes) of a split kernel: Q tiles (16 x d fp16 per warp; one for coop) and
+    ``stages`` K and V tiles of ``bk`` keys per warp group (per block for coop)."""
+    q_rows = 16 if coop else nwb * 16
+    kv_rows = 2 * stages * bk * (1 if coop else nwb // wpc)
+    return (q_rows + kv_rows) * d * 2
+
+
 @lru_cache(maxsize=None)
-def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2):
+def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2, bk: int = BK, coop: bool = False):
     """wpc = warps per chunk: 1 (each warp its own chunk, <= 16 packed rows) or NW (the block's warps
-    share one chunk's K/V tiles, 16 rows each: Lq > 1 or more than 16 query heads per K/V head).
-    nwb = warps per block (2 only with wpc = 1: smaller blocks, more of them per SM); stages = K/V
-    tiles in flight + 1 (3 only with wpc = 1 and 4 warps)."""
-    if nwb not in (2, NW) or (nwb == 2 and wpc != 1):
-        raise ValueError(f"warps per block must be {NW}, or 2 when each warp owns a chunk; got {nwb} (wpc={wpc})")
-    if stages not in (2, 3) or (stages == 3 and (wpc != 1 or nwb != NW)):
-        raise ValueError(f"stages must be 2, or 3 with one warp per chunk and {NW} warps; got {stages}")
-    mod = _module("flash_decode.cu")
-    suffix = "n2" if nwb == 2 else ("s3" if stages == 3 else "")
-    split = mod.get_function(f"decode_split_{kind}_d{d}_w{wpc}{suffix}")
+    share one chunk's K/V tiles: 16 rows each when Lq > 1 or more than 16 query heads per K/V head; with
+    coop, 32 keys each of 128-key tiles). nwb = warps per block (2 only with wpc = 1); stages = K/V tiles
+    in flight + 1; bk = keys per tile. Only the combinations of SPLIT_KERNELS exist."""
+    key = (wpc, nwb, stages, bk, bool(coop))
+    if key not in SPLIT_KERNELS:
+        raise ValueError(f"no split kernel with (warps per chunk, warps per block, stages, keys per tile, coop) = "
+                         f"{key}; instantiated: {sorted(SPLIT_KERNELS)}")
+    name = SPLIT_KERNELS[key]
+    mod = _module("flash_decode.cu", all_variants=name in SWEEP_ONLY)
+    split = mod.get_function(f"decode_split_{kind}_d{d}_{name}")
     merge = mod.get_function(f"decode_merge_{kind}_d{d}")
-    smem = (nwb * 16 + nwb // wpc * 2 * stages * BK) * d * 2
+    smem = split_smem(d, wpc, nwb, stages, bk, coop)
     if smem > 48 * 1024:
         split.max_dynamic_shared_size_bytes = smem
     return split, merge, smem
 
 
 def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int | None = None,
-                 wpc: int = 1, slots: int = N_SM_DEFAULT * 4) -> int:
-    """Keys per chunk (a multiple of 32, at least MIN_CHUNK) for a one-wave grid.
+                 wpc: int = 1, slots: int = N_SM_DEFAULT * 4, align: int = BK) -> int:
+    """Keys per chunk (a multiple of ``align``, at least MIN_CHUNK) for a one-wave grid.
 
     slots: warp groups resident at once on the GPU (SMs * blocks per SM * warps per block / wpc).
     The items B * Hkv * row_groups * n_part take one slot each; n_part = max(1, slots // (B * Hkv *
     row_groups)) fills one wave without starting a second, partial one (a partial wave costs a whole
     chunk's time for a fraction of the work). wpc is kept for the call signature (slots already counts
-    warp groups)."""
+    warp groups). align: BK (32, the default: chunks of whole tiles) or a divisor of it; align = 1 sizes
+    the chunks so the items fill the slots as far as n_part allows (B = 1, 8 heads, 528 slots: 66 chunks
+    of 497 keys, 132 blocks, instead of 64 of 512 on 128 SMs; contiguous cache only)."""
+    if align <= 0 or BK % align:
+        raise ValueError(f"align must be a positive divisor of {BK}, got {align}")
     if chunk is not None:
-        if chunk <= 0 or chunk % BK:
-            raise ValueError(f"chunk must be a positive multiple of {BK}, got {chunk}")
+        if chunk <= 0 or chunk % align:
+            raise ValueError(f"chunk must be a positive multiple of {align}, got {chunk}")
         return chunk
     n = max(1, slots // max(1, batch * hkv * row_groups))
     c = math.ceil(max(1, max_len) / n)
-    return max(MIN_CHUNK, math.ceil(c / BK) * BK)
+    return max(MIN_CHUNK, math.ceil(c / align) * align)
 
 
 @lru_cache(maxsize=None)
-def _slots(kind: str, d: int, wpc: int, nwb: int, stages: int) -> int:
-    """Warp groups (of wpc warps) resident at once: SMs * blocks per SM (occupancy API) * nwb / wpc."""
+def _slots(kind: str, d: int, wpc: int, nwb: int, stages: int, bk: int = BK, coop: bool = False) -> int:
+    """Work items resident at once: SMs * blocks per SM (occupancy API) * items per block (nwb / wpc;
+    1 for coop)."""
     from cupy.cuda import driver, runtime
 
-    split, _, smem = _kernels(kind, d, wpc, nwb, stages)
+    split, _, smem = _kernels(kind, d, wpc, nwb, stages, bk, coop)
     try:
         n_sm = runtime.getDeviceProperties(runtime.getDevice())["multiProcessorCount"]
         per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(_fn_ptr(split), nwb * 32, smem)
     except Exception:  # noqa: BLE001  (older CuPy: the H200 values measured with ptxas + smem)
-        n_sm, per_sm = N_SM_DEFAULT, (1 if nwb == NW and wpc == 1 else (3 if nwb == 2 else 2))
-    return max(1, n_sm * max(1, per_sm) * (nwb // wpc))
+        n_sm, per_sm = N_SM_DEFAULT, PER_SM_FALLBACK[SPLIT_KERNELS[(wpc, nwb, stages, bk, bool(coop))]]
+    return max(1, n_sm * max(1, per_sm) * items_per_block(wpc, nwb, coop))
+
+
+def items_per_block(wpc: int, nwb: int, coop: bool = False) -> int:
+    """Work items (b, K/V head, row group, chunk) per block: nwb / wpc warp groups, or 1 with coop."""
+    return 1 if coop else nwb // wpc
 
 
 def _fn_ptr(kern) -> int:
@@ -163,25 +193,34 @@ def _run(*args, return_lse: bool = False, **kw):
 
 def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged, is_causal, scale, chunk,
                 max_len, nwb: int | None = None, stages: int | None = None, fused: bool | None = None,
-                fast: bool = True, slots: int | None = None):
+                fast: bool = True, slots: int | None = None, bk: int | None = None, coop: bool = False,
+                chunk_align: int = BK):
     """Checked-argument-free launcher: returns ``(go, out, lse)``; ``go()`` enqueues the split kernel
     (and the merge kernel unless fused) writing into the preallocated ``out`` and ``lse``.
     fused None: fused when n_part <= FUSE_MAX_PARTS; fast: prepacked driver launches (``_fast``);
-    slots: override the resident warp groups of the chunk rule (benchmark sweeps)."""
+    slots: override the resident work items of the chunk rule (benchmark sweeps). Sweep variants
+    (session 20 dec2, not the defaults): bk = 16 (16-key tiles, with stages 2 or 4), coop (the block's
+    4 warps share 128-key tiles of one chunk; contiguous, <= 16 packed rows), chunk_align < 32
+    (chunks of any length: every SM gets work; contiguous only)."""
     import cupy as cp
     import numpy as np
 
     B, hq, lq, d = q.shape
     hkv = k.shape[1]
     rows = hq // hkv * lq                                   # packed rows per K/V head
-    wpc = 1 if rows <= 16 else NW
-    rg = math.ceil(rows / (16 * wpc))                       # row groups, each re-reading the chunk
+    if coop and (rows > 16 or paged):
+        raise ValueError(f"coop needs <= 16 packed rows (G * Lq, got {rows}) and a contiguous cache (paged={paged})")
+    if chunk_align != BK and paged:
+        raise ValueError(f"chunk_align {chunk_align} needs a contiguous cache (paged tiles start at multiples of {BK})")
+    wpc = 1 if rows <= 16 and not coop else NW
+    rg = math.ceil(rows / (16 * wpc)) if not coop else 1     # row groups, each re-reading the chunk
     nwb = ((SPLIT_WARPS_PAGED if paged else SPLIT_WARPS) if wpc == 1 else NW) if nwb is None else nwb
     stages = (SPLIT_STAGES if wpc == 1 and nwb == NW else 2) if stages is None else stages
-    split, merge, smem = _kernels(kind, d, wpc, nwb, stages)
+    bk = (4 * BK if coop else BK) if bk is None else bk
+    split, merge, smem = _kernels(kind, d, wpc, nwb, stages, bk, coop)
     if chunk is None:
-        slots = _slots(kind, d, wpc, nwb, stages) if slots is None else slots
-    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc, slots or 1)
+        slots = _slots(kind, d, wpc, nwb, stages, bk, coop) if slots is None else slots
+    chunk = choose_chunk(B, hkv, rg, max_len, chunk, wpc, slots or 1, align=chunk_align)
     n_part = max(1, math.ceil(max_len / chunk))
     fused = n_part <= FUSE_MAX_PARTS if fused is None else bool(fused)
     part_o = cp.empty((B, hq, lq, n_part if not fused or n_part > 1 else 0, d), cp.float32)
@@ -191,7 +230,7 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
     lse = cp.empty((B, hq, lq), cp.float32)
     sc = (1.0 / math.sqrt(d)) if scale is None else float(scale)
     items = B * hkv * rg * n_part                           # (b, h, row group, chunk), one warp group each
-    grid = (max(1, math.ceil(items / (nwb // wpc))), 1, 1)
+    grid = (max(1, math.ceil(items / items_per_block(wpc, nwb, coop))), 1, 1)
     bs_shift = bs.bit_length() - 1 if bs & (bs - 1) == 0 else -1     # power-of-two block: shifts
     args = (q, k, v, table, seq_lens, part_o, part_lse, np.int32(hq), np.int32(hkv), np.int32(lq),
             np.int32(s_len), np.int32(bs), np.int32(bs_shift), np.int32(max_blocks), np.int32(chunk), np.int32(n_part),
@@ -216,6 +255,7 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
             c1()
     go.n_part, go.chunk, go.wpc, go.nwb, go.stages, go.fused = n_part, chunk, wpc, nwb, stages, fused
     go.fast, go.slots, go.refs = all(getattr(c, "fast", False) for c in calls), slots, (args, margs, calls)
+    go.bk, go.coop, go.chunk_align, go.grid = bk, bool(coop), chunk_align, grid[0]
     return go, out, lse
 
 

@@ -25,16 +25,16 @@ constexpr int NW = 4, BK = 32;          // warps per block (one chunk each); key
 template <int D>
 __device__ __forceinline__ int swz(int row, int col) { return row * D + ((((col >> 3) ^ (row & 7))) << 3); }
 
-// the GT threads of a chunk group (gt = 0..GT-1) copy keys [t0, t0 + BK) of one sequence (rows >= t_end
+// the GT threads of a chunk group (gt = 0..GT-1) copy keys [t0, t0 + BKT) of one sequence (rows >= t_end
 // zero-filled) into a swizzled tile. Paged: key t is row t % bs of pool block table[t / bs]; a
 // power-of-two block size (bs_shift >= 0) avoids two integer divisions per row (measured: run 1 -> 2;
 // two table loads per tile with the per-row arithmetic kept measured 12% slower in run 4).
-template <int D, bool PAGED, int GT>
+template <int D, bool PAGED, int GT, int BKT>
 __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, const u16* v, const int* table,
                                              int b, int h, int hkv, int s_len, int bs, int bs_shift, int max_blocks,
                                              int t0, int t_end, int gt) {
-    constexpr int CPR = D / 8, STEP = GT / CPR, ROUNDS = BK / STEP;   // chunks per row; rows per round
-    static_assert(GT % CPR == 0 && BK % STEP == 0, "tile / thread shape");
+    constexpr int CPR = D / 8, STEP = GT / CPR, ROUNDS = BKT / STEP;   // chunks per row; rows per round
+    static_assert(GT % CPR == 0 && BKT % STEP == 0, "tile / thread shape");
     const int col = (gt % CPR) * 8;
     // Paged, power-of-two blocks of >= 16 keys: a 32-key tile (tiles start at multiples of 32) touches
     // at most two blocks. Per tile, two base offsets make row t's address base + t * D, the same
@@ -80,6 +80,76 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
     }
 }
 
+// One K/V tile of BKT keys (already in shared memory: sKt, sVt, swizzled rows) for this warp's 16 query
+// rows (qf, ldmatrix fragments): S = Q K^T, mask, online softmax (m: running raw max, l: this lane's
+// share of the row sums, acc *= e^(m_old - m_new) c), O += P V. k0 = the tile's first key; keys >= t_end
+// or after the row's last key (last0: row g, last1: row g + 8) get p = 0.
+template <int D, bool BF16, int BKT>
+__device__ __forceinline__ void tile_step(const u32 (&qf)[D / 16][4], const u16* sKt, const u16* sVt, int k0, int t_end,
+                                          int last0, int last1, float scale_log2, float (&acc)[D / 8][4],
+                                          float (&m)[2], float (&l)[2], int lane, int t4) {
+    float s[BKT / 8][4];                             // S = Q K^T: 16 rows x BKT keys
+#pragma unroll
+    for (int n = 0; n < BKT / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+#pragma unroll
+        for (int nn = 0; nn < BKT / 16; ++nn) {
+            u32 bfr[4];
+            ldmatrix_x4(bfr, smem_u32(sKt + swz<D>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8)));
+            mma16816<BF16>(s[2 * nn], qf[kk], bfr[0], bfr[1]);
+            mma16816<BF16>(s[2 * nn + 1], qf[kk], bfr[2], bfr[3]);
+        }
+    }
+    float mx0 = m[0], mx1 = m[1];
+#pragma unroll
+    for (int n = 0; n < BKT / 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {               // mask: past the chunk, or after the row's last key
+            const int key = k0 + n * 8 + 2 * t4 + (e & 1);
+            if (key >= t_end || key > ((e < 2) ? last0 : last1)) s[n][e] = TA_NEG_INF;
+        }
+        mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
+        mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;
+    const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
+    const float al0 = fast_exp2(m[0] * scale_log2 - mu0), al1 = fast_exp2(m[1] * scale_log2 - mu1);
+    m[0] = mx0;
+    m[1] = mx1;
+    u32 pa[BKT / 16][4];
+    float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+    for (int n = 0; n < BKT / 8; ++n) {
+        const float p0 = fast_exp2(fmaf(s[n][0], scale_log2, -mu0)), p1 = fast_exp2(fmaf(s[n][1], scale_log2, -mu0));
+        const float p2 = fast_exp2(fmaf(s[n][2], scale_log2, -mu1)), p3 = fast_exp2(fmaf(s[n][3], scale_log2, -mu1));
+        ps0 += p0 + p1;
+        ps1 += p2 + p3;
+        pa[n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
+        pa[n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
+    }
+    l[0] = l[0] * al0 + ps0;
+    l[1] = l[1] * al1 + ps1;
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) {
+        acc[n][0] *= al0; acc[n][1] *= al0; acc[n][2] *= al1; acc[n][3] *= al1;
+    }
+#pragma unroll
+    for (int kk = 0; kk < BKT / 16; ++kk) {          // O += P V
+#pragma unroll
+        for (int nn = 0; nn < D / 16; ++nn) {
+            u32 bfr[4];
+            ldmatrix_x4_trans(bfr, smem_u32(sVt + swz<D>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, nn * 16 + (lane >> 4) * 8)));
+            mma16816<BF16>(acc[2 * nn], pa[kk], bfr[0], bfr[1]);
+            mma16816<BF16>(acc[2 * nn + 1], pa[kk], bfr[2], bfr[3]);
+        }
+    }
+}
+
 // WPC = 1: each warp owns a chunk (a warp barrier is enough); WPC > 1: WPC warps share a chunk's K/V
 // tiles, each taking 16 other query rows (Lq > 1 or G > 16), with block barriers.
 template <int WPC>
@@ -91,7 +161,7 @@ __device__ __forceinline__ void group_sync() {
 // NWB warps per block (template: 4, or 2 for WPC = 1 so that 3 blocks = 6 warps fit an SM's 228 KB of
 // shared memory instead of one block of 4 warps: more warps to hide instruction latency, run 7).
 // ST cp.async stages: 2 (one K/V tile in flight while the warp computes) or 3 (two in flight).
-template <int D, bool BF16, bool PAGED, int WPC, int NWB, int ST>
+template <int D, bool BF16, bool PAGED, int WPC, int NWB, int ST, int BKT>
 __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* __restrict__ k,
                                          const u16* __restrict__ v, const int* __restrict__ table,
                                          const int* __restrict__ seq_lens, float* __restrict__ part_o,
@@ -112,12 +182,12 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     const int rbase = ((hy % n_rg) * WPC + warp % WPC) * 16;
     const int grp = hq / hkv, rows = grp * lq;          // packed rows: r = gi * lq + i; this warp: rbase + 0..15
     u16* sQ = reinterpret_cast<u16*>(smem_raw) + warp * 16 * D;
-    u16* sK = reinterpret_cast<u16*>(smem_raw) + NWB * 16 * D + (warp / WPC) * 2 * ST * BK * D;   // ST K + ST V tiles
-    u16* sV = sK + ST * BK * D;
+    u16* sK = reinterpret_cast<u16*>(smem_raw) + NWB * 16 * D + (warp / WPC) * 2 * ST * BKT * D;   // ST K + ST V tiles
+    u16* sV = sK + ST * BKT * D;
     if (b >= n_seq) return;                             // the whole group leaves together
     const int len = seq_lens[b];
     const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
-    const int n_tiles = t_end > t_begin ? (t_end - t_begin + BK - 1) / BK : 0;
+    const int n_tiles = t_end > t_begin ? (t_end - t_begin + BKT - 1) / BKT : 0;
 
     // Q rows of this K/V head (rows >= G*Lq are zero): row r <- q[b, h*G + r / lq, r % lq, :]
     for (int c = lane; c < 16 * D / 8; c += 32) {
@@ -130,8 +200,8 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
 #pragma unroll
     for (int st = 0; st < ST - 1; ++st) {               // prologue: tiles 0 .. ST-2 in flight
         if (st < n_tiles)
-            load_kv_tile<D, PAGED, 32 * WPC>(sK + st * BK * D, sV + st * BK * D, k, v, table, b, h, hkv, s_len, bs,
-                                             bs_shift, max_blocks, t_begin + st * BK, t_end, gt);
+            load_kv_tile<D, PAGED, 32 * WPC, BKT>(sK + st * BKT * D, sV + st * BKT * D, k, v, table, b, h, hkv, s_len, bs,
+                                             bs_shift, max_blocks, t_begin + st * BKT, t_end, gt);
         cp_async_commit();
     }
     cp_async_wait<ST - 1>();                            // Q has landed
@@ -152,75 +222,16 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     for (int t = 0; t < n_tiles; ++t) {
         const int nxt = (t + ST - 1) % ST;              // buffer of tile t + ST - 1 (= that of tile t - 1)
         if (t + ST - 1 < n_tiles)
-            load_kv_tile<D, PAGED, 32 * WPC>(sK + nxt * BK * D, sV + nxt * BK * D, k, v, table, b,
-                                             h, hkv, s_len, bs, bs_shift, max_blocks, t_begin + (t + ST - 1) * BK, t_end, gt);
+            load_kv_tile<D, PAGED, 32 * WPC, BKT>(sK + nxt * BKT * D, sV + nxt * BKT * D, k, v, table, b,
+                                             h, hkv, s_len, bs, bs_shift, max_blocks, t_begin + (t + ST - 1) * BKT, t_end, gt);
         cp_async_commit();
         cp_async_wait<ST - 1>();                        // tile t has landed
         group_sync<WPC>();
-        const u16* sKt = sK + (t % ST) * BK * D;
-        const u16* sVt = sV + (t % ST) * BK * D;
-        const int k0 = t_begin + t * BK;
+        const u16* sKt = sK + (t % ST) * BKT * D;
+        const u16* sVt = sV + (t % ST) * BKT * D;
+        const int k0 = t_begin + t * BKT;
 
-        float s[BK / 8][4];                             // S = Q K^T: 16 rows x 32 keys
-#pragma unroll
-        for (int n = 0; n < BK / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-#pragma unroll
-            for (int nn = 0; nn < BK / 16; ++nn) {
-                u32 bfr[4];
-                ldmatrix_x4(bfr, smem_u32(sKt + swz<D>(nn * 16 + (lane & 7) + ((lane >> 4) << 3), kk * 16 + ((lane >> 3) & 1) * 8)));
-                mma16816<BF16>(s[2 * nn], qf[kk], bfr[0], bfr[1]);
-                mma16816<BF16>(s[2 * nn + 1], qf[kk], bfr[2], bfr[3]);
-            }
-        }
-        float mx0 = m[0], mx1 = m[1];
-#pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {               // mask: past the chunk, or after the row's last key
-                const int key = k0 + n * 8 + 2 * t4 + (e & 1);
-                if (key >= t_end || key > ((e < 2) ? last0 : last1)) s[n][e] = TA_NEG_INF;
-            }
-            mx0 = fmaxf(mx0, fmaxf(s[n][0], s[n][1]));
-            mx1 = fmaxf(mx1, fmaxf(s[n][2], s[n][3]));
-        }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mu0 = (mx0 == TA_NEG_INF) ? 0.f : mx0 * scale_log2;
-        const float mu1 = (mx1 == TA_NEG_INF) ? 0.f : mx1 * scale_log2;
-        const float al0 = fast_exp2(m[0] * scale_log2 - mu0), al1 = fast_exp2(m[1] * scale_log2 - mu1);
-        m[0] = mx0;
-        m[1] = mx1;
-        u32 pa[BK / 16][4];
-        float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-        for (int n = 0; n < BK / 8; ++n) {
-            const float p0 = fast_exp2(fmaf(s[n][0], scale_log2, -mu0)), p1 = fast_exp2(fmaf(s[n][1], scale_log2, -mu0));
-            const float p2 = fast_exp2(fmaf(s[n][2], scale_log2, -mu1)), p3 = fast_exp2(fmaf(s[n][3], scale_log2, -mu1));
-            ps0 += p0 + p1;
-            ps1 += p2 + p3;
-            pa[n >> 1][(n & 1) * 2 + 0] = pack2<BF16>(p0, p1);
-            pa[n >> 1][(n & 1) * 2 + 1] = pack2<BF16>(p2, p3);
-        }
-        l[0] = l[0] * al0 + ps0;
-        l[1] = l[1] * al1 + ps1;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) {
-            acc[n][0] *= al0; acc[n][1] *= al0; acc[n][2] *= al1; acc[n][3] *= al1;
-        }
-#pragma unroll
-        for (int kk = 0; kk < BK / 16; ++kk) {          // O += P V
-#pragma unroll
-            for (int nn = 0; nn < D / 16; ++nn) {
-                u32 bfr[4];
-                ldmatrix_x4_trans(bfr, smem_u32(sVt + swz<D>(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, nn * 16 + (lane >> 4) * 8)));
-                mma16816<BF16>(acc[2 * nn], pa[kk], bfr[0], bfr[1]);
-                mma16816<BF16>(acc[2 * nn + 1], pa[kk], bfr[2], bfr[3]);
-            }
-        }
+        tile_step<D, BF16, BKT>(qf, sKt, sVt, k0, t_end, last0, last1, scale_log2, acc, m, l, lane, t4);
         group_sync<WPC>();                              // done with buffer t % ST before it is refilled
     }
     cp_async_wait<0>();
@@ -240,26 +251,42 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
 
 }  // namespace fdec
 
+#include "flash_decode_coop.cuh"
+
 // dynamic shared memory: NWB * 16 * D * 2 (Q) + (NWB / WPC) * 2 * ST * BK * D * 2 (K, V) bytes
 // grid ceil(B * Hkv * n_rg * n_part / (NWB / WPC)) blocks, n_rg = ceil(G * Lq / (16 * WPC)) row groups;
 // counters cnt: B * Hkv * n_rg * WPC ints, zero before the first fused launch (each launch leaves them zero);
 // merge grid (B * Hq * Lq), block MW * 32 (only when fused = 0)
-// names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages)
-#define TA_DECODE_SPLIT(D, BF16, T, WPC, NWB, ST, SUFFIX)                                              \
+// names: decode_split_<T>_d<D>_w<WPC> (4 warps a block, 2 stages), ..._w1n2 (2 warps a block), ..._w1s3 (3 stages),
+// ..._w1k16 / ..._w1k16s4 (16-key tiles, 2 / 4 stages), ..._c4 (cooperative, flash_decode_coop.cuh: grid = items)
+#define TA_DECODE_SPLIT(D, BF16, T, WPC, NWB, ST, BKT, SUFFIX)                                              \
     extern "C" __global__ void __launch_bounds__(NWB * 32, 1)                                           \
     decode_split_##T##_d##D##_w##WPC##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table, \
                             const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
                             int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
                             float scale_log2, int causal, int paged, int n_rg, int n_seq, int fused,      \
                             u16* out, float* lse, int* cnt) {                                            \
-        if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
-        else fdec::split_kv<D, BF16, false, WPC, NWB, ST>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
+        if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
+        else fdec::split_kv<D, BF16, false, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
+    }
+// sweep variants (session 20 dec2; NOTES.md): _c4 = 4 warps sharing 128-key tiles of one chunk
+// (flash_decode_coop.cuh, contiguous cache, <= 16 packed rows); the one-warp kernel with 16-key tiles
+// _w1k16 (2 stages: 80 KB of shared memory, 2 blocks per SM) and _w1k16s4 (4 stages: 3 tiles in flight)
+#define TA_DECODE_COOP(D, BF16, T, ST, SUFFIX)                                                          \
+    extern "C" __global__ void __launch_bounds__(fdec::CW * 32, 1)                                      \
+    decode_split_##T##_d##D##_##SUFFIX(const u16* q, const u16* k, const u16* v, const int* table,       \
+                            const int* seq_lens, float* part_o, float* part_lse, int hq, int hkv, int lq,\
+                            int s_len, int bs, int bs_shift, int max_blocks, int chunk, int n_part,      \
+                            float scale_log2, int causal, int paged, int n_rg, int n_seq, int fused,      \
+                            u16* out, float* lse, int* cnt) {                                            \
+        fdec::split_kv_coop<D, BF16, ST>(q, k, v, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, chunk, n_part, \
+                                         scale_log2, causal, n_seq, fused, out, lse, cnt);              \
     }
 #define TA_DECODE(D, BF16, T)                                                                          \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, )                                                             \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, n2)                                                           \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, s3)                                                           \
-    TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, )                                                             \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 32, )                                                         \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 2, 2, 32, n2)                                                       \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 3, 32, s3)                                                       \
+    TA_DECODE_SPLIT(D, BF16, T, 4, 4, 2, 32, )                                                         \
     extern "C" __global__ void decode_merge_##T##_d##D(const float* part_o, const float* part_lse, u16* o, \
                                                        float* lse, int n_part) {                       \
         fdec::merge<D, BF16>(part_o, part_lse, o, lse, n_part);                                        \
@@ -269,3 +296,16 @@ TA_DECODE(64, false, f16)
 TA_DECODE(64, true, bf16)
 TA_DECODE(128, false, f16)
 TA_DECODE(128, true, bf16)
+
+// the dec2 sweep variants, built only with -DTA_FLASH_ALL_VARIANTS (decode.py asks for that module when a
+// sweep names one of them), so the shipped module builds no slower than before
+#ifdef TA_FLASH_ALL_VARIANTS
+#define TA_DECODE_DEC2(D, BF16, T)                                                                     \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 16, k16)                                                      \
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)                                                    \
+    TA_DECODE_COOP(D, BF16, T, 2, c4)
+TA_DECODE_DEC2(64, false, f16)
+TA_DECODE_DEC2(64, true, bf16)
+TA_DECODE_DEC2(128, false, f16)
+TA_DECODE_DEC2(128, true, bf16)
+#endif

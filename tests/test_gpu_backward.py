@@ -117,14 +117,7 @@ def test_committed_results():
     assert {"cupy_fp16_mma", "cupy_bf16_mma", "torch_sdpa_flash"} <= impls
 
 
-def _gpu():
-    cp = pytest.importorskip("cupy")
-    try:
-        if not cp.cuda.is_available():
-            pytest.skip("no CUDA GPU")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no CUDA GPU ({e})")
-    return cp
+from _gpu import cupy_or_skip as _gpu  # noqa: E402
 
 
 @pytest.mark.parametrize("dq_mode", ["atomic", "separate"])

@@ -13,14 +13,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "gpu_
 
 
 
-def _gpu():
-    cp = pytest.importorskip("cupy")
-    try:
-        if not cp.cuda.is_available():
-            pytest.skip("no CUDA GPU")
-    except Exception as e:  # noqa: BLE001
-        pytest.skip(f"no CUDA GPU ({e})")
-    return cp
+from _gpu import cupy_or_skip as _gpu  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype,tol", [(np.float32, 1e-5), (np.float16, 5e-3)])

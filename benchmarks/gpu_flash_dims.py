@@ -52,7 +52,10 @@ TOL = gf.TOL
 NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), (128, (16, 8, 8, 4)),
                (128, (16, 16, 4, 4)), (64, (16, 8, 8, 4)),
                (128, (16, 16, 4, 4, 0, 1, 1)), (128, (8, 16, 4, 4, 0, 1, 1)), (128, (16, 16, 4, 4, 0, 1, 0)),
-               (64, (8, 16, 4, 8, 0, 1, 1)))
+               (64, (8, 16, 4, 8, 0, 1, 1)),
+               # session 21: 512 threads, 128 x 128 tiles at d = 128 (one block per SM, 214 KB): 4 x 8 score
+               # micro-tiles at <= 128 registers (model: 0.395 shared wavefronts per FFMA vs d = 64's 0.477)
+               (128, (16, 32, 4, 8, 128, 1, 1)), (128, (16, 32, 4, 8, 128, 1, 0)), (128, (16, 32, 4, 8, 128, 0, 1)))
 
 
 def log(*a):
@@ -278,10 +281,14 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_flash_dims_h200.json")
     ap.add_argument("--seed", type=int, default=int(time.time()))
     ap.add_argument("--skip", default="", help="comma-separated parts to skip: mma_checks,numba,timed")
+    ap.add_argument("--numba-cands", default="", help="indices into NUMBA_CANDS to run (comma-separated; default all)")
     ap.add_argument("--keep", default="", help="earlier JSON of this script: copy the skipped parts' records from it "
                     "(and its Numba records as numba_before)")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
+    if args.numba_cands:
+        global NUMBA_CANDS
+        NUMBA_CANDS = tuple(NUMBA_CANDS[int(i)] for i in args.numba_cands.split(","))
     gen = torch.Generator(device=DEV)
     gen.manual_seed(args.seed)
     props = torch.cuda.get_device_properties(0)

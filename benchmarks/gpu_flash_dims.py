@@ -44,7 +44,7 @@ DIMS = (32, 64, 96, 128)
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
 TOL = gf.TOL
-# Numba candidates (d, NumbaConfig fields (tx, ty, rq, ck[, max_regs, pad, sum_once])): the shipped d = 64 / 128
+# Numba candidates (d, NumbaConfig fields (tx, ty, rq, ck[, max_regs, pad, sum_once, stage])): the shipped d = 64 / 128
 # shapes first, then 64x64 tiles at d = 128 (device call 2 of session 20 timed another kernel version with other
 # shapes: NOTES.md, JSON numba_vec4_experiment), then session 20 nb128's candidates from the shared-memory model
 # (benchmarks/numba_smem_model.py): d = 128 A = 256 threads + pad + sum_once, B = the shipped shape + pad +
@@ -55,7 +55,10 @@ NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), 
                (64, (8, 16, 4, 8, 0, 1, 1)),
                # session 21: 512 threads, 128 x 128 tiles at d = 128 (one block per SM, 214 KB): 4 x 8 score
                # micro-tiles at <= 128 registers (model: 0.395 shared wavefronts per FFMA vs d = 64's 0.477)
-               (128, (16, 32, 4, 8, 128, 1, 1)), (128, (16, 32, 4, 8, 128, 1, 0)), (128, (16, 32, 4, 8, 128, 0, 1)))
+               (128, (16, 32, 4, 8, 128, 1, 1)), (128, (16, 32, 4, 8, 128, 1, 0)), (128, (16, 32, 4, 8, 128, 0, 1)),
+               # session 21, call 3: stage=1 (a full K / V tile copied in groups of 8 loads issued back to back)
+               (128, (16, 32, 4, 8, 128, 1, 0, 1)), (128, (16, 32, 4, 8, 128, 1, 1, 1)), (64, (8, 16, 4, 8, 128, 0, 0, 1)),
+               (64, (8, 16, 4, 8, 128, 1, 1, 1)), (128, (16, 16, 4, 4, 0, 1, 1, 1)))
 
 
 def log(*a):

@@ -56,9 +56,13 @@ NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), 
                # session 21: 512 threads, 128 x 128 tiles at d = 128 (one block per SM, 214 KB): 4 x 8 score
                # micro-tiles at <= 128 registers (model: 0.395 shared wavefronts per FFMA vs d = 64's 0.477)
                (128, (16, 32, 4, 8, 128, 1, 1)), (128, (16, 32, 4, 8, 128, 1, 0)), (128, (16, 32, 4, 8, 128, 0, 1)),
-               # session 21, call 3: stage=1 (a full K / V tile copied in groups of 8 loads issued back to back)
-               (128, (16, 32, 4, 8, 128, 1, 0, 1)), (128, (16, 32, 4, 8, 128, 1, 1, 1)), (64, (8, 16, 4, 8, 128, 0, 0, 1)),
-               (64, (8, 16, 4, 8, 128, 1, 1, 1)), (128, (16, 16, 4, 4, 0, 1, 1, 1)))
+               # session 21, call 3: stage = 8 (a full K / V tile copied in groups of 8 K + 8 V loads issued back to
+               # back; in call 3's JSON the field reads 1, when the group size was fixed at 8)
+               (128, (16, 32, 4, 8, 128, 1, 0, 8)), (128, (16, 32, 4, 8, 128, 1, 1, 8)), (64, (8, 16, 4, 8, 128, 0, 0, 8)),
+               (64, (8, 16, 4, 8, 128, 1, 1, 8)), (128, (16, 16, 4, 4, 0, 1, 1, 8)),
+               # call 4: groups of 16 and 32
+               (64, (8, 16, 4, 8, 128, 1, 1, 16)), (64, (8, 16, 4, 8, 128, 1, 1, 32)), (128, (16, 32, 4, 8, 128, 1, 1, 16)),
+               (128, (16, 32, 4, 8, 128, 1, 1, 32)), (128, (16, 16, 4, 4, 0, 1, 1, 16)))
 
 
 def log(*a):

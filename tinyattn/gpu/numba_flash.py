@@ -40,7 +40,6 @@ from numba import cuda, float32   # module-level: the simulator swaps the global
 from ._jit import jit_options, require_float32_array, simulator_enabled
 
 U = np.uint64                      # unsigned shared-memory index: no negative-index wrap-around code
-STAGE_GROUP = 8                    # stage=1: K and V words each thread loads before its first store
 NEG_INF = np.float32(-np.inf)
 ZERO = np.float32(0.0)
 ONE = np.float32(1.0)
@@ -55,9 +54,9 @@ class NumbaConfig:
     sum_once: 0 = the row sums l are summed across the TX threads of a row every tile (shipped); 1 = each
     thread keeps the partial l of its own keys (l_t' = alpha l_t + its part of rowsum P, alpha is the
     same for the whole row) and they are summed once after the last tile.
-    stage: 0 = each thread copies its K / V words of a tile one at a time (load, store, next); 1 = a full
-    tile (all BK keys exist) is copied in groups of STAGE_GROUP: the group's global loads are issued back
-    to back, then stored, so their latencies overlap instead of adding up (needs NT % d == 0)."""
+    stage: 0 = each thread copies its K / V words of a tile one at a time (load, store, next); G > 0 = a
+    full tile (all BK keys exist) is copied in groups of G K and G V words per thread: the group's global
+    loads are issued back to back, then stored, so their latencies overlap instead of adding up."""
 
     tx: int = 8
     ty: int = 16
@@ -121,10 +120,10 @@ def shared_bytes(d: int, cfg: NumbaConfig) -> int:
 
 
 def batched_staging(d: int, cfg: NumbaConfig) -> bool:
-    """Whether ``stage=1`` applies: every pass of the NT threads covers NT // d whole rows (NT % d == 0) and a
-    tile is a whole number of groups (BK d % (NT STAGE_GROUP) == 0); otherwise the word loop is used."""
+    """Whether ``stage = G > 0`` applies: every pass of the NT threads covers NT // d whole rows (NT % d == 0)
+    and a tile is a whole number of groups (BK d % (NT G) == 0); otherwise the word loop is used."""
     nt = cfg.tx * cfg.ty
-    return bool(cfg.stage) and nt % d == 0 and (cfg.block_k * d) % (nt * STAGE_GROUP) == 0
+    return cfg.stage > 0 and nt % d == 0 and (cfg.block_k * d) % (nt * cfg.stage) == 0
 
 
 @lru_cache(maxsize=None)
@@ -143,8 +142,8 @@ def make_kernel(d: int, cfg: NumbaConfig):
     BQ, BK, DC = TY * RQ, TX * CK, d // TX
     NT = TX * TY
     SUM_ONCE = bool(cfg.sum_once)
-    STAGE = batched_staging(d, cfg)
-    RSTEP, NGROUP = NT // d, (BK * d) // (NT * STAGE_GROUP)   # stage=1: rows per pass; groups per tile
+    STAGE, STAGE_GROUP = batched_staging(d, cfg), max(1, cfg.stage)
+    RSTEP, NGROUP = NT // d, (BK * d) // (NT * STAGE_GROUP)   # stage > 0: rows per pass; groups per tile
     L = shared_layout(d, cfg)
     QP, KP = L["sQ"][1], L["sKT"][1]   # d+1, BK+1: padded rows, so rows read by one warp hit different banks
     PS, MS = L["sP"][1], L["sMax"][1]  # BK+1, TX (shipped) or BK+w, TX+w (pad=1): row strides of sP, sMax/sSum
@@ -176,7 +175,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
         l = cuda.local.array(RQ, float32)              # running row sum of exp
         qv = cuda.local.array(RQ, float32)
         kv = cuda.local.array(CK, float32)
-        kg = cuda.local.array(STAGE_GROUP, float32)    # stage=1: one group of K / V words in flight
+        kg = cuda.local.array(STAGE_GROUP, float32)    # stage > 0: one group of K / V words in flight
         vg = cuda.local.array(STAGE_GROUP, float32)
 
         for i in range(RQ):
@@ -219,7 +218,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
                         r = r0 + RSTEP * (g * STAGE_GROUP + u)
                         sKT[U(c * KP + r)] = kg[u]
                         sV[U(r * d + c)] = vg[u]
-            else:                                       # ragged last tile (or stage=0): one word at a time
+            else:                                       # ragged last tile (or stage = 0): word by word
                 for idx in range(tid, BK * d, NT):      # coalesced reads: consecutive threads, consecutive c
                     r = idx // d
                     c = idx - r * d

@@ -44,7 +44,7 @@ DIMS = (32, 64, 96, 128)
 KIND = {"float16": "f16", "bfloat16": "bf16"}
 IMPL = {"float16": "cupy_fp16_mma", "bfloat16": "cupy_bf16_mma"}
 TOL = gf.TOL
-# Numba candidates (d, NumbaConfig fields (tx, ty, rq, ck[, max_regs, pad, sum_once, stage])): the shipped d = 64 / 128
+# Numba candidates (d, NumbaConfig fields (tx, ty, rq, ck[, max_regs, pad, sum_once, stage, prefetch])): the shipped d = 64 / 128
 # shapes first, then 64x64 tiles at d = 128 (device call 2 of session 20 timed another kernel version with other
 # shapes: NOTES.md, JSON numba_vec4_experiment), then session 20 nb128's candidates from the shared-memory model
 # (benchmarks/numba_smem_model.py): d = 128 A = 256 threads + pad + sum_once, B = the shipped shape + pad +
@@ -62,7 +62,10 @@ NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), 
                (64, (8, 16, 4, 8, 128, 1, 1, 8)), (128, (16, 16, 4, 4, 0, 1, 1, 8)),
                # call 4: groups of 16 and 32
                (64, (8, 16, 4, 8, 128, 1, 1, 16)), (64, (8, 16, 4, 8, 128, 1, 1, 32)), (128, (16, 32, 4, 8, 128, 1, 1, 16)),
-               (128, (16, 32, 4, 8, 128, 1, 1, 32)), (128, (16, 16, 4, 4, 0, 1, 1, 16)))
+               (128, (16, 32, 4, 8, 128, 1, 1, 32)), (128, (16, 16, 4, 4, 0, 1, 1, 16)),
+               # call 5: prefetch = 1 (the next tile's first group loaded during this tile's P V loop)
+               (64, (8, 16, 4, 8, 128, 1, 0, 8)), (64, (8, 16, 4, 8, 128, 1, 0, 8, 1)), (64, (8, 16, 4, 8, 128, 1, 1, 8, 1)),
+               (128, (16, 32, 4, 8, 128, 1, 0, 8, 1)), (128, (16, 32, 4, 8, 128, 1, 1, 8, 1)))
 
 
 def log(*a):

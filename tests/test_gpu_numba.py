@@ -152,20 +152,22 @@ def test_shared_layout_fits_and_p_reuses_k_space():
 # stage = full K / V tiles copied in groups of loads issued back to back (session 21); ragged last tiles
 # take the word-at-a-time path, so N = 29 exercises both
 PAD_ONCE = [NumbaConfig(4, 4, 2, 2, pad=1), NumbaConfig(4, 4, 2, 2, sum_once=1), NumbaConfig(8, 4, 2, 2, pad=1, sum_once=1),
-            NumbaConfig(4, 4, 2, 2, stage=8), NumbaConfig(8, 4, 2, 2, pad=1, sum_once=1, stage=8)]
+            NumbaConfig(4, 4, 2, 2, stage=8), NumbaConfig(8, 4, 2, 2, pad=1, sum_once=1, stage=8),
+            NumbaConfig(4, 4, 2, 2, stage=4, prefetch=1), NumbaConfig(8, 4, 2, 2, pad=1, sum_once=1, stage=8, prefetch=1)]
 
 
 def test_stage_applies_where_the_tile_divides():
     """The batched copy needs NT % d == 0 and whole groups per tile; elsewhere the kernel keeps the loop."""
     from tinyattn.gpu.numba_flash import batched_staging
     assert batched_staging(16, NumbaConfig(4, 4, 2, 2, stage=8)) and batched_staging(16, PAD_ONCE[-1])
+    assert batched_staging(16, NumbaConfig(4, 4, 2, 2, stage=4))             # two groups per tile
     assert batched_staging(128, NumbaConfig(16, 32, 4, 8, stage=8)) and batched_staging(64, NumbaConfig(8, 16, 4, 8, stage=8))
     assert not batched_staging(16, NumbaConfig(4, 4, 2, 2))                  # stage off
     assert not batched_staging(8, NumbaConfig(4, 4, 2, 2, stage=8))          # 8 keys x 8 = 64 words < one group of 16 x 8
     assert not batched_staging(32, NumbaConfig(4, 4, 2, 2, stage=8))         # 16 threads < d: no whole rows per pass
 
 
-@pytest.mark.parametrize("cfg", PAD_ONCE, ids=lambda c: f"tx{c.tx}pad{c.pad}once{c.sum_once}stage{c.stage}")
+@pytest.mark.parametrize("cfg", PAD_ONCE, ids=lambda c: f"tx{c.tx}pad{c.pad}once{c.sum_once}stage{c.stage}pf{c.prefetch}")
 @pytest.mark.parametrize("is_causal", [False, True])
 @pytest.mark.parametrize("nq,nk", [(19, 19), (13, 29), (29, 13)])
 def test_pad_and_sum_once_match_dense(cfg, is_causal, nq, nk):

@@ -56,7 +56,9 @@ class NumbaConfig:
     same for the whole row) and they are summed once after the last tile.
     stage: 0 = each thread copies its K / V words of a tile one at a time (load, store, next); G > 0 = a
     full tile (all BK keys exist) is copied in groups of G K and G V words per thread: the group's global
-    loads are issued back to back, then stored, so their latencies overlap instead of adding up."""
+    loads are issued back to back, then stored, so their latencies overlap instead of adding up.
+    prefetch: 1 (with stage) = the first group of the next full tile is loaded into registers before the
+    P V loop of this tile (the score registers are free by then) and stored after the tile's last barrier."""
 
     tx: int = 8
     ty: int = 16
@@ -66,6 +68,7 @@ class NumbaConfig:
     pad: int = 0
     sum_once: int = 0
     stage: int = 0
+    prefetch: int = 0
 
     @property
     def block_q(self) -> int:
@@ -143,6 +146,7 @@ def make_kernel(d: int, cfg: NumbaConfig):
     NT = TX * TY
     SUM_ONCE = bool(cfg.sum_once)
     STAGE, STAGE_GROUP = batched_staging(d, cfg), max(1, cfg.stage)
+    PREFETCH = STAGE and bool(cfg.prefetch)
     RSTEP, NGROUP = NT // d, (BK * d) // (NT * STAGE_GROUP)   # stage > 0: rows per pass; groups per tile
     L = shared_layout(d, cfg)
     QP, KP = L["sQ"][1], L["sKT"][1]   # d+1, BK+1: padded rows, so rows read by one warp hit different banks
@@ -202,22 +206,30 @@ def make_kernel(d: int, cfg: NumbaConfig):
             else:
                 n_tiles = min(n_tiles, last // BK + 1)
 
+        cs = tid % d                                    # stage: this thread copies column cs of rows
+        rs = tid // d                                   # rs + RSTEP * u of every full K / V tile
+        have = False                                    # prefetch: group 0 of tile t is already in kg / vg
         for t in range(n_tiles):
             k0 = t * BK
             if STAGE and k0 + BK <= nk:
-                # full tile: thread tid copies column c = tid % d of rows r0 + RSTEP*u; each group's loads
-                # are all issued before the first store, so the group costs about one memory latency
-                c = tid % d
-                r0 = tid // d
-                for g in range(NGROUP):
+                # full tile: each group's loads are all issued before its first store, so a group costs
+                # about one memory latency instead of one per word
+                g0 = 0
+                if PREFETCH and have:                   # loaded during the previous tile's P V loop
                     for u in range(STAGE_GROUP):
-                        r = r0 + RSTEP * (g * STAGE_GROUP + u)
-                        kg[u] = k[bh, U(k0 + r), U(c)]
-                        vg[u] = v[bh, U(k0 + r), U(c)]
+                        r = rs + RSTEP * u
+                        sKT[U(cs * KP + r)] = kg[u]
+                        sV[U(r * d + cs)] = vg[u]
+                    g0 = 1
+                for g in range(g0, NGROUP):
                     for u in range(STAGE_GROUP):
-                        r = r0 + RSTEP * (g * STAGE_GROUP + u)
-                        sKT[U(c * KP + r)] = kg[u]
-                        sV[U(r * d + c)] = vg[u]
+                        r = rs + RSTEP * (g * STAGE_GROUP + u)
+                        kg[u] = k[bh, U(k0 + r), U(cs)]
+                        vg[u] = v[bh, U(k0 + r), U(cs)]
+                    for u in range(STAGE_GROUP):
+                        r = rs + RSTEP * (g * STAGE_GROUP + u)
+                        sKT[U(cs * KP + r)] = kg[u]
+                        sV[U(r * d + cs)] = vg[u]
             else:                                       # ragged last tile (or stage = 0): word by word
                 for idx in range(tid, BK * d, NT):      # coalesced reads: consecutive threads, consecutive c
                     r = idx // d
@@ -277,6 +289,15 @@ def make_kernel(d: int, cfg: NumbaConfig):
                 for c in range(DC):
                     acc[i, c] *= alpha
             cuda.syncthreads()
+
+            if PREFETCH:                                  # next tile's first group, in flight during P V
+                k1 = k0 + BK
+                have = t + 1 < n_tiles and k1 + BK <= nk
+                if have:
+                    for u in range(STAGE_GROUP):
+                        r = rs + RSTEP * u
+                        kg[u] = k[bh, U(k1 + r), U(cs)]
+                        vg[u] = v[bh, U(k1 + r), U(cs)]
 
             # l' = alpha l + rowsum(P);  O' = alpha O + P V
             if not SUM_ONCE:

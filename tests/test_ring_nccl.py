@@ -270,6 +270,28 @@ def test_nccl_probe_through_real_processes_reports_the_nccl_error(tmp_path, monk
     assert verdict.startswith(head) and verdict.endswith("x…") and len(verdict) == 22 + 160, verdict
 
 
+def test_single_gpu_timing_is_the_median_of_interleaved_rounds_of_the_slowest_rank():
+    """Session 21's single-GPU check timed each mode once although --repeats 3 was given."""
+    times = {(0, "ring"): [9.0, 1.0, 3.0, 2.0], (1, "ring"): [9.0, 1.5, 1.0, 1.0],      # first: warm-up
+             (0, "compute"): [0.5, 0.7, 0.6], (1, "compute"): [0.9, 0.1, 0.2],
+             (0, "comm"): [0.3, 0.3, 0.3], (1, "comm"): [0.2, 0.4, 0.1]}
+    calls, lock = [], threading.Lock()
+
+    def fake_timed(rank, mode, barrier):
+        barrier.wait()                                    # both ranks must be in the same round
+        with lock:
+            calls.append((rank, mode))
+            return times[(rank, mode)].pop(0)
+    out = RN.time_modes([0, 1], 3, fake_timed)
+    assert out["ring_samples_s"] == [1.5, 3.0, 2.0] and out["ring_s"] == 2.0          # max per round, median
+    assert out["compute_samples_s"] == [0.9, 0.7, 0.6] and out["compute_s"] == 0.7
+    assert out["comm_samples_s"] == [0.3, 0.4, 0.3] and out["comm_s"] == 0.3
+    modes = [m for r, m in calls if r == 0]
+    assert modes == ["ring"] + ["ring", "compute", "comm"] * 3                         # warm-up, interleaved
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        RN.time_modes([0, 1], 0, fake_timed)
+
+
 def _gpu() -> bool:
     try:
         import cupy as cp

@@ -361,9 +361,10 @@ from tinyattn.distributed import ring_nccl as RN
 from tinyattn.distributed.ring_cuda import TOL
 
 one = json.loads(Path("../benchmarks/results/ring_nccl_single_gpu_check.json").read_text())
-c1 = one["config"]
+c1, k1 = one["config"], len(one["runs"][0].get("ring_samples_s", [None]))   # runs before the fix: 1
 print(f"{one['machine']['gpu']}, {one['machine']['visible_gpus']} GPU; BH = {c1['bh']}, d = {c1['d']}, "
-      f"{c1['dtype']}; {one['runs'][0]['virtual_ranks']} virtual ranks; every time is ONE sample")
+      f"{c1['dtype']}; {one['runs'][0]['virtual_ranks']} virtual ranks; "
+      + ("every time is ONE sample" if k1 == 1 else f"times: median of {k1} rounds"))
 print(f"{'N':>6} {'causal':6} {'msg MB':>6} {'ring ms':>8} {'compute':>8} {'comm':>5}  rel err rank 0, 1 "
       f"(tol {TOL[c1['dtype']]:.0e})")
 for r in one["runs"]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -153,9 +154,31 @@ def _threads(fns) -> list:
     return res
 
 
+def time_modes(ranks: list, repeats: int, timed) -> dict:
+    """One warm-up ring, then ``repeats`` rounds of ring, compute, comm (interleaved); a round's time
+    is the slowest rank's ``timed(rank, mode, barrier)``, all ranks in parallel threads ->
+    ``{"ring_s": median, "ring_samples_s": [...], "compute_s": ..., ...}`` (seconds)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    barrier = threading.Barrier(len(ranks))
+
+    def one(mode):
+        return max(_threads([lambda r=r: timed(r, mode, barrier) for r in ranks]))
+    one("ring")                                                   # warm-up, not recorded
+    samples = {m: [] for m in ("ring", "compute", "comm")}
+    for _ in range(repeats):
+        for m in samples:
+            samples[m].append(one(m))
+    out = {}
+    for m, xs in samples.items():
+        out[f"{m}_s"], out[f"{m}_samples_s"] = statistics.median(xs), xs
+    return out
+
+
 def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     """P virtual ranks on the current GPU (stream-copy transport): correctness of every rank's
-    sampled rows vs float64, wall times of ring / compute-only / comm-only, and whether NCCL can
+    sampled rows vs float64, wall times of ring / compute-only / comm-only (median of
+    ``cfg["repeats"]`` interleaved rounds, default 1, see :func:`time_modes`), and whether NCCL can
     create a communicator with two processes on this one GPU (``probe``)."""
     import cupy as cp
     from . import ring_cuda as G
@@ -170,9 +193,7 @@ def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     out = {"mode": "single_gpu_check", "virtual_ranks": p,
            "merge_vs_library_max_err": G.merge_check(G.DTYPES[cfg["dtype"]], cfg["seed"]),
            "checks": [r.check(res, q, k, v, exact, cfg["rows"], cfg["seed"]) for r, res in zip(ranks, results)]}
-    barrier = threading.Barrier(p)
-    for mode in ("ring", "compute", "comm", "ring"):
-        out[f"{mode}_s"] = max(_threads([lambda r=r: G.timed(r, mode, barrier) for r in ranks]))
+    out.update(time_modes(ranks, int(cfg.get("repeats", 1)), G.timed))
     if probe:
         out["nccl_probe"] = nccl_probe()
     return out

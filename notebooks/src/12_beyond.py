@@ -361,7 +361,7 @@ from tinyattn.distributed import ring_nccl as RN
 from tinyattn.distributed.ring_cuda import TOL
 
 one = json.loads(Path("../benchmarks/results/ring_nccl_single_gpu_check.json").read_text())
-c1, k1 = one["config"], len(one["runs"][0].get("ring_samples_s", [None]))   # runs before the fix: 1
+c1, k1 = one["config"], len(one["runs"][0].get("ring_samples_s", [None]))   # no samples kept: one run
 print(f"{one['machine']['gpu']}, {one['machine']['visible_gpus']} GPU; BH = {c1['bh']}, d = {c1['d']}, "
       f"{c1['dtype']}; {one['runs'][0]['virtual_ranks']} virtual ranks; "
       + ("every time is ONE sample" if k1 == 1 else f"times: median of {k1} rounds"))
@@ -381,8 +381,8 @@ print("two-GPU result ring_nccl.json exists:", Path("../benchmarks/results/ring_
 # 1e-02), and the GPU merge agrees with the library's `merge_lse` to 1.0e-06: the CUDA code path is
 # correct. The timings say much less. Ring and compute-only agree within 0.3 ms except causal
 # N = 16,384 (3.20 vs 2.27 ms), but each is a single sample, and on one GPU the "transfer" is a copy
-# that shares the memory (and SMs) with both ranks' kernels, so whether transfers hide behind compute
-# cannot be judged here. Comm-only (1.25 to 2.25 ms) is far more than the copies need: at N = 65,536
+# that shares the GPU's memory bandwidth with both ranks' kernels (which share its SMs), so whether
+# transfers hide behind compute cannot be judged here. Comm-only (1.25 to 2.25 ms) is far more than the copies need: at N = 65,536
 # each rank copies its 134.2 MB message, 0.54 GB read and written for both, about 0.1 ms at the
 # H200's 4.8 TB/s of memory bandwidth (NVIDIA's specification); `benchmarks/NOTES.md` (issue 17)
 # counts every byte the run moves and attributes most of the rest to host-side work of the two

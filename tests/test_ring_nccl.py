@@ -190,6 +190,108 @@ def test_benchmark_refuses_on_fewer_than_two_gpus():
     assert res.returncode == 2 and "--single-gpu-check" in res.stderr, res.stderr
 
 
+# The exception text of each rank in the single-GPU check of session 21 (one H200, CuPy 14.2, NCCL 2.28.9):
+# two tracebacks of ~740 characters, so the launcher's message is ~1500 characters long.
+_NCCL_TB = """Traceback (most recent call last):
+  File "/work/main/tinyattn/distributed/ring_nccl.py", line 52, in _child
+    res_q.put((rank, True, fn(rank, p, uid, barrier, *args)))
+                           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "/work/main/tinyattn/distributed/ring_nccl.py", line 104, in _probe_worker
+    comm = nccl.NcclCommunicator(p, uid, rank)
+           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+  File "cupy_backends/cuda/libs/nccl.pyx", line 346, in cupy_backends.cuda.libs.nccl.NcclCommunicator.__init__
+  File "cupy_backends/cuda/libs/nccl.pyx", line 139, in cupy_backends.cuda.libs.nccl.check_status
+cupy_backends.cuda.libs.nccl.NcclError: NCCL_ERROR_INVALID_USAGE: invalid usage (run with NCCL_DEBUG=WARN for details)
+"""
+_NCCL_LINE = "NcclError: NCCL_ERROR_INVALID_USAGE: invalid usage (run with NCCL_DEBUG=WARN for details)"
+
+
+def test_rank_failure_message_keeps_every_rank_whole():
+    exc = RN.RankFailure({1: _NCCL_TB, 0: _NCCL_TB})
+    assert len(str(exc)) > 1500                          # as long as the session-21 message
+    assert str(exc) == f"rank 0 failed:\n{_NCCL_TB}\nrank 1 failed:\n{_NCCL_TB}"
+    assert isinstance(exc, RuntimeError) and list(exc.failures) == [0, 1]
+
+
+def test_error_line_names_the_error_and_cuts_only_the_end():
+    assert RN.error_line(_NCCL_TB) == _NCCL_LINE
+    assert RN.error_line("TimeoutError: rank 1 gave no result within 20.0 s") == \
+        "TimeoutError: rank 1 gave no result within 20.0 s"
+    long = RN.error_line("ValueError: " + "x" * 400, limit=50)
+    assert long == "ValueError: " + "x" * 37 + "…" and len(long) == 50
+    assert RN.error_line("\n \n") == "(empty traceback)"
+
+
+@pytest.mark.parametrize("outcome, want", [
+    (RN.RankFailure({0: _NCCL_TB, 1: _NCCL_TB}), f"failed on ranks 0, 1: {_NCCL_LINE}"),
+    (RN.RankFailure({0: _NCCL_TB, 1: "TimeoutError: rank 1 gave no result within 20.0 s"}),
+     f"failed on rank 0: {_NCCL_LINE}; failed on rank 1: TimeoutError: rank 1 gave no result within 20.0 s"),
+    (OSError("cannot start a process"), "failed: OSError: cannot start a process"),
+    ([{"created": True, "received_from": 2.0}, {"created": True, "received_from": 1.0}],
+     "ok: two ranks on one GPU created a communicator and exchanged 1 MiB"),
+    ([{"created": True, "received_from": 0.0}, {"created": True, "received_from": 1.0}],
+     "wrong data: ranks 0, 1 received the fill values [0.0, 1.0], expected [2.0, 1.0]"),
+])
+def test_nccl_probe_verdict_is_one_short_line(outcome, want, monkeypatch):
+    def fake_spawn(p, fn, args=(), devices=None, timeout=600.0):
+        assert (p, fn, devices) == (2, RN._probe_worker, [0, 0])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+    monkeypatch.setattr(RN, "spawn", fake_spawn)
+    assert RN.nccl_probe() == want
+
+
+_FAKE_CUPY = {                      # just enough of CuPy for _child and _probe_worker to reach NCCL
+    "cupy/__init__.py": "from . import cuda\n",
+    "cupy/cuda/__init__.py": "class Device:\n    def __init__(self, i): pass\n    def use(self): pass\n",
+    "cupy/cuda/nccl.py": ("class NcclError(RuntimeError): pass\n"
+                          "def get_unique_id(): return b'fake'\n"
+                          "class NcclCommunicator:\n    def __init__(self, p, uid, rank):\n"
+                          "        raise NcclError('NCCL_ERROR_INVALID_USAGE: invalid usage ' + 'x' * 1200)\n"),
+}
+
+
+def test_nccl_probe_through_real_processes_reports_the_nccl_error(tmp_path, monkeypatch):
+    """spawn -> _child -> _probe_worker in two real processes, with a stand-in CuPy whose NCCL refuses
+    the communicator; each traceback is > 1500 characters (the case that lost a letter before)."""
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("a real CuPy is importable: the stand-in would not be used by the children")
+    except ImportError:
+        pass
+    for rel, text in _FAKE_CUPY.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))                 # spawned children inherit sys.path
+    verdict = RN.nccl_probe(timeout=120)
+    sys.modules.pop("cupy", None)
+    head = "failed on ranks 0, 1: NcclError: NCCL_ERROR_INVALID_USAGE: invalid usage xxx"
+    assert verdict.startswith(head) and verdict.endswith("x…") and len(verdict) == 22 + 160, verdict
+
+
+def test_single_gpu_timing_is_the_median_of_interleaved_rounds_of_the_slowest_rank():
+    """Session 21's single-GPU check timed each mode once although --repeats 3 was given."""
+    times = {(0, "ring"): [9.0, 1.0, 3.0, 2.0], (1, "ring"): [9.0, 1.5, 1.0, 1.0],      # first: warm-up
+             (0, "compute"): [0.5, 0.7, 0.6], (1, "compute"): [0.9, 0.1, 0.2],
+             (0, "comm"): [0.3, 0.3, 0.3], (1, "comm"): [0.2, 0.4, 0.1]}
+    calls, lock = [], threading.Lock()
+
+    def fake_timed(rank, mode, barrier):
+        barrier.wait()                                    # both ranks must be in the same round
+        with lock:
+            calls.append((rank, mode))
+            return times[(rank, mode)].pop(0)
+    out = RN.time_modes([0, 1], 3, fake_timed)
+    assert out["ring_samples_s"] == [1.5, 3.0, 2.0] and out["ring_s"] == 2.0          # max per round, median
+    assert out["compute_samples_s"] == [0.9, 0.7, 0.6] and out["compute_s"] == 0.7
+    assert out["comm_samples_s"] == [0.3, 0.4, 0.3] and out["comm_s"] == 0.3
+    modes = [m for r, m in calls if r == 0]
+    assert modes == ["ring"] + ["ring", "compute", "comm"] * 3                         # warm-up, interleaved
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        RN.time_modes([0, 1], 0, fake_timed)
+
+
 def _gpu() -> bool:
     try:
         import cupy as cp

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import threading
 import time
@@ -56,7 +57,7 @@ def _child(rank, p, device, fn, args, uid_q, res_q, barrier):
 
 def spawn(p: int, fn, args=(), devices=None, timeout: float = 600.0) -> list:
     """Run ``fn(rank, p, uid, barrier, *args)`` in one spawned process per GPU -> results by rank.
-    Raises RuntimeError with every failing rank's traceback."""
+    Raises :class:`RankFailure` (a RuntimeError) with every failing or silent rank's traceback."""
     import multiprocessing as mp
     os.environ["NCCL_NVLS_ENABLE"] = "0"                         # NVLink multicast stays off
     ctx = mp.get_context("spawn")
@@ -71,8 +72,8 @@ def spawn(p: int, fn, args=(), devices=None, timeout: float = 600.0) -> list:
             rank, ok, val = res_q.get(timeout=max(1.0, deadline - time.time()))
             out[rank] = (ok, val)
     except Exception as exc:
-        raise RuntimeError(f"ranks {sorted(set(range(p)) - set(out))} gave no result within {timeout} s "
-                           f"(got {out})") from exc
+        late = {r: f"TimeoutError: rank {r} gave no result within {timeout} s" for r in range(p) if r not in out}
+        raise RankFailure({**{r: v for r, (ok, v) in out.items() if not ok}, **late}) from exc
     finally:
         for pr in procs:
             pr.join(timeout=min(10.0, timeout / 4))
@@ -80,8 +81,30 @@ def spawn(p: int, fn, args=(), devices=None, timeout: float = 600.0) -> list:
                 pr.terminate()
     bad = {r: v for r, (ok, v) in out.items() if not ok}
     if bad:
-        raise RuntimeError("\n".join(f"rank {r} failed:\n{v}" for r, v in sorted(bad.items())))
+        raise RankFailure(bad)
     return [out[r][1] for r in range(p)]
+
+
+class RankFailure(RuntimeError):
+    """What :func:`spawn` raises: ``failures`` maps every failing rank to its traceback text (or a
+    one-line timeout message); ``str()`` is ``"rank r failed:\\n<traceback>"`` for each, in rank order."""
+
+    def __init__(self, failures: dict):
+        self.failures = dict(sorted(failures.items()))
+        super().__init__("\n".join(f"rank {r} failed:\n{tb}" for r, tb in self.failures.items()))
+
+
+def error_line(tb: str, limit: int = 160) -> str:
+    """The exception line of a traceback text (its last non-blank line), the class named without its
+    module path and the line cut at ``limit`` characters, *at the end*:
+    ``"...\\ncupy_backends.cuda.libs.nccl.NcclError: NCCL_ERROR_INVALID_USAGE: ..."``
+    -> ``"NcclError: NCCL_ERROR_INVALID_USAGE: ..."``."""
+    lines = [ln.strip() for ln in str(tb).splitlines() if ln.strip()]
+    last = lines[-1] if lines else "(empty traceback)"
+    name, sep, msg = last.partition(": ")
+    if sep and " " not in name:                                  # a dotted class name, not prose
+        last = f"{name.rsplit('.', 1)[-1]}: {msg}"
+    return last if len(last) <= limit else last[:limit - 1] + "…"
 
 
 def _check_worker(rank, p, uid, barrier, cfg):
@@ -102,7 +125,7 @@ def _probe_worker(rank, p, uid, barrier):
     from cupy.cuda import nccl
     from . import ring_cuda as G
     comm = nccl.NcclCommunicator(p, uid, rank)
-    x, y = cp.full(1 << 18, rank, cp.float32), cp.zeros(1 << 18, cp.float32)
+    x, y = cp.full(1 << 18, rank + 1, cp.float32), cp.zeros(1 << 18, cp.float32)   # 0 = nothing arrived
     s = cp.cuda.Stream(non_blocking=True)
     cp.cuda.Device().synchronize()
     t = G.NcclTransport(comm, rank, p, s, s)
@@ -131,9 +154,31 @@ def _threads(fns) -> list:
     return res
 
 
+def time_modes(ranks: list, repeats: int, timed) -> dict:
+    """One warm-up ring, then ``repeats`` rounds of ring, compute, comm (interleaved); a round's time
+    is the slowest rank's ``timed(rank, mode, barrier)``, all ranks in parallel threads ->
+    ``{"ring_s": median, "ring_samples_s": [...], "compute_s": ..., ...}`` (seconds)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    barrier = threading.Barrier(len(ranks))
+
+    def one(mode):
+        return max(_threads([lambda r=r: timed(r, mode, barrier) for r in ranks]))
+    one("ring")                                                   # warm-up, not recorded
+    samples = {m: [] for m in ("ring", "compute", "comm")}
+    for _ in range(repeats):
+        for m in samples:
+            samples[m].append(one(m))
+    out = {}
+    for m, xs in samples.items():
+        out[f"{m}_s"], out[f"{m}_samples_s"] = statistics.median(xs), xs
+    return out
+
+
 def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     """P virtual ranks on the current GPU (stream-copy transport): correctness of every rank's
-    sampled rows vs float64, wall times of ring / compute-only / comm-only, and whether NCCL can
+    sampled rows vs float64, wall times of ring / compute-only / comm-only (median of
+    ``cfg["repeats"]`` interleaved rounds, default 1, see :func:`time_modes`), and whether NCCL can
     create a communicator with two processes on this one GPU (``probe``)."""
     import cupy as cp
     from . import ring_cuda as G
@@ -148,21 +193,31 @@ def single_gpu_check(cfg: dict, probe: bool = True) -> dict:
     out = {"mode": "single_gpu_check", "virtual_ranks": p,
            "merge_vs_library_max_err": G.merge_check(G.DTYPES[cfg["dtype"]], cfg["seed"]),
            "checks": [r.check(res, q, k, v, exact, cfg["rows"], cfg["seed"]) for r, res in zip(ranks, results)]}
-    barrier = threading.Barrier(p)
-    for mode in ("ring", "compute", "comm", "ring"):
-        out[f"{mode}_s"] = max(_threads([lambda r=r: G.timed(r, mode, barrier) for r in ranks]))
+    out.update(time_modes(ranks, int(cfg.get("repeats", 1)), G.timed))
     if probe:
         out["nccl_probe"] = nccl_probe()
     return out
 
 
-def nccl_probe(timeout: float = 20.0):
-    """Two processes on GPU 0 try to create one NCCL communicator and exchange 1 MiB: their
-    results, or what NCCL (or the launcher) said."""
+def nccl_probe(timeout: float = 20.0) -> str:
+    """Two processes on GPU 0 try to create one NCCL communicator and exchange 1 MiB -> one short
+    line: ``"ok: ..."``, ``"wrong data: ..."`` or ``"failed on ranks 0, 1: NcclError: NCCL_ERROR_..."``
+    (each distinct error line once, with the ranks that raised it)."""
     try:
-        return spawn(2, _probe_worker, devices=[0, 0], timeout=timeout)
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc)[-1500:]}"
+        res = spawn(2, _probe_worker, devices=[0, 0], timeout=timeout)
+    except RankFailure as exc:
+        groups: dict = {}
+        for r, tb in exc.failures.items():
+            groups.setdefault(error_line(tb), []).append(r)
+        return "; ".join(f"failed on rank{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}: {line}"
+                         for line, rs in groups.items())
+    except Exception as exc:                                     # the launcher itself failed
+        return f"failed: {error_line(f'{type(exc).__name__}: {exc}')}"
+    got = [float(r["received_from"]) for r in res]
+    want = [float((r - 1) % 2 + 1) for r in range(2)]           # rank r gets rank r-1's fill value (r-1)%2+1
+    if got == want:
+        return "ok: two ranks on one GPU created a communicator and exchanged 1 MiB"
+    return f"wrong data: ranks 0, 1 received the fill values {got}, expected {want}"
 
 
 def visible_gpus() -> int:

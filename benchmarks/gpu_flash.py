@@ -228,6 +228,66 @@ def kernel_resources() -> dict:
     return res
 
 
+def time_impls(impls, d: int, Ns, gen, failed) -> list[dict]:
+    """Time every (impl, dtype) at head dim d and each N (B = 16384 // N, H = 2048 // d), causal and not,
+    each checked at its timed size against float64."""
+    results = []
+    H = 2048 // d
+    for N in Ns:
+        B = max(1, 16384 // N)
+        for causal in (False, True):
+            q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen) for _ in range(3))
+            for impl, dtype in impls:
+                rec = {"impl": impl, "dtype": dtype, "B": B, "H": H, "N": N, "d": d, "causal": causal}
+                try:
+                    qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
+                    run, out = make_fn(impl, dtype, qq, kk, vv, causal)
+                    ms, times = time_ms(run, target_s=float(os.environ.get("TA_TARGET_S", "0.25")))
+                    flops = 4 * B * H * N * N * d / (2 if causal else 1)
+                    rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times))
+                    rec.update(timed_check(out, qq, kk, vv, causal, run))     # the timed size itself
+                    rec["check_ok"] = ((impl, dtype) not in failed and rec["check_rel_err"] < TOL[dtype]
+                                       and not rec["check_nan"])
+                    del run, out, qq, kk, vv
+                except Exception as e:  # noqa: BLE001
+                    rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
+                    torch.cuda.empty_cache()
+                results.append(rec)
+                log(f"{impl:22s} {dtype:9s} N={N:6d} d={d:3d} causal={int(causal)} "
+                    + (f"{rec['ms']:9.3f} ms {rec['tflops']:7.1f} TFLOP/s err {rec['check_rel_err']:.1e}"
+                       if rec.get("ms") else rec.get("error", "")))
+            del q, k, v
+            torch.cuda.empty_cache()
+    return results
+
+
+def update_run(args, impls, gen, meta) -> None:
+    """Re-time ``impls`` (checks, then N = 1k-16k at d = 64 / 128) and splice them into ``args.update``."""
+    old = json.loads(Path(args.update).read_text())
+    checks = run_checks(impls, gen)
+    failed = {(c["impl"], c["dtype"]) for c in checks if not c["ok"]}
+    Ns = [4096, 8192] if args.quick else [1024, 2048, 4096, 8192, 16384]
+    results = [r for d in (64, 128) for r in time_impls(impls, d, Ns, gen, failed)]
+    keys = set(impls)
+    mine = lambda r: (r["impl"], r["dtype"]) in keys    # noqa: E731
+    upd = {**{k: meta[k] for k in ("seed", "date", "versions")}, "impls": [list(x) for x in impls],
+           "replaced_results": [r for r in old["results"] if mine(r)],
+           "replaced_checks": [c for c in old["checks"] if mine(c)]}
+    out = {**old, "results": [r for r in old["results"] if not mine(r)] + results,
+           "checks": [c for c in old["checks"] if not mine(c)] + checks,
+           "updates": old.get("updates", []) + [upd]}
+    out["kernel_resources"] = {**old.get("kernel_resources", {}), **{k: v for k, v in kernel_resources().items()
+                                                                     if k.startswith("numba")}}
+    path = Path(args.out) / args.name
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    log(f"wrote {path}: {len(results)} timed records of {sorted(keys)} replaced; checks failed: {sorted(failed) or 'none'}")
+    for r in results:
+        if r["N"] == 8192:
+            log(f"  {r['impl']:22s} {r['dtype']:9s} d={r['d']:3d} causal={int(r['causal'])} "
+                f"{r.get('tflops') or 0:7.2f} TFLOP/s check_ok {r.get('check_ok')}")
+
+
 def variant_sweep(gen) -> list[dict]:
     """Every tensor-core variant of flash_mma.cu: checked (fp16 and bf16), then timed at N = 8192."""
     rows = []
@@ -425,6 +485,9 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_flash_h200.json")
     ap.add_argument("--sweep-only", action="store_true", help="only the tensor-core variant sweep")
     ap.add_argument("--seed", type=int, default=int(time.time()), help="seed of the input generator (recorded)")
+    ap.add_argument("--update", default="", help="earlier full JSON: re-time only --impls (no sweep, ceilings, "
+                    "roofline or naive split) and write that file with those impls' records replaced; the replaced "
+                    "ones are kept under 'updates'")
     args = ap.parse_args()
     impls = [(i, dt) for i, dt in IMPLS if not args.impls or i in args.impls.split(",")]
     gen = torch.Generator(device=DEV)
@@ -435,6 +498,8 @@ def main() -> None:
     log(json.dumps(meta))
     t_start = time.time()
     reuse = os.environ.get("TA_REUSE_SWEEP")     # path of an earlier JSON: copy its sweep (device time)
+    if args.update:                               # re-time some impls only (e.g. after a kernel change)
+        return update_run(args, impls, gen, meta)
     if reuse and not args.sweep_only:
         old = json.loads(Path(reuse).read_text())
         meta["variant_sweep"] = old["variant_sweep"]
@@ -461,32 +526,7 @@ def main() -> None:
     results = []
     failed = {(c["impl"], c["dtype"]) for c in checks if not c["ok"]}
     for d in (64, 128):
-        H = 2048 // d
-        for N in Ns:
-            B = max(1, 16384 // N)
-            for causal in (False, True):
-                q, k, v = (torch.randn(B, H, N, d, device=DEV, generator=gen) for _ in range(3))
-                for impl, dtype in impls:
-                    rec = {"impl": impl, "dtype": dtype, "B": B, "H": H, "N": N, "d": d, "causal": causal}
-                    try:
-                        qq, kk, vv = (x.to(TORCH_DT[dtype]) for x in (q, k, v))
-                        run, out = make_fn(impl, dtype, qq, kk, vv, causal)
-                        ms, times = time_ms(run, target_s=float(os.environ.get("TA_TARGET_S", "0.25")))
-                        flops = 4 * B * H * N * N * d / (2 if causal else 1)
-                        rec.update(ms=ms, tflops=flops / ms / 1e9, reps=len(times))
-                        rec.update(timed_check(out, qq, kk, vv, causal, run))     # the timed size itself
-                        rec["check_ok"] = ((impl, dtype) not in failed and rec["check_rel_err"] < TOL[dtype]
-                                           and not rec["check_nan"])
-                        del run, out, qq, kk, vv
-                    except Exception as e:  # noqa: BLE001
-                        rec.update(ms=None, tflops=None, error=f"{type(e).__name__}: {e}"[:300])
-                        torch.cuda.empty_cache()
-                    results.append(rec)
-                    log(f"{impl:22s} {dtype:9s} N={N:6d} d={d:3d} causal={int(causal)} "
-                        + (f"{rec['ms']:9.3f} ms {rec['tflops']:7.1f} TFLOP/s err {rec['check_rel_err']:.1e}"
-                           if rec.get("ms") else rec.get("error", "")))
-                del q, k, v
-                torch.cuda.empty_cache()
+        results += time_impls(impls, d, Ns, gen, failed)
         meta["wall_s"] = time.time() - t_start                # partial file after each head dim
         Path(args.out).mkdir(parents=True, exist_ok=True)
         path = Path(args.out) / args.name

@@ -313,7 +313,10 @@ def main() -> None:
     if args.keep:                       # records of an earlier run for the parts skipped now
         old = json.loads(Path(args.keep).read_text())
         out["numba_before"] = old["numba"]
-        out["numba_before_from"] = f"run of {old['date']} (seed {old['seed']}): the kernel before session 20's change"
+        out["numba_before_from"] = f"run of {old['date']} (seed {old['seed']}): the Numba records this run replaced"
+        for key, val in old.items():     # other records of the earlier file (e.g. numba_vec4_experiment) stay
+            if key not in out and key not in meta and key not in ("kept_from", "wall_s", "errors"):
+                out[key] = val
         out["kept_from"] = {"date": old["date"], "seed": old["seed"], "parts": sorted(skip - {""})}
         if "mma_checks" in skip:
             out["checks"] += [c for c in old["checks"] if c["impl"] != "numba_fp32"]

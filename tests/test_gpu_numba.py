@@ -33,13 +33,27 @@ def test_matches_dense(is_causal, lead, nq, nk, d):
     np.testing.assert_allclose(out, dense(q, k, v, is_causal)[0], atol=2e-6, rtol=1e-5)
 
 
+GPU_DEFAULTS = {64: NumbaConfig(8, 16, 4, 8, max_regs=128, pad=1, sum_once=1, stage=8),
+                128: NumbaConfig(16, 32, 4, 8, max_regs=128, pad=1, stage=8, prefetch=1)}
+
+
+def test_gpu_defaults_are_the_measured_shapes(monkeypatch):
+    """default_config on a GPU returns the shapes session 21 measured (NOTES.md), which the tests below run."""
+    from tinyattn.gpu import numba_flash
+    monkeypatch.setattr(numba_flash, "simulator_enabled", lambda: False)
+    assert numba_flash.default_config(64) == numba_flash.default_config(32) == GPU_DEFAULTS[64]
+    assert numba_flash.default_config(128) == numba_flash.default_config(96) == GPU_DEFAULTS[128]
+    assert numba_flash.shared_bytes(128, GPU_DEFAULTS[128]) <= 227 * 1024          # one block fits an H200 SM
+
+
 @pytest.mark.parametrize("d,cfg", [(64, NumbaConfig(8, 16, 4, 8)), (64, NumbaConfig(8, 16, 4, 4)),
-                                   (128, NumbaConfig(8, 16, 4, 4))])
+                                   (128, NumbaConfig(8, 16, 4, 4)), (64, GPU_DEFAULTS[64]), (128, GPU_DEFAULTS[128])])
 def test_gpu_tile_shapes_in_simulator(d, cfg):
-    """The tile shapes used on the H200 (128 threads; 64x64 tiles at d = 64, 64x32 at d = 128), ragged
-    N, causal: P sharing K's shared memory must not corrupt the next tile."""
+    """The tile shapes used on the H200 (session 20's and the defaults), ragged N, causal: P sharing K's
+    shared memory must not corrupt the next tile; with stage / prefetch, full tiles take the batched copy
+    and the ragged last one the word loop."""
     rng = np.random.default_rng(1)
-    n = 70                               # two query tiles and two 64-key tiles: ragged, P over K reused
+    n = 2 * max(cfg.block_q, cfg.block_k) + 6    # two full tiles of each kind, then a ragged one
     q, k, v = rand(rng, 1, n, d), rand(rng, 1, n, d), rand(rng, 1, n, d)
     out = numba_flash_attention(q, k, v, is_causal=True, config=cfg)
     np.testing.assert_allclose(out, dense(q, k, v, True)[0], atol=2e-6, rtol=1e-5)

@@ -80,15 +80,19 @@ class NumbaConfig:
 
 
 def default_config(d: int) -> NumbaConfig:
-    """Tile shape for head dim d: tiny under the simulator; on a GPU 128 threads, 64 x 64 tiles at
-    d <= 64 and 64 x 32 at d = 128 (dynamic shared memory above 48 KB, see ``launch``)."""
+    """Tile shape for head dim d: tiny under the simulator; on a GPU (measured on the H200, NOTES.md
+    session 21) d <= 64: 128 threads, 64 x 64 tiles, 4 blocks per SM; d <= 128: 512 threads, 128 x 128
+    tiles, one block of 16 warps per SM (214 KB of shared memory), so each thread's scores and outputs
+    are 4 x 8 register tiles; both copy K / V in groups of 8 loads (``stage``); larger d: 64 x 32 tiles."""
     if simulator_enabled():
         return NumbaConfig(tx=4, ty=4, rq=2, ck=2)
-    # chosen by measurement on the H200 (run 8, NOTES.md): d = 64 with 64x64 tiles (53 KB shared, ~116
-    # registers: 17.9 TFLOP/s; 64x32: 16.0); d = 128 with 64x32 tiles (69 KB, ~164 registers, 3 blocks
-    # per SM: 15.9; 256 threads with 32x32 per-warp rows: 14.7)
+    # session 21 (N = 8192, interleaved runs S21-3..5): d = 64 23.8-24.0 TFLOP/s (session 20's shape without
+    # stage / pad / sum_once: 17.9); d = 128 23.8 (session 20's 64 x 32 tiles: 15.4); max_regs = 128 keeps
+    # 16 warps per SM (d = 64 needs 157 registers with stage and no cap)
     if d <= 64:
-        return NumbaConfig(tx=8, ty=16, rq=4, ck=8)
+        return NumbaConfig(tx=8, ty=16, rq=4, ck=8, max_regs=128, pad=1, sum_once=1, stage=8)
+    if d <= 128:
+        return NumbaConfig(tx=16, ty=32, rq=4, ck=8, max_regs=128, pad=1, stage=8, prefetch=1)
     return NumbaConfig(tx=8, ty=16, rq=4, ck=4)
 
 

@@ -373,6 +373,19 @@ def test_committed_part2_results():
             assert abs(kv_bytes / r["ms"] / 1e6 - r["gbps"]) < 1e-6 * r["gbps"]
             if r["impl"].startswith("cupy_"):
                 assert r["check_ok"] and not r["out_err"]["nan"]
+    for key in ("dec2", "session21"):              # the separate sweeps: the same, and the kernel each record ran
+        run = data[key]
+        assert run["decode_checks"] and all(c["ok"] for c in run["decode_checks"]), key
+        for r in run["results"]:
+            if r.get("ms"):
+                kv_bytes = 2 * r["B"] * r["Hkv"] * r["N"] * r["d"] * 2
+                assert abs(kv_bytes / r["ms"] / 1e6 - r["gbps"]) < 1e-6 * r["gbps"], (key, r["impl"])
+                if r["impl"].startswith("cupy_"):
+                    assert r["check_ok"] and not r["out_err"]["nan"], (key, r["impl"], r["B"])
+    s21 = {(r["impl"], r["B"], r["Lq"]): r for r in data["session21"]["results"]}
+    for B in (1, 4, 16, 64):                        # session 21: the default ran the cooperative kernel, w1 the old one
+        assert s21[("cupy_fp16_decode", B, 1)]["coop"] and not s21[("cupy_fp16_decode_w1", B, 1)]["coop"]
+        assert not s21[("cupy_fp16_decode", B, 16)]["coop"] and not s21[("cupy_fp16_decode_paged16", B, 1)]["coop"]
 
 
 DIMS_RESULTS = RESULTS.parent / "gpu_flash_dims_h200.json"

@@ -102,7 +102,8 @@ def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int
                  wpc: int = 1, slots: int = N_SM_DEFAULT * 4, align: int = BK) -> int:
     """Keys per chunk (a multiple of ``align``, at least MIN_CHUNK) for a one-wave grid.
 
-    slots: warp groups resident at once on the GPU (SMs * blocks per SM * warps per block / wpc).
+    slots: work items resident at once on the GPU (SMs * blocks per SM * items per block: warps per block
+    / wpc, or 1 for the cooperative kernel, the default at d = 128 and Lq = 1).
     The items B * Hkv * row_groups * n_part take one slot each; n_part = max(1, slots // (B * Hkv *
     row_groups)) fills one wave without starting a second, partial one (a partial wave costs a whole
     chunk's time for a fraction of the work). wpc is kept for the call signature (slots already counts

@@ -229,7 +229,9 @@ CHECK_VARIANTS = ({}, {"paged": 16}, {"paged": 48}, {"nwb": 2}, {"stages": 3}, {
                   {"bk": 16}, {"bk": 16, "stages": 4}, {"bk": 16, "paged": 16, "nwb": 4, "fused": True, "chunk": 64},
                   {"coop": True}, {"coop": True, "chunk": 96, "fused": False}, {"coop": True, "chunk": 160, "fused": True},
                   {"coop": True, "chunk": 2048}, {"chunk_align": 1}, {"chunk_align": 1, "chunk": 97, "fused": False},
-                  {"chunk_align": 1, "chunk": 200, "fused": True})
+                  {"chunk_align": 1, "chunk": 200, "fused": True},
+                  # session 21: {} is the cooperative kernel at d = 128, Lq = 1; the previous default stays checked
+                  {"coop": False}, {"coop": False, "fused": True, "chunk": 64})
 
 
 def decode_checks(gen) -> list[dict]:
@@ -440,9 +442,11 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list of sections to skip: lse,bwd,decode,naive,fwd,sweep")
     ap.add_argument("--sweep", action="store_true", help="session 20: decode checks + interleaved Lq = 1 sweep only, "
                     "merged into the committed JSON (gpu_decode_sweep.py)")
-    ap.add_argument("--key", default="session20", help="--sweep: 'session20' replaces the top-level results / "
-                    "decode_checks / session20 records (notebook 07 reads them); any other key stores the run "
-                    "under data[KEY] = {results, decode_checks, meta} and leaves the rest as committed")
+    ap.add_argument("--key", default="session21", help="--sweep: 'session21' (default) times the shipped default "
+                    "against the previous one (w1) and torch, stored under data['session21'] (notebook 07 and README "
+                    "read it); 'session20' replaces the top-level results / decode_checks / session20 records (run "
+                    "S2); any other key (dec2) stores its variants under data[KEY] = {results, decode_checks, meta}; "
+                    "the committed records are kept")
     args = ap.parse_args()
     if args.sweep:
         from gpu_decode_sweep import main_sweep

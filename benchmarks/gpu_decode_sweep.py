@@ -1,8 +1,12 @@
-"""Session 20 (issue 13): decoding against torch SDPA at every batch, one device call.
+"""Sessions 20-21 (issue 13): decoding against torch SDPA at every batch, one device call.
 
     python benchmarks/gpu_decode.py --sweep [--out DIR] [--seed S] [--key KEY]
 
-(--key dec2: session 20 dec2's variants, stored under data["dec2"]; the committed top level is kept.)
+--key session21 (the default): the shipped default (since session 21 the cooperative kernel at d = 128,
+Lq = 1) against the previous default (one warp per chunk, ``coop=False``: "cupy_fp16_decode_w1") and torch
+SDPA (default, cuDNN, flash), stored under data["session21"] = {results, decode_checks, meta}; notebook 07
+and README read it. --key session20: session 20's variant list, replacing the top-level records (run S2).
+--key dec2: session 20 dec2's variants, stored under data["dec2"]. The committed records are all kept.
 
 1. Copy bandwidth (bytes read + written) and the CPU cost of one launch: an empty kernel through
    CuPy's RawKernel call, through a prepacked cuLaunchKernel (decode._fast), and a one-element torch op.
@@ -41,7 +45,7 @@ RUN8_CHUNK = {1: 1024, 4: 1024, 16: 1952, 64: 6560}      # run 8's rule (2112 wa
 ROUNDS = 5                                                # interleaved timing rounds at Lq = 1
 
 
-def profile_kernels(gen) -> dict:
+def profile_kernels(gen, key: str = "session20") -> dict:
     """Kernel names and GPU microseconds per call (torch profiler) at B = 1 and 16, Lq = 1. Run LAST:
     once the profiler has run, CUPTI keeps tracing driver calls in this process and every later CPU
     launch path is slower (run S1: torch's default +20 us per call)."""
@@ -50,15 +54,14 @@ def profile_kernels(gen) -> dict:
         k, v = (torch.randn(B, HKV, S, D, device=DEV, generator=gen, dtype=torch.float16) for _ in range(2))
         q = torch.randn(B, HQ, 1, D, device=DEV, generator=gen, dtype=torch.float16)
         lens = torch.full((B,), S, device=DEV, dtype=torch.int32)
-        go, *_ = run_decode(q, k, v, lens, True, "float16")
-        sep, *_ = run_decode(q, k, v, lens, True, "float16", fused=False)
-        out[B] = {"cupy_fp16_decode": kernels_of(go), "cupy_fp16_decode_sepmerge": kernels_of(sep),
-                  "torch_sdpa_default": kernels_of(lambda: TF.scaled_dot_product_attention(q, k, v, enable_gqa=True))}
-        for name, kw in DEC2_VARIANTS:                  # dec2: the split kernel's own time is the question at B = 1
+        out[B] = {"torch_sdpa_default": kernels_of(lambda: TF.scaled_dot_product_attention(q, k, v, enable_gqa=True))}
+        names = (("cupy_fp16_decode", {}), ("cupy_fp16_decode_w1", {"coop": False})) if key == "session21" else \
+            (("cupy_fp16_decode", {}), ("cupy_fp16_decode_sepmerge", {"fused": False})) + tuple(DEC2_VARIANTS)
+        for name, kw in names:                          # the split kernel's own time is the question at B = 1
             var, *_ = run_decode(q, k, v, lens, True, "float16", **kw)
             out[B][name] = kernels_of(var)
             del var
-        del k, v, q, go, sep
+        del k, v, q
     return out
 
 
@@ -122,8 +125,11 @@ def kernels_of(fn, n: int = 5) -> list[dict]:
 
 
 def our_variants(B: int, key: str = "session20") -> list[tuple[str, dict]]:
-    """Timed variants at Lq = 1: session 20's list plus dec2's; a run under another key (--key dec2) times
-    only the default, the separate-merge default and dec2's (session 20's others were measured in run S2)."""
+    """Timed variants at Lq = 1: session 20's list plus dec2's; --key dec2 times only the default, the
+    separate-merge default and dec2's (session 20's others were measured in run S2); --key session21 the
+    default (cooperative at d = 128), the previous default (w1) and the paged default."""
+    if key == "session21":
+        return [("cupy_fp16_decode", {}), ("cupy_fp16_decode_w1", {"coop": False}), ("cupy_fp16_decode_paged16", {"paged": 16})]
     if key != "session20":
         return [("cupy_fp16_decode", {}), ("cupy_fp16_decode_sepmerge", {"fused": False})] + DEC2_VARIANTS
     v = [("cupy_fp16_decode", {}), ("cupy_fp16_decode_cupylaunch", {"fast": False}),
@@ -236,7 +242,7 @@ def main_sweep(args) -> None:
     checks = decode_checks(gen)
     res = sweep(gen, meta["copy_gbps"], meta, getattr(args, "key", "session20"))
     try:
-        meta["profiler_kernels"] = profile_kernels(gen)
+        meta["profiler_kernels"] = profile_kernels(gen, getattr(args, "key", "session20"))
     except Exception as e:  # noqa: BLE001
         meta["profiler_kernels_error"] = f"{type(e).__name__}: {e}"[:300]
     meta["wall_s"] = time.time() - t0
@@ -250,8 +256,10 @@ def main_sweep(args) -> None:
         if "results_run7" not in data:                  # the old top level (run 7 records, run 8 checks)
             data["results_run7"], data["decode_checks_run8"] = data["results"], data["decode_checks"]
         data["results"], data["decode_checks"], data["session20"] = res, checks, meta
-    data["note"] = ("top-level results and decode_checks are session 20 (gpu_decode.py --sweep: one-wave chunk rule, "
-                    "fused merge, prepacked launches; its seed, date, copy_gbps under session20); lse_checks, "
+    data["note"] = ("top-level results and decode_checks are session 20 (gpu_decode.py --sweep --key session20: one-wave "
+                    "chunk rule, fused merge, prepacked launches; its seed, date, copy_gbps under session20); session21 "
+                    "holds the run of the session-21 default (cooperative kernel at d = 128, Lq = 1) against the previous "
+                    "default (cupy_fp16_decode_w1) and torch, that notebook 07 reads; lse_checks, "
                     "numba_backward, naive_split, forward_retime and seed/date/copy_gbps at the top are run 7; "
                     "results_run7 / decode_checks_run8 are the previous decode records; any other key holding "
                     "{results, decode_checks, meta} is a separate sweep (gpu_decode.py --sweep --key KEY)")
@@ -272,3 +280,13 @@ def main_sweep(args) -> None:
             cells.append(f"{r['ms']:.4f}/{r['ms_b2b'] / t['ms_b2b']:.2f}/{r['ms'] / t['ms']:.2f}" if r and t else "-")
         log(f"{impl:30s} " + " ".join(f"{c:>15s}" for c in cells))
     log("cells: single ms / (b2b ratio to torch default) / (single ratio); < 1.00 = ours faster")
+    cp_ = meta["copy_gbps"]
+    for impl in ("cupy_fp16_decode", "cupy_fp16_decode_w1", "torch_sdpa_default"):
+        cells = [f"{get[(impl, b, 1)]['gbps'] / cp_:.2f}/{get[(impl, b, 1)]['gbps_b2b'] / cp_:.2f}"
+                 if (impl, b, 1) in get else "-" for b in (1, 4, 16, 64)]
+        log(f"{impl + ' x copy':30s} " + " ".join(f"{c:>15s}" for c in cells) + "   (single / b2b)")
+    if all(("cupy_fp16_decode_w1", b, 1) in get for b in (1, 4, 16, 64)):
+        log("default / previous default (w1), single / b2b: " + ", ".join(
+            f"B={b}: {get[('cupy_fp16_decode', b, 1)]['ms'] / get[('cupy_fp16_decode_w1', b, 1)]['ms']:.3f}/"
+            f"{get[('cupy_fp16_decode', b, 1)]['ms_b2b'] / get[('cupy_fp16_decode_w1', b, 1)]['ms_b2b']:.3f}"
+            for b in (1, 4, 16, 64)))

@@ -122,6 +122,10 @@ def test_cuda_c_compiles_for_sm90(cu):
         from tinyattn.gpu.cupy_flash import DEFAULT_VARIANT
         for d, name in DEFAULT_VARIANT.items():
             assert {f"flash_mma_f16_d{d}_{name}", f"flash_mma_bf16_d{d}_{name}"} <= set(kernels), kernels
+    if cu.name == "flash_decode.cu":                    # the default split kernels are in the shipped module
+        from tinyattn.gpu.decode import COOP_DEFAULT_DIMS
+        for d in COOP_DEFAULT_DIMS:
+            assert {f"decode_split_f16_d{d}_c4", f"decode_split_bf16_d{d}_c4", f"decode_split_f16_d{d}_w1"} <= set(kernels)
     # flash_mma_bwd.cu: two 255-register backward kernels spill 8 bytes (measured with it, NOTES.md run B2),
     # the GQA-split d = 128 kernel 12 bytes in a 16-byte frame (measured with it, NOTES.md Session 20)
     limit = 16 if cu.name == "flash_mma_bwd.cu" else 0
@@ -174,21 +178,32 @@ def test_every_header_is_compiled():
 def test_decode_variant_table_matches_cuda_source():
     """decode.SPLIT_KERNELS (names, shared memory and grid of each split kernel) = the instantiations of
     flash_decode.cu: TA_DECODE_SPLIT(D, BF16, T, wpc, nwb, stages, keys per tile, suffix) -> w<wpc><suffix>,
-    TA_DECODE_COOP(D, BF16, T, stages, suffix) -> <suffix> with CW warps sharing CBK-key tiles; the ones
-    after #ifdef TA_FLASH_ALL_VARIANTS are decode.SWEEP_ONLY."""
-    from tinyattn.gpu.decode import SPLIT_KERNELS, SWEEP_ONLY
+    TA_DECODE_COOP(D, BF16, T, stages, suffix) -> <suffix> with CW warps sharing CBK-key tiles; the one-warp
+    kernels after #ifdef TA_FLASH_ALL_VARIANTS are decode.SWEEP_ONLY; the cooperative kernel is shipped
+    (TA_DECODE_COOP_BOTH(d) before the #ifdef) exactly at decode.COOP_DEFAULT_DIMS, and after it at the
+    other head dims (decode.sweep_only)."""
+    from tinyattn.gpu.cupy_flash import HEAD_DIMS
+    from tinyattn.gpu.decode import COOP_DEFAULT_DIMS, SPLIT_KERNELS, SWEEP_ONLY, sweep_only
 
     src = (GPU_DIR / "flash_decode.cu").read_text()
     coop_src = (GPU_DIR / "flash_decode_coop.cuh").read_text()
     cw, cbk = map(int, re.search(r"constexpr int CW = (\d+), CBK = (\d+);", coop_src).groups())
     table = {(int(w), int(n), int(st), int(bk), False): f"w{w}{suf}" for w, n, st, bk, suf in
              re.findall(r"^\s+TA_DECODE_SPLIT\(D, BF16, T, (\d+), (\d+), (\d+), (\d+), (\w*)\)", src, re.M)}
-    table.update({(cw, cw, int(st), cbk, True): suf for st, suf in
-                  re.findall(r"^\s+TA_DECODE_COOP\(D, BF16, T, (\d+), (\w+)\)", src, re.M)})
+    coops = re.findall(r"^\s+TA_DECODE_COOP\(D, (false|true), (f16|bf16), (\d+), (\w+)\)", src, re.M)
+    assert sorted((b, t) for b, t, _, _ in coops) == [("false", "f16"), ("true", "bf16")], coops
+    table.update({(cw, cw, int(st), cbk, True): suf for _, _, st, suf in coops})
     assert table == SPLIT_KERNELS
-    shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0].split("#define TA_DECODE(D, BF16, T)")[1]
-    assert {n for n in SPLIT_KERNELS.values() if n not in SWEEP_ONLY} == {
+    shipped_part, sweep_part = src.split("#ifdef TA_FLASH_ALL_VARIANTS")
+    shipped = shipped_part.split("#define TA_DECODE(D, BF16, T)")[1]
+    assert {n for n in SPLIT_KERNELS.values() if n not in SWEEP_ONLY and n != "c4"} == {
         f"w{w}{suf}" for w, suf in re.findall(r"TA_DECODE_SPLIT\(D, BF16, T, (\d+), \d+, \d+, \d+, (\w*)\)", shipped)}
+    coop_dims = lambda part: {int(x) for x in re.findall(r"^TA_DECODE_COOP_BOTH\((\d+)\)$", part, re.M)}
+    assert coop_dims(shipped_part) == set(COOP_DEFAULT_DIMS)
+    assert coop_dims(sweep_part.split("#endif")[0]) == set(HEAD_DIMS) - set(COOP_DEFAULT_DIMS)
+    for d in HEAD_DIMS:
+        assert sweep_only("c4", d) == (d not in COOP_DEFAULT_DIMS)
+        assert all(sweep_only(n, d) for n in SWEEP_ONLY)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")

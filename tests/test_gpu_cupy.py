@@ -222,6 +222,24 @@ def test_decode_chunk_align_and_coop_slots():
     assert BK % 16 == 0
 
 
+def test_decode_default_kernel_rule():
+    """The default split kernel (no GPU): cooperative (c4) exactly where session 21 measured it (d = 128,
+    Lq = 1, G <= 16 packed rows, contiguous cache), the one-warp kernel elsewhere; and the committed
+    measurement behind it (dec2 sweep, S21-1): c4 faster back to back at B = 1 and within 1% at B = 4-64."""
+    from tinyattn.gpu.decode import COOP_DEFAULT_DIMS, default_coop
+
+    assert COOP_DEFAULT_DIMS == (128,)
+    for d, lq, rows, paged, want in ((128, 1, 8, False, True), (128, 1, 16, False, True), (128, 1, 1, False, True),
+                                     (128, 1, 17, False, False), (128, 2, 16, False, False), (128, 16, 128, False, False),
+                                     (64, 1, 8, False, False), (128, 1, 8, True, False)):
+        assert default_coop(d, lq, rows, paged) is want, (d, lq, rows, paged)
+    runs = json.loads((RESULTS.parent / "gpu_decode_h200.json").read_text())["dec2"]["results"]
+    b2b = {(r["impl"], r["B"]): r["ms_b2b"] for r in runs if r.get("ms") and r["Lq"] == 1}
+    for B in (1, 4, 16, 64):
+        new, old = b2b[("cupy_fp16_decode_coop", B)], b2b[("cupy_fp16_decode", B)]
+        assert new < old if B == 1 else new <= 1.01 * old, (B, new, old)
+
+
 def _coop_decode_model(q, k, v, lens, causal, chunk, warps=4, wkeys=32):
     """NumPy model of the cooperative split kernel's arithmetic order (flash_decode_coop.cuh), float32 with
     fp16 P: per chunk, warp w takes keys [32 w, 32 w + 32) of each 128-key tile with its own online softmax
@@ -298,15 +316,18 @@ def test_coop_merge_order_model_matches_float64(lq, causal, chunk, scale_q):
     np.testing.assert_allclose(lse[fin], ref_lse[fin], rtol=1e-5, atol=2e-3, err_msg=f"seed {1300 + lq}")
 
 
-@pytest.mark.parametrize("var", [{"bk": 16}, {"bk": 16, "stages": 4}, {"coop": True}, {"coop": True, "chunk": 96},
-                                 {"coop": True, "chunk": 160, "fused": True}, {"chunk_align": 1, "chunk": 97}])
-def test_flash_decode_dec2_variants(var):
-    """The dec2 sweep variants on a GPU against the float64 reference (NaN-poisoned outputs)."""
+@pytest.mark.parametrize("lq", [1, 2])
+@pytest.mark.parametrize("var", [{}, {"coop": False}, {"bk": 16}, {"bk": 16, "stages": 4}, {"coop": True},
+                                 {"coop": True, "chunk": 96}, {"coop": True, "chunk": 160, "fused": True},
+                                 {"chunk_align": 1, "chunk": 97}])
+def test_flash_decode_dec2_variants(var, lq):
+    """The dec2 variants and the default ({}: cooperative at Lq = 1, d = 128; one-warp at Lq = 2) on a GPU
+    against the float64 reference (NaN-poisoned outputs)."""
     cp = _gpu()
     from tinyattn.gpu import decode
 
     rng = np.random.default_rng(1310)
-    B, hq, hkv, lq, S, d = 3, 8, 2, 2, 700, 128
+    B, hq, hkv, S, d = 3, 8, 2, 700, 128
     q = rng.standard_normal((B, hq, lq, d)).astype(np.float16)
     k, v = (rng.standard_normal((B, hkv, S, d)).astype(np.float16) for _ in range(2))
     lens = np.array([S, 333, 1], np.int32)
@@ -314,6 +335,7 @@ def test_flash_decode_dec2_variants(var):
     go, out, lse = decode.make_launch(cp.asarray(q), cp.asarray(k), cp.asarray(v), cp.zeros(1, cp.int32),
                                       cp.asarray(lens), "f16", s_len=S, bs=1, max_blocks=1, paged=False,
                                       is_causal=True, scale=None, max_len=S, **{"chunk": None, **var})
+    assert go.coop == var.get("coop", lq == 1 and "bk" not in var and "chunk_align" not in var), (var, lq)
     out.fill(np.nan)
     lse.fill(np.nan)
     go()
@@ -351,6 +373,19 @@ def test_committed_part2_results():
             assert abs(kv_bytes / r["ms"] / 1e6 - r["gbps"]) < 1e-6 * r["gbps"]
             if r["impl"].startswith("cupy_"):
                 assert r["check_ok"] and not r["out_err"]["nan"]
+    for key in ("dec2", "session21"):              # the separate sweeps: the same, and the kernel each record ran
+        run = data[key]
+        assert run["decode_checks"] and all(c["ok"] for c in run["decode_checks"]), key
+        for r in run["results"]:
+            if r.get("ms"):
+                kv_bytes = 2 * r["B"] * r["Hkv"] * r["N"] * r["d"] * 2
+                assert abs(kv_bytes / r["ms"] / 1e6 - r["gbps"]) < 1e-6 * r["gbps"], (key, r["impl"])
+                if r["impl"].startswith("cupy_"):
+                    assert r["check_ok"] and not r["out_err"]["nan"], (key, r["impl"], r["B"])
+    s21 = {(r["impl"], r["B"], r["Lq"]): r for r in data["session21"]["results"]}
+    for B in (1, 4, 16, 64):                        # session 21: the default ran the cooperative kernel, w1 the old one
+        assert s21[("cupy_fp16_decode", B, 1)]["coop"] and not s21[("cupy_fp16_decode_w1", B, 1)]["coop"]
+        assert not s21[("cupy_fp16_decode", B, 16)]["coop"] and not s21[("cupy_fp16_decode_paged16", B, 1)]["coop"]
 
 
 DIMS_RESULTS = RESULTS.parent / "gpu_flash_dims_h200.json"

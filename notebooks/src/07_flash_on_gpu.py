@@ -960,117 +960,141 @@ merged = sum(np.exp(l_ - lse_all)[:, None] * o_ for o_, l_ in parts)
 print("merged 4 chunks == dense softmax attention:", np.allclose(merged, dense_attention(qd_[None], kd_[None], vd_[None])[0]))
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# The kernel (`tinyattn/gpu/flash_decode.cu`, `tinyattn.gpu.flash_decode`): one warp per chunk of keys
-# when $G\cdot L_q \le 16$; otherwise the 4 warps of a block share one chunk's K/V tiles in shared
-# memory, 16 query rows each. The paged variant (`paged_flash_decode`) reads key $t$ of sequence $b$ as
-# row $t \bmod$ `block_size` of pool block `block_tables[b, t // block_size]`, pools laid out
-# `(n_blocks, Hkv, block_size, d)` (the layout of the paged cache coming in chapter 09).
+# The kernel (`tinyattn/gpu/flash_decode.cu`, `tinyattn.gpu.flash_decode`) copies K/V tiles into shared
+# memory with `cp.async` and multiplies on tensor cores, in one of three shapes. The default for one new
+# token at $d = 128$ (contiguous cache, $G \le 16$): the 4 warps of a block share **one chunk and each
+# 128-key tile of it**, 32 keys per warp, each warp with its own online-softmax state; at the chunk's end
+# the four states are merged through shared memory by the same rule as the chunks
+# (`flash_decode_coop.cuh`; the tile shape of cuDNN's decode kernel, `16x128x128_1x4x1` in its name).
+# Elsewhere (paged cache, $L_q > 1$, $d = 64$: not measured with it): one warp per chunk when
+# $G\cdot L_q \le 16$, otherwise the 4 warps share one chunk's tiles, 16 query rows each. The paged
+# variant (`paged_flash_decode`) reads key $t$ of sequence $b$ as row $t \bmod$ `block_size` of pool block
+# `block_tables[b, t // block_size]`, pools laid out `(n_blocks, Hkv, block_size, d)` (the layout of the
+# paged cache coming in chapter 09).
 #
-# **How many chunks?** The work items (sequence, K/V head, chunk) take one warp each, numbered
-# chunk-fastest so every warp of every block has work. The GPU holds one *wave* of
-# $\text{slots} = \text{SMs}\times\text{blocks per SM}\times\text{warps per block}$ warps at once
-# ($132 \times 1 \times 4 = 528$ here: a 4-warp block needs 147 KB of shared memory). A second, partly
-# filled wave costs a whole chunk's time for a fraction of the work, so the chunk count is the largest
-# that fits one wave: $n_\text{part} = \max(1, \lfloor \text{slots} / (B\cdot H_{kv}) \rfloor)$.
-# At batch 64 that is one chunk per sequence: nothing to merge.
+# **How many chunks?** The work items (sequence, K/V head, chunk) are numbered chunk-fastest and take one
+# block each in the cooperative kernel (one warp each in the one-warp kernel, 4 to a block), so every
+# block has work. The GPU holds one *wave* of
+# $\text{slots} = \text{SMs}\times\text{blocks per SM}\times\text{items per block}$ items at once:
+# $132 \times 1 \times 1 = 132$ here for the cooperative kernel, $132 \times 1 \times 4 = 528$ for the
+# one-warp kernel (a 4-warp block needs 135 or 147 KB of shared memory, so one block per SM). A second,
+# partly filled wave costs a whole chunk's time for a fraction of the work, so the chunk count is the
+# largest that fits one wave: $n_\text{part} = \max(1, \lfloor \text{slots} / (B\cdot H_{kv}) \rfloor)$.
+# From batch 16 on that is one chunk per sequence: nothing to merge.
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
 from tinyattn.gpu.decode import FUSE_MAX_PARTS, choose_chunk
 
-slots = 132 * 1 * 4                                    # SMs x resident 4-warp blocks per SM x warps per block
 for B_ in (1, 4, 16, 64):
-    chunk_ = choose_chunk(B_, 8, 1, 32768, slots=slots)   # n_part = max(1, slots // (B * Hkv)), rounded to 32-key tiles
-    n_ = -(-32768 // chunk_)
+    c_ = choose_chunk(B_, 8, 1, 32768, slots=132 * 1 * 1)   # cooperative: SMs x 1 block per SM x 1 item per block
+    n_ = -(-32768 // c_)                                  # n_part = max(1, slots // (B * Hkv)), whole 32-key tiles
+    w_ = -(-32768 // choose_chunk(B_, 8, 1, 32768, slots=132 * 1 * 4))   # one warp per chunk: 4 items per block
     want_ = -(-2112 // (B_ * 8))                          # run 8's rule: chunks for ~2112 warps (16 per SM) ...
     c8_ = max(1024, 32 * -(-(-(-32768 // want_)) // 32))   # ... of at least 1024 keys, whole 32-key tiles
     n8_ = -(-32768 // c8_)
-    print(f"B = {B_:2d}: {n_:3d} chunks of {chunk_:5d} keys -> {B_ * 8 * n_:3d} warps = {B_ * 8 * n_ // 4:3d} blocks "
-          f"on 132 SMs; merge: {'none' if n_ == 1 else ('fused' if n_ <= FUSE_MAX_PARTS else 'second kernel')}; "
-          f"run 8's rule: {n8_:2d} chunks = {B_ * 8 * n8_ / 4 / 132:.2f} waves")
+    print(f"B = {B_:2d}: {n_:2d} chunks of {c_:5d} keys -> {B_ * 8 * n_:3d} blocks on 132 SMs; merge: "
+          f"{'none' if n_ == 1 else ('fused' if n_ <= FUSE_MAX_PARTS else 'second kernel')}; one warp per chunk: "
+          f"{w_:2d} chunks, {B_ * 8 * w_ // 4:3d} blocks; run 8's rule: {n8_:2d} chunks = {B_ * 8 * n8_ / 4 / 132:.2f} waves")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Merging without a second launch.** With few chunks the merge is fused into the split kernel
-# (`flash_decode_merge.cuh`): each warp writes its partial $(O_p, \mathrm{lse}_p)$, makes it visible
+# (`flash_decode_merge.cuh`): each chunk writes its partial $(O_p, \mathrm{lse}_p)$, makes it visible
 # (`__threadfence`), and adds 1 to a counter for its 16 query rows (`atomicAdd`). The warp that reads
 # back $n_\text{part}-1$ is the last: it merges the other partials into its own, still in registers,
 # with the running form of the rule ($m \leftarrow \max(m, \mathrm{lse}_q)$, weights $e^{\mathrm{lse}_q - m}$),
 # writes the output and resets the counter to 0 for the next step. Only that one warp reads the
-# partials, so with many chunks (batch 1: 64) a second kernel that spreads the merge over 8 warps per
-# row is faster; the library fuses up to 8 chunks. Launches go through `cuLaunchKernel` with the
-# argument array packed once per decoding setup. Measured at context 32k, 64 query heads on 8 K/V
-# heads ($G = 8$), $d = 128$, fp16, interleaved with PyTorch in the same run; bandwidth = K/V bytes
-# read / time, against the copy bandwidth of that run (bytes read + written, so a read-only kernel can
-# exceed it). Two timings: one call between two CUDA events, and 20 calls queued back to back
-# ("b2b"), where the CPU launches ahead and mostly GPU time counts:
+# partials, so with many chunks (batch 1: 16 cooperative, 64 with one warp per chunk) a second kernel
+# that spreads the merge over 8 warps per row is faster; the library fuses up to 8 chunks. Launches go
+# through `cuLaunchKernel` with the argument array packed once per decoding setup. Measured at context
+# 32k, 64 query heads on 8 K/V heads ($G = 8$), $d = 128$, fp16: the default (cooperative) against the
+# previous default (one warp per chunk, `coop=False`) and PyTorch, interleaved in the same run (key
+# `session21` of the JSON); bandwidth = K/V bytes read / time, against the copy bandwidth of that run
+# (bytes read + written, so a read-only kernel can exceed it). Two timings: one call between two CUDA
+# events, and 20 calls queued back to back ("b2b"), where the CPU launches ahead and mostly GPU time counts:
 
 # %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT
-dec = [r for r in RUN2["results"] if r.get("ms")]
-S20 = RUN2["session20"]
-copy = S20["copy_gbps"]
-dchk = RUN2["decode_checks"]
+S21 = RUN2["session21"]
+dec = [r for r in S21["results"] if r.get("ms")]
+copy = S21["meta"]["copy_gbps"]
+dchk = S21["decode_checks"]
 print(f"decode checks: {sum(c['ok'] for c in dchk)}/{len(dchk)} ok (GQA 1-8, Lq 1-16, ragged lengths, paged, fp16/bf16, "
       f"fused and separate merge, every kernel variant), worst output max-abs {max(c['out']['max_abs'] for c in dchk):.1e}; "
       f"timed sizes {sum(r['check_ok'] for r in dec if 'check_ok' in r)}/{sum('check_ok' in r for r in dec)} ok; copy {copy:.0f} GB/s")
-print("torch's default SDPA picks:", sorted({b_["backend"] for b_ in S20["torch_backend"].values()}))
-print(f"{'B':>3s} {'Lq':>3s} {'ours ms':>8s} {'b2b':>7s} {'x copy':>6s} {'chunks':>6s} {'paged ms':>9s} {'x copy':>6s} "
-      f"{'torch default':>13s} {'b2b':>7s} {'torch cuDNN':>11s}")
+print("torch's default SDPA picks:", sorted({b_["backend"] for b_ in S21["meta"]["torch_backend"].values()}))
+print(f"{'B':>3s} {'Lq':>3s} {'ours ms':>8s} {'b2b':>7s} {'x copy':>6s} {'chunks':>6s} {'1-warp ms':>9s} {'b2b':>7s} "
+      f"{'paged ms':>8s} {'x copy':>6s} {'torch default':>13s} {'b2b':>7s} {'x copy':>6s}")
 get = lambda rows, impl, B_, lq: next((r for r in rows if r["impl"] == impl and r["B"] == B_ and r["Lq"] == lq), None)
 Bs = sorted({r["B"] for r in dec})
 for B_ in Bs:
     for lq in (1, 16):
-        o_, p_ = get(dec, "cupy_fp16_decode", B_, lq), get(dec, "cupy_fp16_decode_paged16", B_, lq)
-        t_, c_ = get(dec, "torch_sdpa_default", B_, lq), get(dec, "torch_sdpa_cudnn", B_, lq)
-        print(f"{B_:3d} {lq:3d} {o_['ms']:8.3f} {o_['ms_b2b']:7.3f} {o_['gbps'] / copy:6.2f} {o_['n_part']:6d} {p_['ms']:9.3f} "
-              f"{p_['gbps'] / copy:6.2f} " + (f"{t_['ms']:13.3f} {t_['ms_b2b']:7.3f} {c_['ms']:11.3f}" if t_ else ""))
+        o_, w_, p_ = (get(dec, f"cupy_fp16_decode{s_}", B_, lq) for s_ in ("", "_w1", "_paged16"))
+        t_ = get(dec, "torch_sdpa_default", B_, lq)
+        print(f"{B_:3d} {lq:3d} {o_['ms']:8.4f} {o_['ms_b2b']:7.4f} {o_['gbps'] / copy:6.2f} {o_['n_part']:6d} "
+              + (f"{w_['ms']:9.4f} {w_['ms_b2b']:7.4f} " if w_ else f"{'':9s} {'':7s} ")
+              + f"{p_['ms']:8.4f} {p_['gbps'] / copy:6.2f}"
+              + (f" {t_['ms']:13.4f} {t_['ms_b2b']:7.4f} {t_['gbps'] / copy:6.2f}" if t_ else ""))
 ratio = lambda rows, B_, key, ours="cupy_fp16_decode": get(rows, ours, B_, 1)[key] / get(rows, "torch_sdpa_default", B_, 1)[key]
 print("our time / torch default's, Lq = 1 (< 1: ours faster)")
-print("  one call:     " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms'):.2f}" for B_ in Bs))
-print("  back to back: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms_b2b'):.2f}" for B_ in Bs))
+for label_, impl_ in (("cooperative (default)", "cupy_fp16_decode"), ("one warp per chunk", "cupy_fp16_decode_w1")):
+    print(f"  {label_:21s} one call: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms', impl_):.2f}" for B_ in Bs)
+          + "; back to back: " + ", ".join(f"{ratio(dec, B_, 'ms_b2b', impl_):.3f}" for B_ in Bs))
+s2 = [r for r in RUN2["results"] if r.get("ms")]           # session 20's run S2: the one-warp kernel and its changes
 dec7 = [r for r in RUN2["results_run7"] if r.get("ms")]
-print("  before (run 7, chunks >= 1024 keys, two launches), one call: " + ", ".join(f"B = {B_}: {ratio(dec7, B_, 'ms'):.2f}" for B_ in Bs)
-      + "; back to back: " + ", ".join(f"{ratio(dec7, B_, 'ms_b2b'):.2f}" for B_ in Bs))
-for label_, impl_ in (("same kernel, run 8's chunk rule, CuPy's launch path", "cupy_fp16_decode_run8rule"),
-                      ("same kernel, new chunk rule, CuPy's launch path", "cupy_fp16_decode_cupylaunch")):
-    print(f"  {label_}, one call: " + ", ".join(f"B = {B_}: {ratio(dec, B_, 'ms', impl_):.2f}" for B_ in Bs))
-prof_ = S20["profiler_kernels"]
-us_ = lambda ks: " + ".join(f"{k_['us_per_call']:.1f}" for k_ in ks) + f" us ({len(ks)} kernel{'s' * (len(ks) > 1)})"
+print("  session 20 (run S2, one warp per chunk), one call: " + ", ".join(f"{ratio(s2, B_, 'ms'):.2f}" for B_ in Bs)
+      + "; before it (run 7, chunks >= 1024 keys, two launches): " + ", ".join(f"{ratio(dec7, B_, 'ms'):.2f}" for B_ in Bs))
+for label_, impl_ in (("run 8's chunk rule, CuPy's launch path", "cupy_fp16_decode_run8rule"),
+                      ("new chunk rule, CuPy's launch path", "cupy_fp16_decode_cupylaunch")):
+    print(f"  run S2, same kernel, {label_}, one call: " + ", ".join(f"{ratio(s2, B_, 'ms', impl_):.2f}" for B_ in Bs))
+prof_ = S21["meta"]["profiler_kernels"]
+us_ = lambda ks: " + ".join(f"{k_['us_per_call']:.1f}" for k_ in ks) + " us"
 for B_ in ("1", "16"):
-    print(f"GPU time per call (profiler, B = {B_}): ours {us_(prof_[B_]['cupy_fp16_decode'])}, "
-          f"ours with the separate merge {us_(prof_[B_]['cupy_fp16_decode_sepmerge'])}, cuDNN {us_(prof_[B_]['torch_sdpa_default'])}")
-paged_ratio = lambda rows, B_: get(rows, "cupy_fp16_decode_paged16", B_, 1)["ms"] / get(rows, "cupy_fp16_decode", B_, 1)["ms"]
+    print(f"GPU time per call (profiler, B = {B_}): cooperative {us_(prof_[B_]['cupy_fp16_decode'])}, one warp per chunk "
+          f"{us_(prof_[B_]['cupy_fp16_decode_w1'])}, cuDNN {us_(prof_[B_]['torch_sdpa_default'])}")
+paged_ratio = lambda rows, B_, base="cupy_fp16_decode": get(rows, "cupy_fp16_decode_paged16", B_, 1)["ms"] / get(rows, base, B_, 1)["ms"]
 print("paged / contiguous time, Lq = 1: " + ", ".join(f"B = {B_}: {paged_ratio(dec, B_):.2f}" for B_ in Bs)
+      + "; / one warp per chunk: " + ", ".join(f"{paged_ratio(dec, B_, 'cupy_fp16_decode_w1'):.2f}" for B_ in Bs)
       + "; run 7: " + ", ".join(f"{paged_ratio(dec7, B_):.2f}" for B_ in Bs))
 
 # %% slideshow={"slide_type": "subslide"}
 fig, ax = plt.subplots(figsize=(6, 3.4))
-for impl, lq, style in (("cupy_fp16_decode", 1, "o-"), ("cupy_fp16_decode_paged16", 1, "s--"),
+for impl, lq, style in (("cupy_fp16_decode", 1, "o-"), ("cupy_fp16_decode_w1", 1, "d-."), ("cupy_fp16_decode_paged16", 1, "s--"),
                         ("torch_sdpa_default", 1, "^:"), ("cupy_fp16_decode", 16, "o-")):
-    pts_ = sorted((r["B"], r["gbps"] / copy) for r in dec if r["impl"] == impl and r["Lq"] == lq)
-    ax.plot(*zip(*pts_), style, label=f"{impl.replace('cupy_fp16_', 'ours ')}, Lq = {lq}")
+    pts_ = sorted((r["B"], r["gbps_b2b"] / copy) for r in dec if r["impl"] == impl and r["Lq"] == lq)
+    ax.plot(*zip(*pts_), style, label=f"{impl.replace('cupy_fp16_', 'ours ').replace('_w1', ', one warp per chunk')}, Lq = {lq}")
 ax.axhline(1.0, color="gray", lw=0.8); ax.set_xscale("log", base=2)
 ax.set_xlabel("batch (sequences of 32k tokens)"); ax.set_ylabel("K/V bytes read / time\n(fraction of copy bandwidth)")
-ax.set_title("Decoding on the H200: GQA 8:1, d = 128, fp16 (one call per timing)", fontsize=9); ax.legend(fontsize=6)
+ax.set_title("Decoding on the H200: GQA 8:1, d = 128, fp16 (20 calls back to back)", fontsize=9); ax.legend(fontsize=6)
 plt.tight_layout(); plt.show()
 
 # %% [markdown] slideshow={"slide_type": "fragment"}
-# From batch 16 on, our kernel reads the cache at the copy rate (the "x copy" column). PyTorch's
-# default SDPA runs cuDNN here (printed above): at batch 1 a split kernel plus a merge kernel, as ours,
-# at batch 16 one kernel (the profiler lines; names in `session20.profiler_kernels` of the JSON). Per call, ours is now
-# faster at every batch (the "one call" ratios, all below 1; before this change 0.90-1.03, the
-# "before" line). Two changes did it, as the two lines below it separate: the chunk count (run 8's
-# rule left half the GPU idle at batch 1 and ended in a partial wave at larger batches) and the
-# launch path, which matters most at batch 1, where a whole call lasts some 50 µs. Back to back,
-# where only GPU time counts, it is a tie at batch 4-64 (within the 1-2% that repeat runs move) and
-# cuDNN wins at batch 1: its split kernel reads the 134 MB of batch 1 faster than ours (the profiler
-# line; why, we did not find out). What did not help (`benchmarks/NOTES.md`, session 20): the fused
-# merge with 16 or 64 partials (one warp reading them all is slower than a second kernel), three
-# cp.async stages, 2-warp blocks. The paged variant takes the multiple of the contiguous time printed
-# above; at batch 64 the one-wave rule gives it one chunk per sequence, about 4 warps per SM for an
-# instruction-bound loop, and it lost ground there against run 7 (same line). With $L_q = 16$ the 128
-# packed rows make the tile work heavier and each chunk is read by two row groups: well under the copy
-# rate.
+# From batch 4 on, our kernel reads the cache at about the copy rate (the "x copy" column: 0.98 at batch
+# 4, 1.08-1.10 from batch 16 on; 0.73 at batch 1). PyTorch's default SDPA runs cuDNN here (printed above):
+# at batch 1 a split kernel plus a merge kernel, as ours, at batch 16 one kernel (the profiler lines;
+# names in `session21.meta.profiler_kernels` of the JSON). Per call, ours is faster at every batch (the
+# "one call" ratios, 0.79-0.99). Back to back, where only GPU time counts, it is faster at batch 1 and 4
+# (0.973, 0.985) and level with cuDNN at batch 16 and 64 (1.003, 0.997).
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# How it got there. Session 20 kept one warp per chunk and changed the chunk count (run 8's rule left
+# half the GPU idle at batch 1 and ended in a partial wave at larger batches) and the launch path, which
+# matters most at batch 1, where a whole call lasts some 50 µs (the run S2 lines). Back to back cuDNN
+# still won at batch 1 (the one-warp line: 1.048 in this run), because its split kernel reads the
+# 134 MB of batch 1 faster (profiler: 34.5 µs against 38.3). The cooperative kernel takes 34.3 µs,
+# although it runs more instructions per key (two block barriers per tile, the merge of the four warps'
+# states): its block copies one 64 KB tile per step (128 keys × 128 × 2 bytes, K and V) instead of four
+# warps copying 16 KB each, and its chunks are 4× longer (16 instead of 64 at batch 1). Of the variants
+# tried (`benchmarks/NOTES.md`, sessions 20-21), those with *more* warps per SM (16-key tiles, 2 blocks
+# per SM) were slower at every batch: the batch-1 gap was the way the cache is read (fewer, longer
+# streams and fewer chunk starts; the run cannot tell these two apart), not instruction latency.
+# What did not help: the fused merge with 16 or 64 partials (one warp reading them all is slower than a
+# second kernel), three cp.async stages, 2-warp blocks, 16-key tiles, a second wave of cooperative
+# blocks. The paged variant still runs one warp per chunk and takes the multiple of the contiguous time
+# printed above; at batch 64 the one-wave rule gives it one chunk per sequence, about 4 warps per SM for
+# an instruction-bound loop, and it is further behind there than in run 7 (1.21 against 1.14). With
+# $L_q = 16$ the 128 packed rows make the tile work heavier and each chunk is read by two row groups:
+# well under the copy rate.
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### An honest naive baseline

@@ -6,11 +6,21 @@ online-softmax merge ``lse = log sum_p exp(lse_p)``, ``O = sum_p exp(lse_p - lse
 second kernel, or (fused, ``flash_decode_merge.cuh``) by the last warp of each 16-row slab to finish,
 found with an atomic counter: one launch. With one chunk per sequence nothing is merged.
 
+Which split kernel (``default_coop``): at d = 128, Lq = 1, a contiguous cache and <= 16 packed rows the
+default is the cooperative kernel (``flash_decode_coop.cuh``, session 21): the 4 warps of a block share
+one chunk and each 128-key K/V tile of it (32 keys per warp), their online-softmax states merged at the
+chunk's end. Measured on the H200 (NOTES.md, S21-1: 32k keys, GQA 8:1, fp16) it beat the one-warp kernel
+back to back at B = 1 (0.98 vs 1.08 of torch's default) and did not lose at B = 4-64. Everywhere else
+(paged caches, Lq > 1, more than 16 packed rows, d = 64: not measured or not supported) the default stays
+the one-warp-per-chunk kernel ``w1`` (more than 16 packed rows: ``w4``, the block's warps sharing tiles,
+16 rows each); ``coop=False`` keeps ``w1`` reachable.
+
 The number of chunks follows the GPU, not only the length (``choose_chunk``): the work items
-``B * Hkv * row groups * n_part`` (one warp each) should fill ONE wave of resident warps, so
+``B * Hkv * row groups * n_part`` (one warp group each) should fill ONE wave of resident items, so
 ``n_part = max(1, floor(slots / (B * Hkv * row groups)))`` with ``slots = SMs * resident blocks per SM *
-warp groups per block`` (H200, contiguous: 132 * 1 * 4 = 528): B = 1, 4, 16, 64 at 32k keys and 8 K/V
-heads give n_part = 64, 16, 4, 1 (128 blocks on 132 SMs, no second, partial wave).
+items per block``. H200, contiguous, one-warp kernel: 132 * 1 * 4 = 528, so B = 1, 4, 16, 64 at 32k keys
+and 8 K/V heads give n_part = 64, 16, 4, 1 (128 blocks on 132 SMs, no second, partial wave); cooperative
+kernel (one item per block): 132 * 1 * 1 = 132, n_part = 16, 4, 1, 1 (128, 128, 128 and 512 blocks).
 """
 from __future__ import annotations
 
@@ -34,15 +44,30 @@ SPLIT_STAGES = 2                     # cp.async stages with one warp per chunk a
 
 
 # split-kernel instantiations of flash_decode.cu: (wpc, nwb, stages, keys per tile, coop) -> name suffix.
-# The first four are the measured kernels (the default: (1, 4, 2, 32) with <= 16 packed rows, (4, 4, 2, 32)
-# above); the last three are session 20 (dec2) sweep variants: 16-key tiles with 2 stages (80 KB of shared
-# memory: 2 blocks per SM) or 4 stages (3 tiles in flight), and coop = the block's 4 warps sharing
-# 128-key tiles of one chunk (flash_decode_coop.cuh; contiguous cache, <= 16 packed rows).
+# The first four are the session-20 kernels ((1, 4, 2, 32) = w1 with <= 16 packed rows, (4, 4, 2, 32) above);
+# the last three are session 20 (dec2) variants: 16-key tiles with 2 stages (80 KB of shared memory: 2 blocks
+# per SM) or 4 stages (3 tiles in flight), sweep only; and c4 = coop, the block's 4 warps sharing 128-key
+# tiles of one chunk (flash_decode_coop.cuh; contiguous cache, <= 16 packed rows), the default at d = 128
+# and Lq = 1 since session 21 (COOP_DEFAULT_DIMS; shipped there, sweep only at d = 64).
 SPLIT_KERNELS = {(1, NW, 2, BK, False): "w1", (1, 2, 2, BK, False): "w1n2", (1, NW, 3, BK, False): "w1s3",
                  (NW, NW, 2, BK, False): f"w{NW}", (1, NW, 2, 16, False): "w1k16", (1, NW, 4, 16, False): "w1k16s4",
                  (NW, NW, 2, 4 * BK, True): "c4"}
-SWEEP_ONLY = frozenset(("w1k16", "w1k16s4", "c4"))    # built only with -DTA_FLASH_ALL_VARIANTS (cupy_flash._module)
+SWEEP_ONLY = frozenset(("w1k16", "w1k16s4"))         # built only with -DTA_FLASH_ALL_VARIANTS (cupy_flash._module)
+COOP_DEFAULT_DIMS = (128,)                           # head dims where c4 is shipped and the default (session 21)
 PER_SM_FALLBACK = {"w1": 1, "w1n2": 3, "w1s3": 1, f"w{NW}": 2, "w1k16": 2, "w1k16s4": 1, "c4": 1}   # H200, d = 128 (ptxas + smem)
+
+
+def sweep_only(name: str, d: int) -> bool:
+    """True if split kernel ``name`` at head dim d is built only with -DTA_FLASH_ALL_VARIANTS: the SWEEP_ONLY
+    names, and c4 outside COOP_DEFAULT_DIMS."""
+    return name in SWEEP_ONLY or (name == "c4" and d not in COOP_DEFAULT_DIMS)
+
+
+def default_coop(d: int, lq: int, rows: int, paged: bool) -> bool:
+    """The default split kernel is the cooperative one (c4) where it was measured faster (session 21, H200):
+    head dim d in COOP_DEFAULT_DIMS, one new token (lq = 1), rows = G * Lq <= 16 packed query rows, a
+    contiguous cache. Otherwise the one-warp kernel w1 (or w4 above 16 rows)."""
+    return d in COOP_DEFAULT_DIMS and lq == 1 and rows <= 16 and not paged
 
 
 def split_smem(d: int, wpc: int, nwb: int, stages: int, bk: int, coop: bool) -> int:
@@ -64,7 +89,7 @@ def _kernels(kind: str, d: int, wpc: int, nwb: int = NW, stages: int = 2, bk: in
         raise ValueError(f"no split kernel with (warps per chunk, warps per block, stages, keys per tile, coop) = "
                          f"{key}; instantiated: {sorted(SPLIT_KERNELS)}")
     name = SPLIT_KERNELS[key]
-    mod = _module("flash_decode.cu", all_variants=name in SWEEP_ONLY)
+    mod = _module("flash_decode.cu", all_variants=sweep_only(name, d))
     split = mod.get_function(f"decode_split_{kind}_d{d}_{name}")
     merge = mod.get_function(f"decode_merge_{kind}_d{d}")
     smem = split_smem(d, wpc, nwb, stages, bk, coop)
@@ -77,7 +102,8 @@ def choose_chunk(batch: int, hkv: int, row_groups: int, max_len: int, chunk: int
                  wpc: int = 1, slots: int = N_SM_DEFAULT * 4, align: int = BK) -> int:
     """Keys per chunk (a multiple of ``align``, at least MIN_CHUNK) for a one-wave grid.
 
-    slots: warp groups resident at once on the GPU (SMs * blocks per SM * warps per block / wpc).
+    slots: work items resident at once on the GPU (SMs * blocks per SM * items per block: warps per block
+    / wpc, or 1 for the cooperative kernel, the default at d = 128 and Lq = 1).
     The items B * Hkv * row_groups * n_part take one slot each; n_part = max(1, slots // (B * Hkv *
     row_groups)) fills one wave without starting a second, partial one (a partial wave costs a whole
     chunk's time for a fraction of the work). wpc is kept for the call signature (slots already counts
@@ -193,21 +219,26 @@ def _run(*args, return_lse: bool = False, **kw):
 
 def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged, is_causal, scale, chunk,
                 max_len, nwb: int | None = None, stages: int | None = None, fused: bool | None = None,
-                fast: bool = True, slots: int | None = None, bk: int | None = None, coop: bool = False,
+                fast: bool = True, slots: int | None = None, bk: int | None = None, coop: bool | None = None,
                 chunk_align: int = BK):
     """Checked-argument-free launcher: returns ``(go, out, lse)``; ``go()`` enqueues the split kernel
     (and the merge kernel unless fused) writing into the preallocated ``out`` and ``lse``.
     fused None: fused when n_part <= FUSE_MAX_PARTS; fast: prepacked driver launches (``_fast``);
-    slots: override the resident work items of the chunk rule (benchmark sweeps). Sweep variants
-    (session 20 dec2, not the defaults): bk = 16 (16-key tiles, with stages 2 or 4), coop (the block's
-    4 warps share 128-key tiles of one chunk; contiguous, <= 16 packed rows), chunk_align < 32
-    (chunks of any length: every SM gets work; contiguous only)."""
+    slots: override the resident work items of the chunk rule (benchmark sweeps). coop: None = the
+    default (``default_coop``: the cooperative kernel at d = 128, Lq = 1, contiguous, <= 16 packed rows,
+    unless nwb, stages, bk or chunk_align name a one-warp variant); True = the block's 4 warps share
+    128-key tiles of one chunk (contiguous, <= 16 packed rows); False = the one-warp kernel (w1, the
+    session-20 default). Sweep variants (session 20 dec2): bk = 16 (16-key tiles, with stages 2 or 4),
+    chunk_align < 32 (chunks of any length: every SM gets work; contiguous only)."""
     import cupy as cp
     import numpy as np
 
     B, hq, lq, d = q.shape
     hkv = k.shape[1]
     rows = hq // hkv * lq                                   # packed rows per K/V head
+    if coop is None:                                        # the default kernel, unless a one-warp variant is named
+        coop = (default_coop(d, lq, rows, paged) and nwb is None and stages is None and bk is None
+                and chunk_align == BK)
     if coop and (rows > 16 or paged):
         raise ValueError(f"coop needs <= 16 packed rows (G * Lq, got {rows}) and a contiguous cache (paged={paged})")
     if chunk_align != BK and paged:
@@ -261,7 +292,7 @@ def make_launch(q, k, v, table, seq_lens, kind, *, s_len, bs, max_blocks, paged,
 
 def flash_decode(q: Any, k_cache: Any, v_cache: Any, seq_lens: Any, *, is_causal: bool = True,
                  scale: float | None = None, dtype: str | None = None, chunk: int | None = None,
-                 return_lse: bool = False):
+                 return_lse: bool = False, coop: bool | None = None):
     """Attention of Lq new tokens against a contiguous K/V cache, split over the keys.
 
     q: (B, Hq, Lq, d); k_cache, v_cache: (B, Hkv, S, d), Hq a multiple of Hkv (GQA/MQA, no repeat);
@@ -269,6 +300,8 @@ def flash_decode(q: Any, k_cache: Any, v_cache: Any, seq_lens: Any, *, is_causal
     float16, or uint16 bf16 bits with ``dtype="bfloat16"``; d in (64, 128). Query i of the Lq new
     tokens sees keys t <= seq_len - Lq + i (``is_causal``) or all t < seq_len. Returns out like q
     (and lse (B, Hq, Lq) float32 with ``return_lse``); a row that sees no key gives 0 and -inf.
+    coop: None = the default split kernel (cooperative at d = 128, Lq = 1, G <= 16; see the module
+    docstring), False = one warp per chunk (the session-20 default), True = cooperative (G * Lq <= 16).
     """
     import cupy as cp
 
@@ -279,7 +312,7 @@ def flash_decode(q: Any, k_cache: Any, v_cache: Any, seq_lens: Any, *, is_causal
         raise ValueError(f"seq_lens must lie in [0, S={s_len}], got max {max_len}")
     dummy = cp.zeros(1, cp.int32)
     return _run(q, k, v, dummy, seq_lens, kind, s_len=s_len, bs=1, max_blocks=1, paged=False,
-                is_causal=is_causal, scale=scale, chunk=chunk, max_len=max_len, return_lse=return_lse)
+                is_causal=is_causal, scale=scale, chunk=chunk, max_len=max_len, return_lse=return_lse, coop=coop)
 
 
 def paged_flash_decode(q: Any, k_pool: Any, v_pool: Any, block_tables: Any, seq_lens: Any, *,

@@ -269,8 +269,8 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
         if (paged) fdec::split_kv<D, BF16, true, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
         else fdec::split_kv<D, BF16, false, WPC, NWB, ST, BKT>(q, k, v, table, seq_lens, part_o, part_lse, hq, hkv, lq, s_len, bs, bs_shift, max_blocks, chunk, n_part, scale_log2, causal, n_rg, n_seq, fused, out, lse, cnt); \
     }
-// sweep variants (session 20 dec2; NOTES.md): _c4 = 4 warps sharing 128-key tiles of one chunk
-// (flash_decode_coop.cuh, contiguous cache, <= 16 packed rows); the one-warp kernel with 16-key tiles
+// session 20 dec2 variants (NOTES.md): _c4 = 4 warps sharing 128-key tiles of one chunk (flash_decode_coop.cuh,
+// contiguous cache, <= 16 packed rows; the default at d = 128 and Lq = 1 since session 21); the one-warp kernel with 16-key tiles
 // _w1k16 (2 stages: 80 KB of shared memory, 2 blocks per SM) and _w1k16s4 (4 stages: 3 tiles in flight)
 #define TA_DECODE_COOP(D, BF16, T, ST, SUFFIX)                                                          \
     extern "C" __global__ void __launch_bounds__(fdec::CW * 32, 1)                                      \
@@ -297,15 +297,22 @@ TA_DECODE(64, true, bf16)
 TA_DECODE(128, false, f16)
 TA_DECODE(128, true, bf16)
 
-// the dec2 sweep variants, built only with -DTA_FLASH_ALL_VARIANTS (decode.py asks for that module when a
-// sweep names one of them), so the shipped module builds no slower than before
+// the cooperative kernel (flash_decode_coop.cuh) is the default at d = 128 (session 21: faster than the one-warp
+// kernel back to back at B = 1 and not slower at B = 4-64, H200, fp16): built in the shipped module there
+#define TA_DECODE_COOP_BOTH(D)                                                                         \
+    TA_DECODE_COOP(D, false, f16, 2, c4)                                                               \
+    TA_DECODE_COOP(D, true, bf16, 2, c4)
+TA_DECODE_COOP_BOTH(128)
+
+// the other dec2 sweep variants (and coop at d = 64, not measured), built only with -DTA_FLASH_ALL_VARIANTS
+// (decode.py asks for that module when a sweep names one of them), so the shipped module builds no slower
 #ifdef TA_FLASH_ALL_VARIANTS
 #define TA_DECODE_DEC2(D, BF16, T)                                                                     \
     TA_DECODE_SPLIT(D, BF16, T, 1, 4, 2, 16, k16)                                                      \
-    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)                                                    \
-    TA_DECODE_COOP(D, BF16, T, 2, c4)
+    TA_DECODE_SPLIT(D, BF16, T, 1, 4, 4, 16, k16s4)
 TA_DECODE_DEC2(64, false, f16)
 TA_DECODE_DEC2(64, true, bf16)
 TA_DECODE_DEC2(128, false, f16)
 TA_DECODE_DEC2(128, true, bf16)
+TA_DECODE_COOP_BOTH(64)
 #endif

@@ -1,4 +1,4 @@
-// Split-KV decoding, cooperative variant (session 20 dec2; a sweep variant, not the default): the CW = 4
+// Split-KV decoding, cooperative variant (session 20 dec2; the default at d = 128, Lq = 1 since session 21): the CW = 4
 // warps of a block share ONE chunk and each CBK = 128-key K/V tile of it, as cuDNN's decode kernel
 // (`..._16x128x128_1x4x1`: 16 query rows x 128 keys x d 128 per tile, 4 warps along the keys).
 // Included by flash_decode.cu after load_kv_tile, tile_step and finish_chunk (not standalone).

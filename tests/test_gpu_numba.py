@@ -39,8 +39,8 @@ GPU_DEFAULTS = {64: NumbaConfig(8, 16, 4, 8, max_regs=128, pad=1, sum_once=1, st
 
 def test_gpu_defaults_are_the_measured_shapes(monkeypatch):
     """default_config on a GPU returns the shapes session 21 measured (NOTES.md), which the tests below run."""
-    from tinyattn.gpu import numba_flash
-    monkeypatch.setattr(numba_flash, "simulator_enabled", lambda: False)
+    from tinyattn.gpu import numba_flash, numba_tiles
+    monkeypatch.setattr(numba_tiles, "simulator_enabled", lambda: False)
     assert numba_flash.default_config(64) == numba_flash.default_config(32) == GPU_DEFAULTS[64]
     assert numba_flash.default_config(128) == numba_flash.default_config(96) == GPU_DEFAULTS[128]
     assert numba_flash.shared_bytes(128, GPU_DEFAULTS[128]) <= 227 * 1024          # one block fits an H200 SM

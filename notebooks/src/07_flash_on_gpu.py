@@ -119,6 +119,8 @@ for name, threads in (("cupy_f32_d64", 128), ("cupy_f16_d64", 128), ("cupy_f16_d
 # $d = 64$ default on the H200 takes 64), and output columns $t_x + 8c$:
 # every score and every output element has exactly one owner, so no two threads ever add into the
 # same register. The rows' maxima and sums are combined across the 8 threads that share a row.
+# (At $d = 128$ the default is larger: $16\times32 = 512$ threads, 128 × 128 tiles, each thread 4 rows ×
+# 8 keys; section 6 says why.)
 
 # %% slideshow={"slide_type": "-"} tags=["ledger-07-s2"]
 cfg = NumbaConfig(tx=8, ty=16, rq=4, ck=4)
@@ -130,12 +132,14 @@ plt.tight_layout(); plt.show()
 # Shared memory per block: the Q tile, $K^\top$, V, and two small arrays for the row reductions; P
 # reuses $K^\top$'s space (it is written only after the barrier that ends the score loop, when no
 # thread reads K any more). Above 48 KB a block must use *dynamic* shared memory (sized at launch,
-# with a one-time opt-in); that is what lets $d = 128$ keep the 64 × 32 tile (before, it had to shrink
-# to 32 × 16 and ran at half the speed, `benchmarks/NOTES.md` runs 7-8).
+# with a one-time opt-in); that is what first let $d = 128$ keep a 64 × 32 tile (before, it had to
+# shrink to 32 × 16 and ran at half the speed, `benchmarks/NOTES.md` runs 7-8), and what now lets it take
+# 128 × 128 tiles with one 512-thread block per SM (the last line below; an H200 SM has 228 KB).
 
 # %% slideshow={"slide_type": "-"}
 # NBVAL_CHECK_OUTPUT
-for d, c_ in ((64, cfg), (128, cfg), (64, NumbaConfig(tx=8, ty=16, rq=4, ck=8))):
+for d, c_ in ((64, cfg), (128, cfg), (64, NumbaConfig(tx=8, ty=16, rq=4, ck=8)),
+              (128, NumbaConfig(tx=16, ty=32, rq=4, ck=8, pad=1))):
     smem = numba_flash.shared_bytes(d, c_)
     print(f"tile {c_.block_q} x {c_.block_k}, d = {d:3d}: shared memory {smem} bytes = {smem / 1024:.1f} KB "
           f"({'dynamic, opt-in above 48 KB' if smem > 48 * 1024 else 'under 48 KB'}); per thread and tile "
@@ -168,7 +172,7 @@ def show(first: str, last: str) -> None:
     print("\n".join(SRC[i:j + 1]))
 
 
-show("def kernel(", "kv = cuda.local.array")
+show("def kernel(", "vg = cuda.local.array")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Stage Q once, count the key tiles.** Each thread copies a strided share of the query tile
@@ -180,12 +184,22 @@ show("def kernel(", "kv = cuda.local.array")
 show("# stage the Q tile once", "n_tiles = min(n_tiles")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# **Per key tile: stage K (transposed) and V, then the scores.** `syncthreads()` is the block-wide
-# barrier: nobody reads the tile before everyone has written it. The score loop reads Q from a padded
-# row (`d + 1` words) so that the rows read by one warp fall in different memory banks.
+# **Per key tile: stage K (transposed) and V.** A global load takes hundreds of cycles; copied word by
+# word (the `else` branch, kept for the ragged last tile), a warp waits that long for every word. With
+# `stage = G` each thread issues the loads of G words of K and G of V, then stores them all: one wait
+# per group. On the H200 this was the kernel's largest single gain, +24-31% at every tile shape
+# (`benchmarks/NOTES.md`, session 21, call S21-3). `prefetch` is explained below.
 
 # %% slideshow={"slide_type": "-"}
-show("for t in range(n_tiles)", "s[i, j] += qv[i] * kv[j]")
+show("cs = tid % d", "sV[U(r * d + c)] = ZERO")
+
+# %% [markdown] slideshow={"slide_type": "subslide"}
+# **The scores.** `syncthreads()` is the block-wide barrier: nobody reads the tile before everyone has
+# written it. The score loop reads Q from a padded row (`d + 1` words) so that the rows read by one warp
+# fall in different memory banks.
+
+# %% slideshow={"slide_type": "-"}
+show("cuda.syncthreads()", "s[i, j] += qv[i] * kv[j]")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **Online softmax (在线Softmax), chapter 06's update, per row.** Mask, per-thread partial maxima into
@@ -199,15 +213,20 @@ show("# mask (ragged end, causal)", "acc[i, c] *= alpha")
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # **$O \mathrel{+}= PV$, then one division at the end** (FA2: divide by $\ell$ once).
 #
-# Two switches of `NumbaConfig` appear in this code, both off in the shipped configurations: they are
-# candidates for $d = 128$ that a shared-memory bank model proposed and the next GPU run will time
-# (`benchmarks/numba_smem_model.py`, NOTES.md session 20). `SUM_ONCE` keeps each thread's partial row
-# sum $\ell$ in a register (rescaled by $\alpha$ like the accumulator) and adds the `TX` partials once
-# after the last tile instead of after every tile; `pad` widens the rows of `sP`, `sMax`, `sSum`
-# (strides `PS`, `MS`) so that the 32 lanes of a warp hit 32 different banks.
+# With `prefetch`, each thread first issues the loads of the *next* tile's first group: the score
+# registers are free once P is in shared memory, and the loads complete while the P V loop runs
+# (the next tile then stores that group without waiting). Two more switches of `NumbaConfig`
+# came from a shared-memory bank model (`benchmarks/numba_smem_model.py`, NOTES.md session 20):
+# `SUM_ONCE` keeps each thread's partial row sum $\ell$ in a register (rescaled by $\alpha$ like the
+# accumulator) and adds the `TX` partials once after the last tile instead of after every tile; `pad`
+# widens the rows of `sP`, `sMax`, `sSum` (strides `PS`, `MS`) so that the 32 lanes of a warp hit 32
+# different banks. A third, `max_regs`, caps the registers per thread so that 16 warps fit on an SM.
 
 # %% slideshow={"slide_type": "-"}
-show("# l' = alpha l + rowsum(P)", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
+show("if PREFETCH:", "tile fully used before the next overwrite")
+
+# %% slideshow={"slide_type": "subslide"}
+show("# l = sum of the TX threads' partial sums", "out[bh, qi, tx + TX * c] = acc[i, c] * inv")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
 # ### Running it in the CUDA simulator
@@ -542,30 +561,51 @@ def numba_rows(recs):
     return rows
 
 
-for label, recs in (("shipped kernel (4-byte shared loads), candidates interleaved in one run", DIMS["numba"]),
-                    ("16-byte shared loads (second run, not shipped)", DIMS["numba_vec4_experiment"]["records"])):
-    print(label)
-    for (d_, cfg_), rr in numba_rows(recs).items():
-        tx_, ty_, rq_, ck_ = cfg_[:4]
-        vec_ = f", vec {cfg_[5]}" if len(cfg_) > 5 else ""
-        print(f"  d = {d_:3d} {ty_ * rq_:3d} x {tx_ * ck_:2d} tile, {tx_:2d} x {ty_:2d} threads{vec_:7s} "
-              f"{rr[False]['shared_bytes'] // 1024:3d} KB {rr[False]['regs'][0]:3d} regs: "
-              f"{rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f} TFLOP/s (full / causal)")
+def numba_label(cfg_):
+    """'BQ x BK tile, TX x TY threads' plus the switches that are on (NumbaConfig field order)."""
+    c_ = NumbaConfig(*cfg_)
+    on = [f"max_regs {c_.max_regs}" if c_.max_regs else "", "pad" if c_.pad else "", "sum_once" if c_.sum_once else "",
+          f"stage {c_.stage}" if c_.stage else "", "prefetch" if c_.prefetch else ""]
+    return f"{c_.block_q:3d} x {c_.block_k:3d} tile, {c_.tx:2d} x {c_.ty:2d} threads  " + (", ".join(x for x in on if x) or "-")
+
+
+print("one run, every shape interleaved (N = 8192, B = 2, H = 2048 / d); TFLOP/s full / causal")
+for (d_, cfg_), rr in numba_rows(DIMS["numba"]).items():
+    print(f"  d = {d_:3d} {numba_label(cfg_):70s} {rr[False]['shared_bytes'] // 1024:3d} KB {rr[False]['regs'][0]:3d} regs: "
+          f"{rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f}")
+print("16-byte shared loads (an earlier run, session 20; not shipped)")
+for (d_, cfg_), rr in numba_rows(DIMS["numba_vec4_experiment"]["records"]).items():
+    vec_ = f"vec {cfg_[5]}" if len(cfg_) > 5 else ""
+    print(f"  d = {d_:3d} {cfg_[1] * cfg_[2]:3d} x {cfg_[0] * cfg_[3]:3d} tile, {cfg_[0]:2d} x {cfg_[1]:2d} threads  {vec_:37s}"
+          f"{rr[False]['shared_bytes'] // 1024:3d} KB {rr[False]['regs'][0]:3d} regs: {rr[False]['tflops']:5.1f} / {rr[True]['tflops']:5.1f}")
 ship = numba_rows(DIMS["numba"])
-best128 = max(rr[False]["tflops"] for (d_, _c), rr in ship.items() if d_ == 128)
-print(f"per FLOP, d = 128 / d = 64 (shipped shapes): {ship[(128, (8, 16, 4, 4))][False]['tflops'] / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f}; "
-      f"best d = 128 shape / d = 64: {best128 / ship[(64, (8, 16, 4, 8))][False]['tflops']:.2f} (target >= 1)")
+NEW64, NEW128 = (64, (8, 16, 4, 8, 128, 1, 1, 8)), (128, (16, 32, 4, 8, 128, 1, 0, 8, 1))   # default_config on a GPU
+OLD64, OLD128 = (64, (8, 16, 4, 8)), (128, (8, 16, 4, 4))                                   # session 20's defaults
+per_flop = lambda a, b, c: ship[a][c]["tflops"] / ship[b][c]["tflops"]                      # noqa: E731
+print(f"per FLOP, d = 128 / d = 64: session 20 defaults {per_flop(OLD128, OLD64, False):.2f}; "
+      f"new defaults {per_flop(NEW128, NEW64, False):.3f} (causal {per_flop(NEW128, NEW64, True):.3f}); target >= 1")
+print(f"new / old default: d = 64 {per_flop(NEW64, OLD64, False):.2f}x, d = 128 {per_flop(NEW128, OLD128, False):.2f}x")
 
 # %% [markdown] slideshow={"slide_type": "subslide"}
-# The Numba kernel (fp32, CUDA cores) is still slower per FLOP at $d = 128$ than at $d = 64$, measured
-# in one run with the candidates interleaved, and no tile shape tried closes the gap. 64 × 64 tiles
-# at $d = 128$ need 100-104 KB of shared memory, so only two blocks (8 warps) fit on an SM, and they
-# are the slowest; 256 threads per block keep 16 warps but read more shared words per multiply-add.
-# A second version read four adjacent words per load (one 16-byte instruction instead of four 4-byte
-# ones, a quarter of the load instructions): both shipped shapes got slower (18.0 → 14.9 at $d = 64$,
-# 15.4 → 13.6 at $d = 128$) and no other shape beat them, so the number of load instructions was not
-# what limits this kernel; it is not shipped. Finding the real limit needs the
-# hardware counters (Nsight Compute), which were not run.
+# How $d = 128$ caught up, step by step (all in the run above, each step's prediction in
+# `benchmarks/NOTES.md`, session 21):
+#
+# 1. **Bigger register tiles.** At $d = 128$ each thread's output accumulator is twice as large as at
+#    $d = 64$, so with 128 threads and 64 × 32 tiles only 12 warps fit on an SM, and the scores are a
+#    4 × 4 tile per thread (8 shared loads per 16 multiply-adds). 512 threads with 128 × 128 tiles make
+#    both the scores and the outputs 4 × 8 per thread (12 loads per 32) at 128 registers: one block of
+#    16 warps per SM, 214 KB of shared memory. That alone was faster per FLOP than the old $d = 64$ shape.
+# 2. **Grouped copies of K and V** (`stage`, section 3) helped every shape, $d = 64$ as much as
+#    $d = 128$, so the gap came back.
+# 3. **Prefetch** hides one more group behind the P V loop. It helps only the one-block-per-SM shape
+#    (call S21-5: +1.4% at $d = 128$, none at $d = 64$, whose four blocks per SM already overlap one
+#    block's copy with another's work).
+#
+# In this run the new $d = 128$ default is 0.99× the new $d = 64$ default per FLOP, causal or not. The same
+# $d = 64$ shape measured 23.78-24.02 TFLOP/s across four runs (NOTES, session 21), so the two are level
+# within run-to-run noise; when issue 13 was filed the ratio was 0.55.
+# What did not help: 64 × 64 tiles with 128 threads (8 warps per SM), and 16-byte shared loads (the
+# second table: fewer load instructions, but the same number of shared-memory passes and more registers).
 
 # %% [markdown] slideshow={"slide_type": "slide"}
 # ## 7. How the tensor-core kernel got fast

@@ -226,3 +226,24 @@ def test_decode_occupancy_fallback_matches_ptxas():
         by_regs = 65536 // (-(-r // 8) * 8 * 32 * nwb)
         by_smem = 228 * 1024 // (split_smem(128, wpc, nwb, stages, bk, coop) + 1024)
         assert PER_SM_FALLBACK[name] == min(by_regs, by_smem, 64 // nwb), (name, r, by_regs, by_smem)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_d256_forward_builds_without_spills():
+    """d = 256 (-DTA_FLASH_D256, not yet run on a GPU): every variant compiles for sm_90 with no spill and no
+    stack frame; the default build does not contain it, and the public entry point refuses d = 256."""
+    from tinyattn.gpu import cupy_flash
+    cu = GPU_DIR / "flash_mma.cu"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage", "-DTA_FLASH_D256",
+                               "-I", str(GPU_DIR), "-o", str(Path(tmp) / "k.cubin"), str(cu)],
+                              capture_output=True, text=True, timeout=300)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report[-3000:]
+    props = dict(re.findall(r"Function properties for (\w+)\n\s*(\d+ bytes stack frame, \d+ bytes spill stores)", report))
+    for name in cupy_flash.VARIANTS[256]:
+        for kind in ("f16", "bf16"):
+            assert props[f"flash_mma_{kind}_d256_{name}"] == "0 bytes stack frame, 0 bytes spill stores", report
+    assert cupy_flash.shipped_variants(256) == frozenset() and 256 not in cupy_flash.MMA_HEAD_DIMS
+    with pytest.raises(ValueError, match="variant"):
+        cupy_flash.get_kernel("f16", 256)

@@ -34,6 +34,10 @@ VARIANTS = {
 }
 VARIANTS[32] = {"w4m2k64q": (4, 2, 64, 2), "w4m2k64qe": (4, 2, 64, 2)}
 VARIANTS[96] = {"w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)}
+# d = 256: built only with -DTA_FLASH_D256 (or all variants); checked by nvcc on CPU, not yet run on a GPU, so
+# get_kernel / launch take it with an explicit variant and cupy_flash_attention does not (NOTES.md session 21)
+MMA_UNRUN_DIMS = (256,)
+VARIANTS[256] = {"w4m1k32er": (4, 1, 32, 2), "w4m1k64er": (4, 1, 64, 2), "w8m1k32er": (8, 1, 32, 2)}
 DEFAULT_VARIANT = {64: "w4m2k64q", 128: "w4m2k64er",    # fastest measured on the H200 (NOTES.md)
                    32: "w4m2k64q", 96: "w4m2k64er"}
 
@@ -52,18 +56,20 @@ def cuda_source(name: str, _seen: set | None = None) -> str:
 
 
 @lru_cache(maxsize=None)
-def _module(name: str, all_variants: bool = False):
-    """The compiled .cu file; all_variants also builds the sweep's tile-shape variants (slower)."""
+def _module(name: str, all_variants: bool = False, defines: tuple = ()):
+    """The compiled .cu file; all_variants also builds the sweep's tile-shape variants (slower); defines:
+    extra ``-D`` options (e.g. ``("-DTA_FLASH_D256",)``)."""
     import cupy as cp
 
-    opts = ("-std=c++17",) + (("-DTA_FLASH_ALL_VARIANTS",) if all_variants else ())
+    opts = ("-std=c++17",) + (("-DTA_FLASH_ALL_VARIANTS",) if all_variants else ()) + tuple(defines)
     return cp.RawModule(code=cuda_source(name), options=opts)
 
 
 @lru_cache(maxsize=None)
 def shipped_variants(d: int) -> frozenset:
-    """Variant names of head dim d compiled without -DTA_FLASH_ALL_VARIANTS (the fast-to-build module)."""
+    """Variant names of head dim d compiled without any -D option (the fast-to-build module)."""
     shipped = cuda_source("flash_mma.cu").split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
+    shipped = re.sub(r"#if defined\(TA_FLASH_D256\).*?#endif", "", shipped, flags=re.S)
     return frozenset(re.findall(rf"^TA_FLASH_MMA_BOTH\({d}, .*, (\w+)\)$", shipped, re.M))
 
 
@@ -71,9 +77,11 @@ def shipped_variants(d: int) -> frozenset:
 def get_kernel(kind: str, d: int, variant: str | None = None):
     """(kernel, block, query rows per block, shared bytes) for kind in {'f32', 'f16', 'bf16'};
     d in HEAD_DIMS (f32) or MMA_HEAD_DIMS (f16, bf16)."""
-    dims = HEAD_DIMS if kind == "f32" else MMA_HEAD_DIMS
+    dims = HEAD_DIMS if kind == "f32" else MMA_HEAD_DIMS + MMA_UNRUN_DIMS
     if d not in dims:
         raise ValueError(f"head dim d must be one of {dims} for kind {kind!r}, got {d}")
+    if d in MMA_UNRUN_DIMS and variant is None:
+        raise ValueError(f"d={d} has no default tile shape yet (not run on a GPU): pass variant= one of {sorted(VARIANTS[d])}")
     if kind == "f32":
         # sQ (64 x (d+1)) + sK^T (d x 33) + sV (32 x d) + sP (64 x 33), float32
         smem = 4 * (64 * (d + 1) + d * 33 + 32 * d + 64 * 33)
@@ -85,7 +93,8 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
         nw, mt, bk, stages = VARIANTS[d][variant]
         rows = 16 * nw * mt
         smem = 2 * (rows + 2 * stages * bk) * d        # Q tile + `stages` K and V tiles, 2 bytes each
-        module = _module("flash_mma.cu", all_variants=variant not in shipped_variants(d))
+        module = (_module("flash_mma.cu", defines=("-DTA_FLASH_D256",)) if d in MMA_UNRUN_DIMS
+                  else _module("flash_mma.cu", all_variants=variant not in shipped_variants(d)))
         kern, block = module.get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
     else:
         raise ValueError(f"kind must be 'f32', 'f16' or 'bf16', got {kind!r}")

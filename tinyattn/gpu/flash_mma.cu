@@ -295,6 +295,15 @@ TA_FLASH_MMA_BOTH(32, 4, 2, 64, true, true, 2, 1, false, w4m2k64qe)
 TA_FLASH_MMA_BOTH(96, 4, 2, 32, false, true, 2, 1, true, w4m2k32er)
 TA_FLASH_MMA_BOTH(96, 4, 2, 64, false, true, 2, 1, true, w4m2k64er)
 
+// d = 256 (session 21): one m-tile per warp (the O accumulator alone is 128 fp32 registers per thread
+// per m-tile; w4m2 spills 3 KB), Q re-read from shared memory. Built with -DTA_FLASH_D256 (or with all
+// variants) and checked on CPU by nvcc; not yet run on a GPU, so not offered by cupy_flash_attention.
+#if defined(TA_FLASH_D256) || defined(TA_FLASH_ALL_VARIANTS)
+TA_FLASH_MMA_BOTH(256, 4, 1, 32, false, true, 2, 1, true, w4m1k32er)
+TA_FLASH_MMA_BOTH(256, 4, 1, 64, false, true, 2, 1, true, w4m1k64er)
+TA_FLASH_MMA_BOTH(256, 8, 1, 32, false, true, 2, 1, true, w8m1k32er)
+#endif
+
 // The optimisation history, compiled only with -DTA_FLASH_ALL_VARIANTS (the benchmark's sweep):
 #ifdef TA_FLASH_ALL_VARIANTS
 // step 1 (v1): 64 query rows, 4 warps x 16 rows

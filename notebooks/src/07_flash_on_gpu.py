@@ -549,7 +549,10 @@ for d_ in (32, 64, 96, 128):
 # $d = 128$ recipe (Q re-read from shared memory, EXP16, the rescale skip), because keeping Q in
 # registers, the $d = 64$ recipe, needs more than 255 registers at 96 and spills; per 128 × 64 tile it
 # then pays the softmax of $d = 128$ for three quarters of the matrix work. EXP16 did not help at
-# $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). $d = 256$ is not built.
+# $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). At $d = 256$ the output accumulator
+# alone is $16 \cdot 256 / 32 = 128$ fp32 registers per thread for each 16-row m-tile, so only one
+# m-tile per warp fits: those variants compile with no spill, two m-tiles spill 3 KB (nvcc for sm_90a).
+# They have not run on a GPU yet, so the library does not offer $d = 256$ (NOTES.md, session 21).
 
 # %% slideshow={"slide_type": "subslide"}
 # NBVAL_CHECK_OUTPUT

@@ -1,6 +1,11 @@
 """Head dims 32-128 of the tensor-core forward, and the Numba fp32 kernel at d = 64 vs d = 128 (issue 13, item 3).
 
     python benchmarks/gpu_flash_dims.py [--seed S] [--out DIR] [--name gpu_flash_dims_h200.json]
+        [--skip numba,mma_checks,timed] [--dims 96] [--variants 96:w4m2k64er,w4m2k64erl] [--rounds R]
+
+--dims / --variants restrict parts 1 and 3 to some head dims and to named tile shapes (sweep ones included;
+default: every shipped variant); --rounds R > 0 times part 3 INTERLEAVED (per size, causal and dtype: round r
+launches every variant and torch flash 3 times each; the record keeps the median over rounds).
 
 A companion of gpu_flash.py (which it imports for the float64 reference, the launch wrappers and the
 CUDA-event timer); it writes its own JSON so the full run's records stay as they were.
@@ -66,6 +71,15 @@ NUMBA_CANDS = ((64, (8, 16, 4, 8)), (128, (8, 16, 4, 4)), (128, (8, 16, 4, 8)), 
                # call 5: prefetch = 1 (the next tile's first group loaded during this tile's P V loop)
                (64, (8, 16, 4, 8, 128, 1, 0, 8)), (64, (8, 16, 4, 8, 128, 1, 0, 8, 1)), (64, (8, 16, 4, 8, 128, 1, 1, 8, 1)),
                (128, (16, 32, 4, 8, 128, 1, 0, 8, 1)), (128, (16, 32, 4, 8, 128, 1, 1, 8, 1)))
+
+
+VARIANTS_OVERRIDE: dict = {}     # --variants: d -> tile shapes to check and time instead of the shipped ones
+ROUNDS = 0                       # --rounds: > 0 times part 3 interleaved
+
+
+def variants(d: int) -> list:
+    """The tile shapes of head dim d that parts 1 and 3 check and time (default: the shipped ones)."""
+    return VARIANTS_OVERRIDE.get(d) or sorted(cupy_flash.shipped_variants(d))
 
 
 def log(*a):
@@ -140,7 +154,7 @@ def mma_checks(gen) -> list[dict]:
     rows = []
     for dtype in ("float16", "bfloat16"):
         for d in DIMS:
-            for variant in sorted(cupy_flash.shipped_variants(d)):
+            for variant in variants(d):
                 for causal in (False, True):
                     for B, H, hkv, nq, nk in cases:
                         rec = {"impl": IMPL[dtype], "dtype": dtype, "variant": variant, "d": d, "causal": causal,
@@ -239,6 +253,36 @@ def numba_interleaved(gen, rounds: int = 5, per_round: int = 3) -> list[dict]:
     return rows
 
 
+def interleave(slots: list, rounds: int, per_round: int = 3) -> None:
+    """Time (rec, run, keep) slots in turn: one warm-up launch each, then `rounds` rounds in which every slot
+    launches per_round times (CUDA events each), so clock or temperature drift hits every slot alike; rec gets
+    the median ms, TFLOP/s and every time. A slot that raises gets an error and leaves the rounds."""
+    live = list(slots)
+    for _ in range(rounds + 1):
+        for slot in list(live):
+            rec, run, _keep = slot
+            try:
+                for _i in range(per_round if "times" in rec else 1):
+                    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                    a.record()
+                    run()
+                    b.record()
+                    b.synchronize()
+                    if "times" in rec:
+                        rec["times"].append(a.elapsed_time(b))
+                rec.setdefault("times", [])          # the first pass is the warm-up
+            except Exception as e:  # noqa: BLE001
+                rec.update(check_ok=False, error=f"{type(e).__name__}: {e}"[:300])
+                live.remove(slot)
+    for rec, _run, _keep in slots:
+        if rec.get("times") and "error" not in rec:
+            rec["ms"] = statistics.median(rec["times"])
+            flops = 4 * rec["B"] * rec["H"] * rec["N"] ** 2 * rec["d"] / (2 if rec["causal"] else 1)
+            rec.update(tflops=flops / rec["ms"] / 1e9, reps=len(rec["times"]), timing=f"interleaved {rounds} x {per_round}")
+        else:
+            rec.update(ms=None, tflops=None)
+
+
 def timed(gen) -> list[dict]:
     rows = []
     sizes = [(d, N, max(1, 16384 // N), 2048 // d, 2048 // d) for d in DIMS for N in (8192, 16384)]
@@ -250,7 +294,8 @@ def timed(gen) -> list[dict]:
                 k, v = (torch.randn(B, hkv, N, d, device=DEV, generator=gen).to(gf.TORCH_DT[dtype]) for _ in range(2))
                 kv = 1 if hkv < H else 2          # GQA: query heads 0-1 (one group of 8) both read kv head 0
                 ref, ref_lse = reference(q[:1, :2], k[:1, :kv], v[:1, :kv], causal)
-                runs = [(IMPL[dtype], var) for var in sorted(cupy_flash.shipped_variants(d))] + [("torch_sdpa_flash", None)]
+                runs = [(IMPL[dtype], var) for var in variants(d)] + [("torch_sdpa_flash", None)]
+                slots = []                        # --rounds: (rec, run, outputs) timed together after the checks
                 for impl, variant in runs:
                     rec = {"impl": impl, "dtype": dtype, "pass": "fwd", "B": B, "H": H, "Hkv": hkv, "N": N, "d": d,
                            "causal": causal}
@@ -259,28 +304,34 @@ def timed(gen) -> list[dict]:
                         rec["default"] = variant == cupy_flash.DEFAULT_VARIANT[d]
                     try:
                         if impl == "torch_sdpa_flash":
-                            run, box = torch_fn(q, k, v, causal)
+                            run, keep = torch_fn(q, k, v, causal)
                             run()
                             torch.cuda.synchronize()
-                            box["o"].fill_(float("nan"))
+                            keep["o"].fill_(float("nan"))
                             run()
                             torch.cuda.synchronize()
-                            rec.update(compare(box["o"], None, ref, ref_lse, heads=2), gqa_repeat_kv=box["gqa_repeat_kv"])
+                            rec.update(compare(keep["o"], None, ref, ref_lse, heads=2), gqa_repeat_kv=keep["gqa_repeat_kv"])
                         else:
                             run, o, lse = mma_fn(dtype, q, k, v, causal, variant)
+                            keep = (o, lse)
                             o.fill_(float("nan"))
                             run()
                             torch.cuda.synchronize()
                             rec.update(compare(o, lse, ref, ref_lse, heads=2))
                         rec["check_ok"] = rec["check_rel_err"] < TOL[dtype] and not rec["check_nan"] and rec.get("lse_max_abs", 0) < 1e-2
-                        ms, t = gf.time_ms(run, target_s=0.1, max_reps=30)
-                        rec.update(ms=ms, tflops=4 * B * H * N * N * d / (2 if causal else 1) / ms / 1e9, reps=len(t))
+                        if ROUNDS:
+                            slots.append((rec, run, keep))
+                        else:
+                            ms, t = gf.time_ms(run, target_s=0.1, max_reps=30)
+                            rec.update(ms=ms, tflops=4 * B * H * N * N * d / (2 if causal else 1) / ms / 1e9, reps=len(t))
                     except Exception as e:  # noqa: BLE001
                         rec.update(ms=None, tflops=None, check_ok=False, error=f"{type(e).__name__}: {e}"[:300])
                     rows.append(rec)
-                    log(f"{impl:17s} {variant or '':10s} {dtype:8s} d={d:3d} N={N:5d} H={H}/{hkv} c={int(causal)} "
+                interleave(slots, ROUNDS)
+                for rec in rows[-len(runs):]:
+                    log(f"{rec['impl']:17s} {rec.get('variant', ''):13s} {dtype:8s} d={d:3d} N={N:5d} H={H}/{hkv} c={int(causal)} "
                         + (f"{rec['tflops']:6.1f} TFLOP/s err {rec['check_rel_err']:.1e}" if rec.get("tflops") else rec.get("error", "")))
-                del q, k, v
+                del q, k, v, slots
         torch.cuda.empty_cache()
     return rows
 
@@ -294,8 +345,21 @@ def main() -> None:
     ap.add_argument("--numba-cands", default="", help="indices into NUMBA_CANDS to run (comma-separated; default all)")
     ap.add_argument("--keep", default="", help="earlier JSON of this script: copy the skipped parts' records from it "
                     "(and its Numba records as numba_before)")
+    ap.add_argument("--dims", default="", help="head dims of parts 1 and 3 (comma-separated; default 32,64,96,128)")
+    ap.add_argument("--variants", default="", help="d:v1,v2[;d:...] tile shapes of head dim d to check and time "
+                    "(cupy_flash.VARIANTS names, sweep ones included; default: the shipped ones)")
+    ap.add_argument("--rounds", type=int, default=0, help="> 0: time part 3 interleaved, this many rounds")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
+    global DIMS, ROUNDS
+    DIMS = tuple(int(x) for x in args.dims.split(",")) if args.dims else DIMS
+    ROUNDS = args.rounds
+    for item in filter(None, args.variants.split(";")):
+        d, names = item.split(":")
+        bad = [n for n in names.split(",") if n not in cupy_flash.VARIANTS[int(d)]]
+        if bad:
+            raise ValueError(f"--variants: {bad} not in cupy_flash.VARIANTS[{d}] {sorted(cupy_flash.VARIANTS[int(d)])}")
+        VARIANTS_OVERRIDE[int(d)] = names.split(",")
     if args.numba_cands:
         global NUMBA_CANDS
         NUMBA_CANDS = tuple(NUMBA_CANDS[int(i)] for i in args.numba_cands.split(","))
@@ -306,7 +370,8 @@ def main() -> None:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "versions": gf.versions(), "flops_formula": "4*B*H*N^2*d, halved when causal",
             "timing": "CUDA events; mma / torch: median after warm-up; numba: median over interleaved rounds",
-            "default_variant": cupy_flash.DEFAULT_VARIANT, "load_avg": os.getloadavg()}
+            "default_variant": cupy_flash.DEFAULT_VARIANT, "load_avg": os.getloadavg(),
+            "argv": sys.argv[1:], "dims": list(DIMS), "variants": {d: variants(d) for d in DIMS}, "rounds": ROUNDS}
     log(json.dumps(meta))
     t0 = time.time()
     out = {**meta, "checks": [], "numba": [], "results": []}
@@ -343,14 +408,15 @@ def main() -> None:
     log("timed checks failed:", [(r["impl"], r["d"], r["N"]) for r in out["results"] + out["numba"] if not r.get("check_ok")] or "none")
     for r in out["numba"]:
         log(f"numba d={r['d']:3d} {tuple(r['config'])} c={int(r['causal'])} {r['tflops']:.2f}")
-    get = {(r["impl"], r.get("variant"), r["dtype"], r["d"], r["causal"], r["Hkv"] < r["H"]): r["tflops"]
-           for r in out["results"] if r["N"] == 8192 and r.get("tflops")}
+    get = {(r["impl"], r.get("variant"), r["dtype"], r["d"], r["N"], r["causal"], r["Hkv"] < r["H"]): r["tflops"]
+           for r in out["results"] if r.get("tflops")}
     for d in DIMS:
-        for causal in (False, True):
-            fl = get.get(("torch_sdpa_flash", None, "float16", d, causal, False))
-            ours = {v: get.get(("cupy_fp16_mma", v, "float16", d, causal, False)) for v in sorted(cupy_flash.shipped_variants(d))}
-            log(f"N=8192 d={d:3d} c={int(causal)} torch flash {fl and round(fl, 1)}  ours " +
-                "  ".join(f"{v} {t and round(t, 1)} ({t and fl and round(t / fl, 2)}x)" for v, t in ours.items()))
+        for n in (8192, 16384):
+            for causal in (False, True):
+                fl = get.get(("torch_sdpa_flash", None, "float16", d, n, causal, False))
+                ours = {v: get.get(("cupy_fp16_mma", v, "float16", d, n, causal, False)) for v in variants(d)}
+                log(f"fp16 N={n} d={d:3d} c={int(causal)} torch flash {fl and round(fl, 1)}  ours " +
+                    "  ".join(f"{v} {t and round(t, 1)} ({t and fl and round(t / fl, 2)}x)" for v, t in ours.items()))
 
 
 if __name__ == "__main__":

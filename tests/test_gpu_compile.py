@@ -151,15 +151,15 @@ def test_variant_table_matches_cuda_source():
     from tinyattn.gpu.cupy_flash import DEFAULT_VARIANT, VARIANTS, cuda_source
 
     src = cuda_source("flash_mma.cu")
-    inst = re.findall(r"^TA_FLASH_MMA_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)
-    table = {(int(d), name): (int(nw), int(mt), int(bk), int(st)) for d, nw, mt, bk, _q, _e, st, _b, _r, name in inst}
+    inst = re.findall(r"^TA_FLASH_MMA_BOTH(_L)?\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)
+    table = {(int(d), name): (int(nw), int(mt), int(bk), int(st)) for _l, d, nw, mt, bk, _q, _e, st, _b, _r, name in inst}
     assert table == {(d, n): v for d, t in VARIANTS.items() for n, v in t.items()}
     for d, name in DEFAULT_VARIANT.items():
         assert name in VARIANTS[d]
-    for d, nw, mt, bk, q, e, st, b, r, name in inst:     # the name spells the template arguments
-        w, m, k, qq, ee, rr, ss, bb = re.fullmatch(r"w(\d)m(\d)k(\d+)(q?)(e?)(r?)(?:s(\d))?(?:_b(\d))?", name).groups()
-        assert (w, m, k, bool(qq), bool(ee), bool(rr), ss or "2", bb or "1") == \
-            (nw, mt, bk, q == "true", e == "true", r == "true", st, b), name
+    for split, d, nw, mt, bk, q, e, st, b, r, name in inst:     # the name spells the template arguments
+        w, m, k, qq, ee, rr, ll, ss, bb = re.fullmatch(r"w(\d)m(\d)k(\d+)(q?)(e?)(r?)(l?)(?:s(\d))?(?:_b(\d))?", name).groups()
+        assert (w, m, k, bool(qq), bool(ee), bool(rr), bool(ll), ss or "2", bb or "1") == \
+            (nw, mt, bk, q == "true", e == "true", r == "true", bool(split), st, b), name
 
 
 def test_every_header_is_compiled():
@@ -247,3 +247,47 @@ def test_d256_forward_builds_without_spills():
     assert cupy_flash.shipped_variants(256) == frozenset() and 256 not in cupy_flash.MMA_HEAD_DIMS
     with pytest.raises(ValueError, match="variant"):
         cupy_flash.get_kernel("f16", 256)
+
+
+def _swz(d: int, row: int, col: int) -> int:
+    """flash_mma_tiles.cuh swz<D>(row, col), written again: element offset of (row, col) in a swizzled tile."""
+    x = (row & 7) if d % 64 == 0 else ((row >> 1) & 3)
+    return row * d + (((col >> 3) ^ x) << 3)
+
+
+@pytest.mark.parametrize("rows,nt", [(32, 128), (64, 128), (128, 128), (64, 256), (128, 256)])
+def test_split_loader_covers_every_chunk_once(rows, nt):
+    """The SPLIT loader of flash_mma_tiles.cuh (d = 96, 'l' variants): thread tid copies chunk (tid % 8) of rows
+    tid / 8 + i * nt / 8 and chunk 8 + tid % 4 of rows tid / 4 + i * nt / 4 to base + i * stride * d; each
+    (row, chunk) of the tile is copied exactly once, and base + i * stride * d is where swz puts that row."""
+    d, ca = 96, 8
+    seen = {}
+    for tid in range(nt):
+        for part, (cpr, c0) in enumerate(((ca, 0), (4, ca))):
+            stride, r, c = nt // cpr, tid // cpr, c0 + tid % cpr
+            base = _swz(d, r, 8 * c)
+            for i in range(rows // stride):
+                row = r + i * stride
+                assert base + i * stride * d == _swz(d, row, 8 * c), (tid, part, i)
+                seen[(row, c)] = seen.get((row, c), 0) + 1
+    assert seen == {(r, c): 1 for r in range(rows) for c in range(d // 8)}
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_d96_candidates_build_without_spills():
+    """The session-21 d = 96 candidates (-DTA_FLASH_D96, not yet run on a GPU): every one compiles for sm_90 with
+    no spill and no stack frame; the shipped d = 96 variants and the default are unchanged by them."""
+    from tinyattn.gpu import cupy_flash
+    cands = sorted(set(cupy_flash.VARIANTS[96]) - cupy_flash.shipped_variants(96))
+    assert cands and all(cupy_flash.guard_define(96, v) == "-DTA_FLASH_D96" for v in cands)
+    assert cupy_flash.shipped_variants(96) == {"w4m2k64er", "w4m2k32er"} and cupy_flash.DEFAULT_VARIANT[96] == "w4m2k64er"
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", "-cubin", "--resource-usage", "-DTA_FLASH_D96",
+                               "-I", str(GPU_DIR), "-o", str(Path(tmp) / "k.cubin"), str(GPU_DIR / "flash_mma.cu")],
+                              capture_output=True, text=True, timeout=300)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report[-3000:]
+    props = dict(re.findall(r"Function properties for (\w+)\n\s*(\d+ bytes stack frame, \d+ bytes spill stores)", report))
+    for name in cands:
+        for kind in ("f16", "bf16"):
+            assert props[f"flash_mma_{kind}_d96_{name}"] == "0 bytes stack frame, 0 bytes spill stores", report

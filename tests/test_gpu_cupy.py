@@ -396,7 +396,8 @@ DIMS_RESULTS = RESULTS.parent / "gpu_flash_dims_h200.json"
 @pytest.mark.parametrize("is_causal", [False, True])
 def test_mma_head_dims_32_96_gqa_lse(d, dtype, is_causal):
     """d = 32 and 96 (64-byte-row swizzle; generic loader at 96) with GQA 3:1, ragged Nq < Nk and every
-    shipped variant: out and lse against float64 chapter-06 flash on K/V repeated per group."""
+    variant of cupy_flash.VARIANTS (d = 96: the session-21 split-loader candidates too, -DTA_FLASH_D96):
+    out and lse against float64 chapter-06 flash on K/V repeated per group."""
     cp = _gpu()
     from tinyattn.flash import flash_attention
     from tinyattn.gpu import cupy_flash
@@ -415,7 +416,7 @@ def test_mma_head_dims_32_96_gqa_lse(d, dtype, is_causal):
         q64, k64, v64 = ((b.astype(np.uint32) << 16).view(np.float32).astype(np.float64) for b in bits)
         back = lambda a: (cp.asnumpy(a).astype(np.uint32) << 16).view(np.float32).astype(np.float64)  # noqa: E731
     ref, ref_lse = flash_attention(q64, *(np.repeat(x, 3, axis=1) for x in (k64, v64)), is_causal=is_causal)
-    for variant in sorted(cupy_flash.shipped_variants(d)):
+    for variant in sorted(cupy_flash.VARIANTS[d]):
         out, lse = cupy_flash_attention(*args, is_causal=is_causal, return_lse=True, variant=variant,
                                         dtype="bfloat16" if dtype == "bfloat16" else None)
         out = back(out)

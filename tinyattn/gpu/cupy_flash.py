@@ -23,7 +23,7 @@ MMA_HEAD_DIMS = (32, 64, 96, 128)  # the tensor-core kernels (flash_mma.cu)
 LOG2E = 1.4426950408889634
 
 # Tensor-core kernel variants compiled from flash_mma.cu: name suffix -> (warps, m-tiles per warp, BK,
-# K/V stages); q: Q in registers, e: EXP16, r: rescale skip, s3: 3 stages (see flash_mma.cu). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
+# K/V stages); q: Q in registers, e: EXP16, r: rescale skip, l: split loader (d = 96), s3: 3 stages, _b3: 3 blocks/SM (see flash_mma.cu). Query rows per block = 16 * warps * m-tiles. benchmarks/NOTES.md records each one's speed.
 VARIANTS = {
     64: {"w4m1k64q": (4, 1, 64, 2), "w4m2k64q": (4, 2, 64, 2), "w8m1k64q": (8, 1, 64, 2),
          "w4m2k64qe": (4, 2, 64, 2), "w4m2k64qs3": (4, 2, 64, 3), "w8m2k64q": (8, 2, 64, 2),
@@ -33,7 +33,10 @@ VARIANTS = {
           "w8m2k32e": (8, 2, 32, 2), "w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)},
 }
 VARIANTS[32] = {"w4m2k64q": (4, 2, 64, 2), "w4m2k64qe": (4, 2, 64, 2)}
-VARIANTS[96] = {"w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2)}
+VARIANTS[96] = {"w4m2k64er": (4, 2, 64, 2), "w4m2k32er": (4, 2, 32, 2),
+               # session 21, sweep only ('l': the split constant-trip loader; _b3: __launch_bounds__(128, 3))
+               "w4m2k64erl": (4, 2, 64, 2), "w4m2k64el": (4, 2, 64, 2), "w4m2k32qel": (4, 2, 32, 2),
+               "w4m1k64qel_b3": (4, 1, 64, 2)}
 # d = 256: built only with -DTA_FLASH_D256 (or all variants); checked by nvcc on CPU, not yet run on a GPU, so
 # get_kernel / launch take it with an explicit variant and cupy_flash_attention does not (NOTES.md session 21)
 MMA_UNRUN_DIMS = (256,)
@@ -69,8 +72,18 @@ def _module(name: str, all_variants: bool = False, defines: tuple = ()):
 def shipped_variants(d: int) -> frozenset:
     """Variant names of head dim d compiled without any -D option (the fast-to-build module)."""
     shipped = cuda_source("flash_mma.cu").split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
-    shipped = re.sub(r"#if defined\(TA_FLASH_D256\).*?#endif", "", shipped, flags=re.S)
-    return frozenset(re.findall(rf"^TA_FLASH_MMA_BOTH\({d}, .*, (\w+)\)$", shipped, re.M))
+    shipped = re.sub(r"#if defined\(TA_FLASH_\w+\).*?#endif", "", shipped, flags=re.S)
+    return frozenset(re.findall(rf"^TA_FLASH_MMA_BOTH(?:_L)?\({d}, .*, (\w+)\)$", shipped, re.M))
+
+
+@lru_cache(maxsize=None)
+def guard_define(d: int, variant: str) -> str | None:
+    """The ``-D`` option of the ``#if defined(TA_FLASH_X) || ...`` block of flash_mma.cu that instantiates
+    (d, variant) (e.g. ``"-DTA_FLASH_D96"``: a small module instead of every sweep variant), else None."""
+    for blk in re.finditer(r"#if defined\((TA_FLASH_\w+)\).*?#endif", cuda_source("flash_mma.cu"), re.S):
+        if re.search(rf"^TA_FLASH_MMA_BOTH(?:_L)?\({d}, .*, {re.escape(variant)}\)$", blk.group(0), re.M):
+            return f"-D{blk.group(1)}"
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -93,7 +106,8 @@ def get_kernel(kind: str, d: int, variant: str | None = None):
         nw, mt, bk, stages = VARIANTS[d][variant]
         rows = 16 * nw * mt
         smem = 2 * (rows + 2 * stages * bk) * d        # Q tile + `stages` K and V tiles, 2 bytes each
-        module = (_module("flash_mma.cu", defines=("-DTA_FLASH_D256",)) if d in MMA_UNRUN_DIMS
+        guard = None if variant in shipped_variants(d) else guard_define(d, variant)
+        module = (_module("flash_mma.cu", defines=(guard,)) if guard
                   else _module("flash_mma.cu", all_variants=variant not in shipped_variants(d)))
         kern, block = module.get_function(f"flash_mma_{kind}_d{d}_{variant}"), (32 * nw, 1, 1)
     else:

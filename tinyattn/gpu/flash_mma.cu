@@ -33,7 +33,7 @@ struct BoolC { static constexpr bool value = B; };
 //   QREG  keep this warp's Q fragments in registers for the whole loop (else re-read by ldmatrix)
 //   EXP16 exponentiate two probabilities per SFU instruction (ex2.approx.{f16,bf16}x2) and take the
 //         row sums l with one extra mma against a ones matrix (fp32 sums of exactly the P used in P V)
-template <int D, bool BF16, int NW, int MT, int BK, bool QREG, bool EXP16, int STAGES, bool RSKIP>
+template <int D, bool BF16, int NW, int MT, int BK, bool QREG, bool EXP16, int STAGES, bool RSKIP, bool SPLITLD = false>
 __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __restrict__ k,
                                         const u16* __restrict__ v, u16* __restrict__ o, float* __restrict__ lse,
                                         int nq, int nk, float scale_log2, int causal, int group) {
@@ -60,13 +60,13 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
         n_tiles = last < 0 ? 0 : min(n_tiles, last / BK + 1);
     }
 
-    load_tile_async<D, BQ, NT>(sQ, Q, q0, nq, tid);
+    load_tile_async<D, BQ, NT, SPLITLD>(sQ, Q, q0, nq, tid);
     cp_async_commit();
 #pragma unroll
     for (int st = 0; st < STAGES - 1; ++st) {          // prologue: tiles 0 .. STAGES-2 in flight
         if (st < n_tiles) {
-            load_tile_async<D, BK, NT>(sK + st * BK * D, K, st * BK, nk, tid);
-            load_tile_async<D, BK, NT>(sV + st * BK * D, V, st * BK, nk, tid);
+            load_tile_async<D, BK, NT, SPLITLD>(sK + st * BK * D, K, st * BK, nk, tid);
+            load_tile_async<D, BK, NT, SPLITLD>(sV + st * BK * D, V, st * BK, nk, tid);
         }
         cp_async_commit();                              // (an empty group keeps the counting simple)
     }
@@ -101,8 +101,8 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
         __syncthreads();            // tile t visible to all; everyone is done with tile t-1's buffer
         if (t + STAGES - 1 < n_tiles) {
             const int st = (t + STAGES - 1) % STAGES, kt = (t + STAGES - 1) * BK;
-            load_tile_async<D, BK, NT>(sK + st * BK * D, K, kt, nk, tid);
-            load_tile_async<D, BK, NT>(sV + st * BK * D, V, kt, nk, tid);
+            load_tile_async<D, BK, NT, SPLITLD>(sK + st * BK * D, K, kt, nk, tid);
+            load_tile_async<D, BK, NT, SPLITLD>(sV + st * BK * D, V, kt, nk, tid);
         }
         cp_async_commit();
         const u16* sKt = sK + (t % STAGES) * BK * D;
@@ -271,19 +271,25 @@ __device__ __forceinline__ void forward(const u16* __restrict__ q, const u16* __
 
 }  // namespace fa_mma
 
-// Kernels: flash_mma_<f16|bf16>_d<D>_<variant>; variant = w<NW>m<MT>k<BK>[q][e][r][s<STAGES>][_b<min blocks/SM>]
-// (q: Q fragments in registers, e: EXP16, r: RSKIP). Shared memory: Q tile (16*NW*MT rows) + STAGES K tiles +
+// Kernels: flash_mma_<f16|bf16>_d<D>_<variant>; variant = w<NW>m<MT>k<BK>[q][e][r][l][s<STAGES>][_b<min blocks/SM>]
+// (q: Q fragments in registers, e: EXP16, r: RSKIP, l: SPLITLD, the split loader, TA_FLASH_MMA_BOTH_L). Shared memory: Q tile (16*NW*MT rows) + STAGES K tiles +
 // STAGES V tiles (BK rows each), D fp16 wide: (16*NW*MT + 2*STAGES*BK) * D * 2 bytes.
 // cupy_flash.VARIANTS holds the same numbers for the launcher; tests check the two agree.
-#define TA_FLASH_MMA(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP)                    \
+#define TA_FLASH_MMA_X(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, SPLITLD)         \
     extern "C" __global__ void __launch_bounds__(NW * 32, MINB)                                      \
     NAME(const u16* q, const u16* k, const u16* v, u16* o, float* lse, int nq, int nk, float scale_log2, int causal, int group) { \
-        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP>(q, k, v, o, lse, nq, nk, scale_log2, causal, group); \
+        fa_mma::forward<D, BF16, NW, MT, BK, QREG, EXP16, STAGES, RSKIP, SPLITLD>(q, k, v, o, lse, nq, nk, scale_log2, causal, group); \
     }
+#define TA_FLASH_MMA(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP)                    \
+    TA_FLASH_MMA_X(NAME, D, BF16, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, false)
 
 #define TA_FLASH_MMA_BOTH(D, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, SUFFIX)                   \
     TA_FLASH_MMA(flash_mma_f16_d##D##_##SUFFIX, D, false, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP) \
     TA_FLASH_MMA(flash_mma_bf16_d##D##_##SUFFIX, D, true, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP)
+// 'l' variants (session 21, sweep only): the split constant-trip loader of flash_mma_tiles.cuh (D = 96)
+#define TA_FLASH_MMA_BOTH_L(D, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, SUFFIX)                 \
+    TA_FLASH_MMA_X(flash_mma_f16_d##D##_##SUFFIX, D, false, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, true) \
+    TA_FLASH_MMA_X(flash_mma_bf16_d##D##_##SUFFIX, D, true, NW, MT, BK, QREG, EXP16, STAGES, MINB, RSKIP, true)
 
 // The defaults (cupy_flash.DEFAULT_VARIANT), fastest on the H200 (benchmarks/NOTES.md):
 TA_FLASH_MMA_BOTH(64, 4, 2, 64, true, false, 2, 1, false, w4m2k64q)
@@ -302,6 +308,18 @@ TA_FLASH_MMA_BOTH(96, 4, 2, 64, false, true, 2, 1, true, w4m2k64er)
 TA_FLASH_MMA_BOTH(256, 4, 1, 32, false, true, 2, 1, true, w4m1k32er)
 TA_FLASH_MMA_BOTH(256, 4, 1, 64, false, true, 2, 1, true, w4m1k64er)
 TA_FLASH_MMA_BOTH(256, 8, 1, 32, false, true, 2, 1, true, w8m1k32er)
+#endif
+
+// d = 96 candidates (session 21, NOTES.md "Session 21: d96"; compile-checked, not yet run on a GPU): built
+// with -DTA_FLASH_D96 (a small module for the benchmark) or with all variants. 'l': the split constant-trip
+// loader of flash_mma_tiles.cuh (-14% loop instructions), on the shipped shape with and without the rescale
+// skip; Q in registers with 32-key tiles (252 registers); Q in registers, one m-tile per warp, 3 blocks
+// (12 warps) per SM (__launch_bounds__(128, 3): 162 registers)
+#if defined(TA_FLASH_D96) || defined(TA_FLASH_ALL_VARIANTS)
+TA_FLASH_MMA_BOTH_L(96, 4, 2, 64, false, true, 2, 1, true, w4m2k64erl)
+TA_FLASH_MMA_BOTH_L(96, 4, 2, 64, false, true, 2, 1, false, w4m2k64el)
+TA_FLASH_MMA_BOTH_L(96, 4, 2, 32, true, true, 2, 1, false, w4m2k32qel)
+TA_FLASH_MMA_BOTH_L(96, 4, 1, 64, true, true, 2, 3, false, w4m1k64qel_b3)
 #endif
 
 // The optimisation history, compiled only with -DTA_FLASH_ALL_VARIANTS (the benchmark's sweep):

@@ -6,6 +6,8 @@ Disassembles CUBIN with nvdisasm (``$NVDISASM`` or the first nvdisasm / cuobjdum
 KERNEL the outermost loop that contains HMMA (the widest backward branch ``BRA`` to an earlier label) and
 prints the instructions in it by class. Static counts: every path of the loop body counted once (e.g. the
 masked and unmasked copies of a tile step both appear), so compare kernels built the same way.
+Instructions predicated on ``!PT`` (never executed: ptxas pads with ``@!PT LDS RZ, [RZ]``) are not counted
+(since session 21; earlier NOTES counts include them: 3 per loop in the d = 64 / 128 forward kernels).
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def classify(body: list[str]) -> dict:
     c = collections.Counter()
     for ins in body:
         op = re.sub(r"^@!?U?P\w+\s+", "", ins).split()[0]
-        if op == "NOP":
+        if op == "NOP" or ins.startswith("@!PT "):
             continue
         c["total"] += 1
         for pre, name in CLASSES:

@@ -547,8 +547,12 @@ for d_ in (32, 64, 96, 128):
 # At $d = 32$ and 64 the tensor-core kernel runs at PyTorch's speed (0.96-1.03×); at 128 it stays at
 # 0.83-0.86× (section 7 says why), and at 96 it reaches only 0.70-0.73×. The $d = 96$ kernel uses the
 # $d = 128$ recipe (Q re-read from shared memory, EXP16, the rescale skip), because keeping Q in
-# registers, the $d = 64$ recipe, needs more than 255 registers at 96 and spills; per 128 × 64 tile it
-# then pays the softmax of $d = 128$ for three quarters of the matrix work. EXP16 did not help at
+# registers, the $d = 64$ recipe, spills at 96 with two m-tiles per warp. The compiled main loop
+# shows a second cost: a row of 96 half values is 12 chunks of 16 bytes, which 128 threads cannot
+# share evenly, so the tile copy runs a generic loop that re-reads kernel parameters and thread
+# indices on every tile (2.84 integer or move instructions per `mma`, against 2.16 at $d = 128$,
+# counted in the SASS; NOTES.md, session 21 d96). A copy split into a 64- and a 32-column loop removes
+# them; it is built but not yet timed. EXP16 did not help at
 # $d = 32$ either (4% slower; `benchmarks/NOTES.md`, session 20). At $d = 256$ the output accumulator
 # alone is $16 \cdot 256 / 32 = 128$ fp32 registers per thread for each 16-row m-tile, so only one
 # m-tile per warp fits: those variants compile with no spill, two m-tiles spill 3 KB (nvcc for sm_90a).

@@ -1,5 +1,6 @@
 // Shared pieces of the tensor-core FlashAttention-2 backward (flash_mma_bwd.cu): swizzle, tile loaders,
-// the delta / lse2 pre-pass, the separate Q-outer dQ kernel and the dQ convert kernel.
+// the delta / lse2 pre-pass, the separate Q-outer dQ kernel and the dQ convert kernels (row-major, and the
+// fragment order of bwd_dkdv_fast.cuh), red.v2 / red.v4 / 32-bit shared-store helpers.
 #pragma once
 #include "ptx_utils.cuh"
 

@@ -278,7 +278,7 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
     }
     cp_async_wait<0>();
 
-    if constexpr (SPLIT) {   // partial sums, fragment (16-row block r16, column block n) of lane at 4 lane
+    if constexpr (SPLIT) {   // partial sums in fragment order: block (r16, n) at ((bkv nk_pad/16 + r16) D/8 + n) 128
         const int nk_pad = (nk + PAD - 1) / PAD * PAD;        // rows < nk_pad: always in the buffer
         const size_t f0 = ((bkv * nk_pad + k0 + wrow) >> 4) * (D / 8) * 128 + lane * 4;
 #pragma unroll

@@ -4,6 +4,7 @@
   which kernels, grids, shared memory and accumulators each variant launches — the sweep-only GQA-split fast
   kernel w8m1q64xfg (Session 21) and, unchanged, the shipped defaults; every launched dK/dV kernel name is an
   instantiation of flash_mma_bwd.cu.
+- a pure-Python model of the SPLIT index arithmetic of bwd_dkdv_fast.cuh (heads visited, fp32 dK/dV positions).
 - ``benchmarks/gpu_backward_gqa.py`` run end to end with cupy / torch replaced by mocks and the GPU steps
   (checks, timing) stubbed: the variant lists, records, JSON and table.
 """
@@ -163,3 +164,59 @@ def test_gqa_benchmark_plumbing_mocked(monkeypatch, tmp_path):
     for r in res:
         fl = 2.5 * 4 * r["B"] * r["H"] * r["N"] ** 2 * r["d"] / (2 if r["causal"] else 1)
         assert math.isclose(fl / r["ms"] / 1e9, r["tflops"])
+
+
+def test_gqa_split_fast_index_model():
+    """Pure-Python model of the index arithmetic of bwd_dkdv_fast.cuh with SPLIT (transcribed by hand): the S
+    blocks of a kv head visit every (query head of the group, query tile it sees) exactly once, advancing
+    (hi, ti) by increments; the fp32 dK/dV fragment positions each lane adds to are the ones the convert kernel
+    (dq_convert_frag, nq -> nk, bh -> kv head) reads back as (kv head, key row, column), every element of every
+    block once per split block."""
+    D, NW, MT, BQ, PAD = 128, 8, 1, 64, 128
+    BKV = 16 * NW * MT
+    for nq, nk, group, S, causal in ((150, 211, 4, 2, True), (333, 300, 8, 4, True), (200, 200, 8, 8, False),
+                                     (64, 700, 2, 1, True), (700, 64, 6, 3, True)):
+        nqt, offset, BHkv = -(-nq // BQ), nk - nq, 2
+        for bkv in range(BHkv):
+            for k0 in range(0, nk, BKV):
+                qt0 = max(0, k0 - offset) // BQ if causal else 0
+                per_head = max(0, nqt - qt0)
+                seen = []
+                for z in range(S):
+                    gsz = group // S
+                    bh0 = bkv * group + z * gsz
+                    hi, ti = 0, qt0
+                    for _ in range(per_head * gsz):
+                        seen.append((bh0 + hi, ti))
+                        hi, ti = (hi + 1, qt0) if ti + 1 == nqt else (hi, ti + 1)
+                want = [(bkv * group + h, t) for h in range(group) for t in range(qt0, nqt)]
+                assert sorted(seen) == want, (nq, nk, group, S, causal, k0)
+                if causal:      # skipped tiles are fully masked: the last key of the block > every query's limit
+                    assert all(k0 > (t * BQ + BQ - 1) + offset for t in range(qt0))
+    nk = 300
+    nk_pad = -(-nk // PAD) * PAD
+    BHkv = 2
+    pos = {}
+    for bkv in range(BHkv):
+        for k0 in range(0, nk, BKV):
+            for warp in range(NW):
+                wrow = warp * 16 * MT
+                for lane in range(32):
+                    g, t4 = lane >> 2, lane & 3
+                    f0 = ((bkv * nk_pad + k0 + wrow) >> 4) * (D // 8) * 128 + lane * 4
+                    for mt in range(MT):
+                        for n in range(D // 8):
+                            f = f0 + (mt * (D // 8) + n) * 128
+                            for e in range(4):      # mma accumulator element e: row g (+8 for e >= 2), col 2 t4 (+1)
+                                key = (bkv, k0 + wrow + mt * 16 + g + 8 * (e >> 1), n * 8 + 2 * t4 + (e & 1))
+                                assert f + e not in pos
+                                pos[f + e] = key
+    for gid in range(BHkv * nk_pad * D // 4):       # dq_convert_frag's read of 4 floats per thread
+        blk, ln = gid >> 5, gid & 31
+        c8, rows = blk % (D // 8), blk // (D // 8)
+        bh, r = rows // (nk_pad // 16), (rows % (nk_pad // 16)) * 16 + (ln >> 2)
+        col = c8 * 8 + 2 * (ln & 3)
+        got = [pos.get(4 * gid + e) for e in range(4)]
+        want = [(bh, r, col), (bh, r, col + 1), (bh, r + 8, col), (bh, r + 8, col + 1)]
+        assert got == want, gid
+    assert len(pos) == BHkv * nk_pad * D         # nk_pad is a multiple of BKV: the blocks tile it

@@ -273,4 +273,3 @@ def test_gqa_split_fast_kernel_builds():
         assert [int(x) for x in re.findall(r"\d+", props[f"fa_bwd_dkdv_{t}_d128_w8m1q64xfga"])] <= [int(x) for x in ref]
         assert props[f"fa_bwd_dkdv_{t}_d128_w8m1q64xfgs"] == "0 bytes stack frame, 0 bytes spill stores"
     assert {n: v for n, v in props.items() if n not in new} == reports[()]     # the other kernels: as shipped
-

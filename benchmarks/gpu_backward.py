@@ -44,7 +44,8 @@ from gpu_backward_check import (  # noqa: E402  (benchmarks/ is sys.path[0] when
 
 SWZ_AB = {64: "w4m2q32@swzB2"}   # shipped d = 64 tiles with B1/B2's 64-byte-row swizzle, timed beside the new one
 # dK/dV tiles also timed on GQA 8:1 at d = 128: B1's (the notebook's MHA-vs-GQA comparison) and the candidates
-GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p+s1", "w8q64p+s2", "w8q64p+s4")   # +s<S>: group split over S blocks
+GQA_TILES = ("w4m1q32", "w8m1q64", "w8q64p+s1", "w8q64p+s2", "w8q64p+s4",    # +s<S>: group split over S blocks
+             "w8m1q64xf", "w8m1q64xfg")     # Session 21: the MHA default on GQA, and it with the split (auto S)
 # (no +s: cupy_backward.auto_gqa_split; the records' gqa_split field says which split ran)
 
 

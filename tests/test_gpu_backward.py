@@ -59,16 +59,21 @@ def test_variant_tables_match_instantiations():
             re.findall(r"^TA_BWD_DKDVP_BOTH\((\d+), (\d+), (\w+)\)", src, re.M)}
     fast = {(int(d), n): (int(w), int(m), int(q), False, "fastf" if f == "true" else "fast") for d, w, m, q, f, n in
             re.findall(r"^TA_BWD_DKDVX_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+), (\w+)\)", src, re.M)}
+    fastg = {(int(d), n): (int(w), int(m), int(q), False, "fastfg") for d, w, m, q, n in
+             re.findall(r"^TA_BWD_DKDVXG_BOTH\((\d+), (\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert smem and not set(smem) & set(dkdv) and fast and not set(fast) & (set(dkdv) | set(smem))
+    assert fastg and not set(fastg) & (set(dkdv) | set(smem) | set(fast))
     dkdv.update(smem)
     dkdv.update(fast)
+    dkdv.update(fastg)
     dq = {(int(d), n): (int(w), int(b)) for d, w, b, n in re.findall(r"^TA_BWD_DQ_BOTH\((\d+), (\d+), (\d+), (\w+)\)", src, re.M)}
     assert dkdv == {(d, n): v for d, t in DKDV_VARIANTS.items() for n, v in t.items()}
     assert dq == {(d, n): v for d, t in DQ_VARIANTS.items() for n, v in t.items()}
     for (d, n), (w, m, q, k, layout) in dkdv.items():          # the name spells the template arguments
         assert n == {"reg": f"w{w}m{m}q{q}{'r' if k else ''}", "smem": f"w8q{q}p", "fast": f"w{w}m{m}q{q}x",
-                     "fastf": f"w{w}m{m}q{q}xf"}[layout], n
+                     "fastf": f"w{w}m{m}q{q}xf", "fastfg": f"w{w}m{m}q{q}xfg"}[layout], n
     shipped = src.split("#ifdef TA_FLASH_ALL_VARIANTS")[0]
+    assert "TA_BWD_DKDVXG_BOTH(1" not in shipped          # the GQA-split fast kernel is sweep-only (Session 21)
     from tinyattn.gpu.cupy_backward import DEFAULT_DKDV_GQA_CAUSAL
     for d in DEFAULT_DKDV:
         assert re.search(rf"^TA_BWD_DKDV[PX]?_BOTH\({d}, .*{DEFAULT_DKDV[d]}\)", shipped, re.M)
@@ -91,6 +96,10 @@ def test_default_tiles_and_gqa_split():
     assert auto_gqa_split(8, False, 128, gq) == 1                      # non-causal: the split did not pay
     assert auto_gqa_split(8, True, 128, DEFAULT_DKDV[128]) == 1        # register layout: no split kernels
     assert default_variant(64, 8, True) == DEFAULT_DKDV[64]
+    # Session 21: the sweep-only xf kernel with a group split follows w8q64p's rule; no default names it
+    assert [auto_gqa_split(g, True, 128, "w8m1q64xfg") for g in (1, 2, 6, 8, 3)] == [1, 2, 2, 4, 1]
+    assert auto_gqa_split(8, False, 128, "w8m1q64xfg") == 1
+    assert "w8m1q64xfg" not in {default_variant(128, g, c) for g in (1, 8) for c in (False, True)}
 
 
 def test_committed_results():
@@ -183,3 +192,36 @@ def test_gqa_forward_matches_repeated_kv(d, H, Hkv, causal):
     out = cp.asnumpy(out).astype(np.float64)
     assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 5e-3
     np.testing.assert_allclose(cp.asnumpy(lse), ref_lse, atol=5e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("causal,split", [(True, 1), (True, 2), (True, None), (False, 4)])
+def test_gqa_split_fast_matches_float64(causal, split):
+    """Session 21 (sweep-only kernel w8m1q64xfg, built by -DTA_FLASH_ALL_VARIANTS): GQA 4:1 with the group
+    split over 1, 2 or (auto) 4 blocks, ragged Nq != Nk, NaN-poisoned outputs, against chapter 06's NumPy
+    backward in float64 (dK, dV summed over the group)."""
+    cp = _gpu()
+    from tinyattn.flash import flash_attention, flash_attention_backward
+    from tinyattn.gpu.cupy_backward import launch_backward
+
+    rng = np.random.default_rng(2121 + (split or 0) + 10 * causal)
+    B, H, Hkv, nq, nk, d = 2, 8, 2, 150, 211, 128
+    q = rng.standard_normal((B, H, nq, d)).astype(np.float16)
+    k, v = (rng.standard_normal((B, Hkv, nk, d)).astype(np.float16) for _ in range(2))
+    do = rng.standard_normal((B, H, nq, d)).astype(np.float16)
+    g = H // Hkv
+    k64, v64 = (np.repeat(x.astype(np.float64), g, axis=1) for x in (k, v))
+    out, lse = flash_attention(q.astype(np.float64), k64, v64, is_causal=causal)
+    ref = flash_attention_backward(q.astype(np.float64), k64, v64, out, lse, do.astype(np.float64), is_causal=causal)
+    ref_dq = ref[0]
+    ref_dk, ref_dv = (x.reshape(B, Hkv, g, nk, d).sum(2) for x in ref[1:3])
+    cq, ck, cv, co, cdo = (cp.asarray(x) for x in (q, k, v, out.astype(np.float16), do))
+    cl = cp.asarray(lse.astype(np.float32))
+    dq, dk, dv = (cp.full(x.shape, np.nan, np.float16) for x in (q, k, v))
+    launch_backward(*(x.reshape(-1, x.shape[2], d) for x in (cq, ck, cv, co, cdo)), cl.reshape(-1, nq),
+                    *(x.reshape(-1, x.shape[2], d) for x in (dq, dk, dv)), "f16", group=g, is_causal=causal,
+                    variant="w8m1q64xfg", gqa_split=split)
+    for name, got, want in (("dq", dq, ref_dq), ("dk", dk, ref_dk), ("dv", dv, ref_dv)):
+        got = cp.asnumpy(got).astype(np.float64)
+        assert np.isfinite(got).all(), f"{name}: NaN left (split={split}, causal={causal})"
+        rel = np.linalg.norm(got - want) / np.linalg.norm(want)
+        assert rel < 5e-3, f"{name}: relative error {rel:.2e} (split={split}, causal={causal})"

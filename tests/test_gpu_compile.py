@@ -291,3 +291,29 @@ def test_d96_candidates_build_without_spills():
     for name in cands:
         for kind in ("f16", "bf16"):
             assert props[f"flash_mma_{kind}_d96_{name}"] == "0 bytes stack frame, 0 bytes spill stores", report
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not on PATH")
+def test_gqa_split_fast_kernel_builds():
+    """Session 21 (gqa): the sweep-only dK/dV kernel w8m1q64xfg (the shipped xf kernel with the GQA group split,
+    bwd_dkdv_fast.cuh SPLIT) builds for sm_90a under -DTA_BWD_GQA_FAST with at most the spill of the shipped
+    GQA-split kernel w8q64pga in the same build (12 bytes, 16-byte frame; one reload per query tile), 0 without
+    atomic dQ; the shipped build (no define) does not contain it."""
+    cu = GPU_DIR / "flash_mma_bwd.cu"
+    reports = {}
+    for defines in ((), ("-DTA_BWD_GQA_FAST",)):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run(["nvcc", "-std=c++17", "-gencode=arch=compute_90a,code=sm_90a", "-cubin",
+                                   "--resource-usage", *defines, "-I", str(GPU_DIR), "-o", str(Path(tmp) / "k.cubin"),
+                                   str(cu)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        reports[defines] = dict(re.findall(r"Function properties for (\w+)\n\s*(\d+ bytes stack frame, \d+ bytes "
+                                           r"spill stores)", proc.stdout + proc.stderr))
+    new = {f"fa_bwd_dkdv_{t}_d128_w8m1q64xfg{m}" for t in ("f16", "bf16") for m in "as"}
+    assert not new & set(reports[()])
+    props = reports[("-DTA_BWD_GQA_FAST",)]
+    for t in ("f16", "bf16"):
+        ref = re.findall(r"\d+", props[f"fa_bwd_dkdv_{t}_d128_w8q64pga"])
+        assert [int(x) for x in re.findall(r"\d+", props[f"fa_bwd_dkdv_{t}_d128_w8m1q64xfga"])] <= [int(x) for x in ref]
+        assert props[f"fa_bwd_dkdv_{t}_d128_w8m1q64xfgs"] == "0 bytes stack frame, 0 bytes spill stores"
+    assert {n: v for n, v in props.items() if n not in new} == reports[()]     # the other kernels: as shipped

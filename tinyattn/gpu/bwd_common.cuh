@@ -1,5 +1,6 @@
 // Shared pieces of the tensor-core FlashAttention-2 backward (flash_mma_bwd.cu): swizzle, tile loaders,
-// the delta / lse2 pre-pass, the separate Q-outer dQ kernel and the dQ convert kernel.
+// the delta / lse2 pre-pass, the separate Q-outer dQ kernel and the dQ convert kernels (row-major, and the
+// fragment order of bwd_dkdv_fast.cuh), red.v2 / red.v4 / 32-bit shared-store helpers.
 #pragma once
 #include "ptx_utils.cuh"
 
@@ -45,6 +46,15 @@ __device__ __forceinline__ void load_floats(float* s, const float* g, int tid) {
 
 __device__ __forceinline__ void red_add_v2(float* addr, float a, float b) {
     asm volatile("red.global.add.v2.f32 [%0], {%1, %2};\n" :: "l"(addr), "f"(a), "f"(b) : "memory");
+}
+
+__device__ __forceinline__ void sts32(u32 addr, u32 v) {
+    asm volatile("st.shared.u32 [%0], %1;\n" :: "r"(addr), "r"(v) : "memory");
+}
+
+__device__ __forceinline__ void red_add_v4(float* addr, float a, float b, float c, float d) {
+    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "l"(addr), "f"(a), "f"(b), "f"(c), "f"(d)
+                 : "memory");
 }
 
 template <bool B>
@@ -210,6 +220,24 @@ __device__ __forceinline__ void dq_convert(const float* acc, u16* dq, int nq, in
     const int nq_pad = (nq + PAD - 1) / PAD * PAD;
     const float2 a = *reinterpret_cast<const float2*>(acc + (bh * nq_pad + i) * D + col);
     *reinterpret_cast<u32*>(dq + e) = pack2<BF16>(a.x * scale, a.y * scale);
+}
+
+// dQ = scale * accumulator in fragment order (dkdv_fast with FRAG): thread = (16 x 8 block, lane), 4 floats
+// -> rows 16 r16 + lane / 4 (+8), columns 8 c8 + 2 (lane % 4) (+1)
+template <int D, bool BF16>
+__device__ __forceinline__ void dq_convert_frag(const float* acc, u16* dq, int nq, int bh_count, float scale) {
+    const int nq_pad = (nq + PAD - 1) / PAD * PAD;
+    const size_t gid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (gid >= (size_t)bh_count * nq_pad * D / 4) return;
+    const size_t blk = gid >> 5;
+    const int ln = gid & 31, c8 = blk % (D / 8);
+    const size_t rows = blk / (D / 8);                          // bh * nq_pad / 16 + r16
+    const size_t bh = rows / (nq_pad / 16);
+    const int r = (int)(rows % (nq_pad / 16)) * 16 + (ln >> 2), col = c8 * 8 + 2 * (ln & 3);
+    const float4 a = *reinterpret_cast<const float4*>(acc + gid * 4);
+    u16* out = dq + bh * nq * D + col;
+    if (r < nq) *reinterpret_cast<u32*>(out + (size_t)r * D) = pack2<BF16>(a.x * scale, a.y * scale);
+    if (r + 8 < nq) *reinterpret_cast<u32*>(out + (size_t)(r + 8) * D) = pack2<BF16>(a.z * scale, a.w * scale);
 }
 
 }  // namespace fa_bwd

@@ -12,19 +12,13 @@
 // FRAG: the fp32 dQ accumulator is kept in mma-fragment order (16 x 8 blocks of 128 floats, lane-major) so
 // a warp's red.global.add.v4.f32 covers 512 contiguous bytes (4 lines) instead of 8 rows x 32 bytes twice;
 // fa_bwd_dq_convert_frag_* undoes the order.
+// SPLIT (Session 21, sweep only, variant w8m1q64xfg): a GQA group's query heads are split over gridDim.z = S
+// blocks, as in bwd_dkdv_smem.cuh; each block adds its partial dK (scaled), dV into fp32 accumulators dkacc,
+// dvacc (BHkv, nk_pad, D) in the same fragment order with red.v4, rounded by fa_bwd_dq_convert_frag_* (scale 1).
 #pragma once
 #include "bwd_common.cuh"
 
 namespace fa_bwd {
-
-__device__ __forceinline__ void sts32(u32 addr, u32 v) {
-    asm volatile("st.shared.u32 [%0], %1;\n" :: "r"(addr), "r"(v) : "memory");
-}
-
-__device__ __forceinline__ void red_add_v4(float* addr, float a, float b, float c, float d) {
-    asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" :: "l"(addr), "f"(a), "f"(b), "f"(c), "f"(d)
-                 : "memory");
-}
 
 // rows [r0, r0 + ROWS) of an (n, D) matrix -> swizzled tile at shared byte address s; rows >= n zero-filled.
 // Thread tid copies chunk tid % (D/8) of rows tid / (D/8) + j R (R = NT / (D/8), a multiple of 8: the
@@ -50,12 +44,13 @@ struct TileLoader {
     }
 };
 
-template <int D, bool BF16, int NW, int MT, int BQ, bool ATOMIC, bool FRAG>
+template <int D, bool BF16, int NW, int MT, int BQ, bool ATOMIC, bool FRAG, bool SPLIT = false>
 __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
                                           const u16* __restrict__ dout, const float* __restrict__ lse2,
                                           const float* __restrict__ delta, u16* __restrict__ dk, u16* __restrict__ dv,
                                           float* __restrict__ dqacc, int nq, int nk, float scale_log2, float scale,
-                                          int causal, int group) {
+                                          int causal, int group, float* __restrict__ dkacc = nullptr,
+                                          float* __restrict__ dvacc = nullptr) {
     constexpr int NT = NW * 32, BKV = 16 * NW * MT;
     constexpr int WM = BQ / 16, WN = NW / WM, DW = D / WN;   // dQ tile split: WM row x WN column warps
     static_assert(D % 64 == 0 && (BQ == 32 || BQ == 64), "tables assume rows of >= 128 bytes");
@@ -81,7 +76,11 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
     const int qt0 = causal ? max(0, k0 - offset) / BQ : 0;
     const int nqt = (nq + BQ - 1) / BQ;
     const int per_head = max(0, nqt - qt0);
-    const int n_it = per_head * group;
+    // SPLIT: this block's gsz query heads of the group, bh0 .. bh0 + gsz - 1 (written so that without SPLIT
+    // the expressions are those of the shipped kernels: their SASS is unchanged, NOTES.md Session 21: gqa)
+    const int gsz = SPLIT ? group / (int)gridDim.z : 1;
+    const size_t bh0 = SPLIT ? bkv * group + blockIdx.z * gsz : 0;
+    const int n_it = per_head * (SPLIT ? gsz : group);
     const int wrow = warp * 16 * MT;
 
     // per-lane tables (header comment): tQ for B = Q / dO rows (ldmatrix), tK for A = K / V rows and for
@@ -99,7 +98,7 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
     load_tile<D, BKV, NT>(sK + BKV * D, V, k0, nk, tid);
     // iteration it = (query head hi of the group) * per_head + (query tile ti - qt0), tracked without division
     auto issue = [&](int hi, int ti, int st) {
-        const size_t bh = bkv * group + hi;
+        const size_t bh = (SPLIT ? bh0 : bkv * group) + hi;
         const int q0 = ti * BQ;
         ld.load(sb + OQ + st * SQ, q + bh * nq * D, q0, nq);
         ld.load(sb + ODO + st * SQ, dout + bh * nq * D, q0, nq);
@@ -130,7 +129,7 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
         const u32 aQ = sb + OQ + st * SQ;                     // Q of this stage; dO at + 2 SQ
         const float* sLt = sL + st * BQ;
         const float* sDt = sDl + st * BQ;
-        const size_t bh = bkv * group + hi;
+        const size_t bh = (SPLIT ? bh0 : bkv * group) + hi;
         const int q0 = ti * BQ;
 
         auto step = [&](auto mask_tag) {
@@ -279,6 +278,19 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
     }
     cp_async_wait<0>();
 
+    if constexpr (SPLIT) {   // partial sums in fragment order: block (r16, n) at ((bkv nk_pad/16 + r16) D/8 + n) 128
+        const int nk_pad = (nk + PAD - 1) / PAD * PAD;        // rows < nk_pad: always in the buffer
+        const size_t f0 = ((bkv * nk_pad + k0 + wrow) >> 4) * (D / 8) * 128 + lane * 4;
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+            for (int n = 0; n < D / 8; ++n) {
+                const size_t f = f0 + (mt * (D / 8) + n) * 128;
+                red_add_v4(dkacc + f, dka[mt][n][0] * scale, dka[mt][n][1] * scale, dka[mt][n][2] * scale, dka[mt][n][3] * scale);
+                red_add_v4(dvacc + f, dva[mt][n][0], dva[mt][n][1], dva[mt][n][2], dva[mt][n][3]);
+            }
+        return;
+    }
     // dK = scale dS^T Q, dV = P^T dO: rows k0 + wrow + 16 mt + g (+8)
     u16* dK = dk + bkv * nk * D;
     u16* dV = dv + bkv * nk * D;
@@ -298,24 +310,6 @@ __device__ __forceinline__ void dkdv_fast(const u16* __restrict__ q, const u16* 
             }
         }
     }
-}
-
-// dQ = scale * accumulator in fragment order (dkdv_fast with FRAG): thread = (16 x 8 block, lane), 4 floats
-// -> rows 16 r16 + lane / 4 (+8), columns 8 c8 + 2 (lane % 4) (+1)
-template <int D, bool BF16>
-__device__ __forceinline__ void dq_convert_frag(const float* acc, u16* dq, int nq, int bh_count, float scale) {
-    const int nq_pad = (nq + PAD - 1) / PAD * PAD;
-    const size_t gid = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (gid >= (size_t)bh_count * nq_pad * D / 4) return;
-    const size_t blk = gid >> 5;
-    const int ln = gid & 31, c8 = blk % (D / 8);
-    const size_t rows = blk / (D / 8);                          // bh * nq_pad / 16 + r16
-    const size_t bh = rows / (nq_pad / 16);
-    const int r = (int)(rows % (nq_pad / 16)) * 16 + (ln >> 2), col = c8 * 8 + 2 * (ln & 3);
-    const float4 a = *reinterpret_cast<const float4*>(acc + gid * 4);
-    u16* out = dq + bh * nq * D + col;
-    if (r < nq) *reinterpret_cast<u32*>(out + (size_t)r * D) = pack2<BF16>(a.x * scale, a.y * scale);
-    if (r + 8 < nq) *reinterpret_cast<u32*>(out + (size_t)(r + 8) * D) = pack2<BF16>(a.z * scale, a.w * scale);
 }
 
 }  // namespace fa_bwd

@@ -12,6 +12,7 @@ of the warp that accumulates dK/dV (16 or 32 keys x d per warp); "smem" is Flash
 and dS^T through shared memory, so a warp accumulates 32 keys x d/2 (8 warps, 128 keys per block). "fast" /
 "fastf" (``bwd_dkdv_fast.cuh``, the defaults at d = 64 / 128): the "reg" math with precomputed 32-bit
 shared-memory addresses, "fastf" also with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics).
+"fastfg" (sweep only, Session 21): "fastf" whose GQA group can be split over blocks like "smem" (``gqa_split``).
 
 GQA/MQA: k, v have Hkv heads, q has H = group * Hkv; query head h reads kv head h // group, and the
 dK/dV kernel of a kv head loops over the group's query heads (dK, dV summed in registers).
@@ -43,6 +44,10 @@ DKDV_VARIANTS = {
 # names ...x) and, "fastf" (...xf), with the fp32 dQ accumulator in mma-fragment order (red.v4 atomics)
 DKDV_VARIANTS[64].update({"w4m2q32x": (4, 2, 32, False, "fast"), "w4m2q32xf": (4, 2, 32, False, "fastf")})
 DKDV_VARIANTS[128].update({"w8m1q64x": (8, 1, 64, False, "fast"), "w8m1q64xf": (8, 1, 64, False, "fastf")})
+# Session 21 (gqa, sweep only): w8m1q64xf with the GQA group split over gridDim.z blocks; its fp32 dK/dV
+# accumulators are in fragment order too (both rounded by the fragment-order convert kernel)
+DKDV_VARIANTS[128]["w8m1q64xfg"] = (8, 1, 64, False, "fastfg")
+SPLIT_LAYOUTS = ("smem", "fastfg")   # layouts whose group can be split over blocks (d = 128 only)
 # separate dQ kernel variants: name -> (warps (16 queries each), keys per tile BK)
 DQ_VARIANTS = {32: {"w4k64": (4, 64)}, 64: {"w4k64": (4, 64), "w8k64": (8, 64)}, 96: {"w4k32": (4, 32)},
                128: {"w4k32": (4, 32), "w4k64": (4, 64)}}
@@ -86,9 +91,10 @@ def default_variant(d: int, group: int, is_causal: bool) -> str:
 
 
 def auto_gqa_split(group: int, is_causal: bool, d: int, variant: str) -> int:
-    """Blocks per GQA group: 4 (or 2) for causal GQA with an "smem" variant at d = 128, else 1. Causal GQA 8:1,
-    N = 8192: 140 -> 171 (2) -> 188 (4) TFLOP/s; non-causal unchanged (NOTES.md, Session 20)."""
-    if not is_causal or group == 1 or d != 128 or DKDV_VARIANTS[d][variant][4] != "smem":
+    """Blocks per GQA group: 4 (or 2) for causal GQA with an "smem" or "fastfg" variant at d = 128, else 1.
+    Causal GQA 8:1, N = 8192, w8q64p: 140 -> 171 (2) -> 188 (4) TFLOP/s; non-causal unchanged (NOTES.md,
+    Session 20); "fastfg" follows the same rule, not yet measured (NOTES.md, Session 21: gqa)."""
+    if not is_causal or group == 1 or d != 128 or DKDV_VARIANTS[d][variant][4] not in SPLIT_LAYOUTS:
         return 1
     return 4 if group % 4 == 0 else 2 if group % 2 == 0 else 1
 
@@ -98,8 +104,8 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
                     dq_variant: str | None = None, gqa_split: int | None = None):
     """Launch on contiguous CuPy arrays in place: q, o, do, dq (BH, Nq, d); k, v, dk, dv (BHkv, Nk, d)
     with BH = group * BHkv (query head b*H + h reads kv head (b*H + h) // group); lse (BH, Nq) float32.
-    kind 'f16' or 'bf16' (uint16 bits). gqa_split > 1 (a divisor of group; "smem" layouts at d = 128
-    only) splits each group's query heads over that many blocks, dK/dV summed by fp32 atomics; None:
+    kind 'f16' or 'bf16' (uint16 bits). gqa_split > 1 (a divisor of group; "smem" / "fastfg" layouts at
+    d = 128 only) splits each group's query heads over that many blocks, dK/dV summed by fp32 atomics; None:
     ``auto_gqa_split``. Asynchronous (stream order)."""
     import cupy as cp
     import numpy as np
@@ -119,8 +125,8 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
     nw, mt, bq, _, layout = DKDV_VARIANTS[d][variant]
     if gqa_split is None:
         gqa_split = auto_gqa_split(group, is_causal, d, variant)
-    if gqa_split < 1 or group % gqa_split or (gqa_split > 1 and (layout != "smem" or d != 128)):
-        raise ValueError(f"gqa_split must divide group={group} (and > 1 needs an 'smem' variant at d = 128), "
+    if gqa_split < 1 or group % gqa_split or (gqa_split > 1 and (layout not in SPLIT_LAYOUTS or d != 128)):
+        raise ValueError(f"gqa_split must divide group={group} (and > 1 needs an 'smem' or 'fastfg' variant at d = 128), "
                          f"got {gqa_split} with {variant!r}, d={d}")
     bkv = 16 * nw * mt
     atomic = dq_mode == "atomic"
@@ -128,21 +134,28 @@ def launch_backward(q, k, v, o, do, lse, dq, dk, dv, kind: str, *, group: int = 
         raise ValueError(f"dq_mode must be 'atomic' or 'separate', got {dq_mode!r}")
     dqacc = cp.zeros((BH, nq_pad, d), cp.float32) if atomic else cp.empty((1,), cp.float32)
     smem = dkdv_smem(d, bkv, bq, atomic, layout)
-    split = "g" if gqa_split > 1 else ""
+    split = "g" if gqa_split > 1 and layout == "smem" else ""     # "fastfg": one kernel (its name ends in g)
+    kv_split = bool(split) or layout == "fastfg"                    # dK/dV summed in fp32 accumulators
+    frag = layout in ("fastf", "fastfg")                            # fragment-order accumulators
     all_v = variant not in (DEFAULT_DKDV[d], DEFAULT_DKDV_GQA_CAUSAL.get(d))     # built only with the sweep
     kern = _get(f"fa_bwd_dkdv_{kind}_d{d}_{variant}{split}{'a' if atomic else 's'}", smem, all_v)
     args = (np.int32(nq), np.int32(nk), np.float32(sc * LOG2E), np.float32(sc), np.int32(bool(is_causal)),
             np.int32(group))
     nk_pad = (nk + PAD - 1) // PAD * PAD
-    kv_acc = [cp.zeros((BHkv, nk_pad, d), cp.float32) for _ in range(2)] if split else []
-    extra = tuple(kv_acc) if split else ((dqacc, dqacc) if layout == "smem" else ())   # unused when not split
+    kv_acc = [cp.zeros((BHkv, nk_pad, d), cp.float32) for _ in range(2)] if kv_split else []
+    extra = tuple(kv_acc) if kv_split else ((dqacc, dqacc) if layout == "smem" else ())   # unused when not split
     kern(((nk + bkv - 1) // bkv, BHkv, gqa_split), (32 * nw,), (q, k, v, do, lse2, delta, dk, dv, dqacc) + args + extra,
          shared_mem=smem)
     for acc, out in zip(kv_acc, (dk, dv)):     # dK (already scaled) and dV: fp32 sums -> fp16/bf16
+        if frag:
+            quads = BHkv * nk_pad * d // 4
+            _get(f"fa_bwd_dq_convert_frag_{kind}_d{d}", 0, all_v)(((quads + 255) // 256,), (256,),
+                                                                 (acc, out, np.int32(nk), np.int32(BHkv), np.float32(1.0)))
+            continue
         pairs = BHkv * nk * d // 2
         _get(f"fa_bwd_dq_convert_{kind}_d{d}")(((pairs + 255) // 256,), (256,),
                                                (acc, out, np.int32(nk), np.int32(BHkv), np.float32(1.0)))
-    if atomic and layout == "fastf":          # fragment-order accumulator: one thread per 4 floats
+    if atomic and frag:                       # fragment-order accumulator: one thread per 4 floats
         quads = BH * nq_pad * d // 4
         _get(f"fa_bwd_dq_convert_frag_{kind}_d{d}", 0, all_v)(((quads + 255) // 256,), (256,),
                                                              (dqacc, dq, np.int32(nq), np.int32(BH), np.float32(sc)))

@@ -22,7 +22,8 @@
 //         d = 128 with the group split over blocks (cupy_backward.default_variant / auto_gqa_split).
 //   dkdv, register layout with precomputed 32-bit shared addresses (bwd_dkdv_fast.cuh, variants w<NW>m<MT>q<BQ>x[f];
 //         xf, the defaults at d = 64 / 128, also keeps the fp32 dQ accumulator in mma-fragment order for
-//         red.global.add.v4.f32; its convert kernel is fa_bwd_dq_convert_frag_<t>_d<D>).
+//         red.global.add.v4.f32; its convert kernel is fa_bwd_dq_convert_frag_<t>_d<D>). Sweep only (Session 21):
+//         w8m1q64xfg, xf with the causal-GQA group split over gridDim.z blocks (fp32 dK/dV in fragment order).
 //   dq:   (the "separate" choice) one block per (16*NW queries, head): loop over key tiles,
 //         S = Q K^T, dP = dO V^T (recomputed), dS = P (dP - delta), dQ += dS K.
 // Causal = bottom-right aligned (query i sees key j <= i + Nk - Nq): fully masked tiles are skipped,
@@ -68,6 +69,17 @@
 #define TA_BWD_DKDVX_BOTH(D, NW, MT, BQ, FRAG, SUFFIX)                                                  \
     TA_BWD_DKDVX(f16, D, false, NW, MT, BQ, true, FRAG, SUFFIX##a) TA_BWD_DKDVX(bf16, D, true, NW, MT, BQ, true, FRAG, SUFFIX##a) \
     TA_BWD_DKDVX(f16, D, false, NW, MT, BQ, false, FRAG, SUFFIX##s) TA_BWD_DKDVX(bf16, D, true, NW, MT, BQ, false, FRAG, SUFFIX##s)
+// the same (FRAG) with the GQA group split over gridDim.z blocks (SPLIT; fp32 dK/dV accumulators in fragment
+// order, the 2 extra arguments of TA_BWD_DKDVP): kernels <SUFFIX><a|s>, sweep only (Session 21, gqa)
+#define TA_BWD_DKDVXG(T, D, BF16, NW, MT, BQ, ATOMIC, SUFFIX)                                            \
+    extern "C" __global__ void __launch_bounds__(NW * 32) fa_bwd_dkdv_##T##_d##D##_##SUFFIX(TA_BWD_ARGS_DKDV, \
+            float* dkacc, float* dvacc) {                                                              \
+        fa_bwd::dkdv_fast<D, BF16, NW, MT, BQ, ATOMIC, true, true>(q, k, v, dout, lse2, delta, dk, dv, dqacc, nq, nk, \
+                                                                   scale_log2, scale, causal, group, dkacc, dvacc); \
+    }
+#define TA_BWD_DKDVXG_BOTH(D, NW, MT, BQ, SUFFIX)                                                      \
+    TA_BWD_DKDVXG(f16, D, false, NW, MT, BQ, true, SUFFIX##a) TA_BWD_DKDVXG(bf16, D, true, NW, MT, BQ, true, SUFFIX##a) \
+    TA_BWD_DKDVXG(f16, D, false, NW, MT, BQ, false, SUFFIX##s) TA_BWD_DKDVXG(bf16, D, true, NW, MT, BQ, false, SUFFIX##s)
 #define TA_BWD_CONVERT_FRAG(T, D, BF16)                                                                \
     extern "C" __global__ void fa_bwd_dq_convert_frag_##T##_d##D(const float* acc, u16* dq, int nq, int bh_count, float scale) { \
         fa_bwd::dq_convert_frag<D, BF16>(acc, dq, nq, bh_count, scale);                                \
@@ -127,4 +139,9 @@ TA_BWD_DKDVP_BOTH(64, 128, w8q128p)
 // Session 20 (bwd2): precomputed shared addresses without the fragment-order dQ (x; the shipped xf has both)
 TA_BWD_DKDVX_BOTH(64, 4, 2, 32, false, w4m2q32x)
 TA_BWD_DKDVX_BOTH(128, 8, 1, 64, false, w8m1q64x)
+#endif
+#if defined(TA_FLASH_ALL_VARIANTS) || defined(TA_BWD_GQA_FAST)
+// Session 21 (gqa): w8m1q64xf with the causal-GQA group split (both fast-address steps; w8q64p has neither);
+// TA_BWD_GQA_FAST alone adds just these 4 kernels to the shipped build (the compile test, ~30 s)
+TA_BWD_DKDVXG_BOTH(128, 8, 1, 64, w8m1q64xfg)
 #endif

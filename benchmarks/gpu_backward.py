@@ -142,6 +142,25 @@ def versions() -> dict:
             "driver": cp.cuda.runtime.driverGetVersion()}
 
 
+def start_run(seed: int, flops_formula: str):
+    """(generator seeded with ``seed``, run metadata: GPU, date, load, versions, formulas), metadata logged."""
+    gen = torch.Generator(device=DEV)
+    gen.manual_seed(seed)
+    props = torch.cuda.get_device_properties(0)
+    meta = {"seed": seed, "gpu": props.name, "sm_count": props.multi_processor_count,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "loadavg": os.getloadavg(), "versions": versions(), "flops_formula": flops_formula,
+            "timing": "CUDA events, interleaved rounds, median after 2 warm-ups"}
+    log(json.dumps(meta))
+    return gen, meta
+
+
+def use_all_variants_module() -> None:
+    """One NVRTC compile holds the defaults and the sweep variants; every later lookup gets that module."""
+    all_mod = cb._module(True)
+    cb._module = lambda all_variants=False: all_mod
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=int(time.time()))
@@ -154,18 +173,9 @@ def main() -> None:
     args = ap.parse_args()
     only = [v for v in args.only.split(",") if v]
     skip = {v for v in args.skip.split(",") if v}
-    gen = torch.Generator(device=DEV)
-    gen.manual_seed(args.seed)
-    props = torch.cuda.get_device_properties(0)
-    meta = {"seed": args.seed, "gpu": props.name, "sm_count": props.multi_processor_count,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg": os.getloadavg(), "versions": versions(),
-            "flops_formula": "bwd 2.5 * 4*B*H*N^2*d, fwd_bwd 3.5 * 4*B*H*N^2*d, halved when causal",
-            "timing": "CUDA events, interleaved rounds, median after 2 warm-ups"}
-    log(json.dumps(meta))
+    gen, meta = start_run(args.seed, "bwd 2.5 * 4*B*H*N^2*d, fwd_bwd 3.5 * 4*B*H*N^2*d, halved when causal")
     t0 = time.time()
-    all_mod = cb._module(True)                 # one NVRTC compile holds the defaults and the sweep variants
-    cb._module = lambda all_variants=False: all_mod
+    use_all_variants_module()
     if args.sweep and not only:
         ALT_MODULES["swzB2"] = cp.RawModule(code=cupy_flash.cuda_source("flash_mma_bwd.cu"),
                                             options=("-std=c++17", "-DTA_BWD_SWZ_HALF=0"))

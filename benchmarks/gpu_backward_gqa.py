@@ -18,7 +18,6 @@ Writes OUT/gpu_backward_gqa_h200.json ({"results", "checks", metadata}); table l
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import sys
@@ -35,7 +34,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from tinyattn.gpu import cupy_backward as cb  # noqa: E402
 from tinyattn.gpu import cupy_flash  # noqa: E402
 
-from gpu_backward import bench_interleaved, versions  # noqa: E402
+from gpu_backward import bench_interleaved, start_run, use_all_variants_module  # noqa: E402
 from gpu_backward_check import (  # noqa: E402
     DEV, IMPL, KIND, TDT, as_cupy, check_case, eff_split, fmt_check, log, run_ours)
 
@@ -124,18 +123,9 @@ def main() -> None:
     ap.add_argument("--name", default="gpu_backward_gqa_h200.json")
     ap.add_argument("--rounds", type=int, default=9)
     args = ap.parse_args()
-    gen = torch.Generator(device=DEV)
-    gen.manual_seed(args.seed)
-    props = torch.cuda.get_device_properties(0)
-    meta = {"seed": args.seed, "gpu": props.name, "sm_count": props.multi_processor_count,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg": os.getloadavg(), "versions": versions(),
-            "flops_formula": "bwd 2.5 * 4*B*H*N^2*d, halved when causal",
-            "timing": "CUDA events, interleaved rounds, median after 2 warm-ups"}
-    log(json.dumps(meta))
+    gen, meta = start_run(args.seed, "bwd 2.5 * 4*B*H*N^2*d, halved when causal")
     t0 = time.time()
-    all_mod = cb._module(True)                 # one NVRTC compile holds the defaults and the sweep variants
-    cb._module = lambda all_variants=False: all_mod
+    use_all_variants_module()
     log(f"compiled in {time.time() - t0:.1f} s")
     checks, results = [], []
     for dtype in ("float16", "bfloat16"):

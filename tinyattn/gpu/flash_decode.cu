@@ -84,6 +84,19 @@ __device__ __forceinline__ void load_kv_tile(u16* sk, u16* sv, const u16* k, con
 // rows (qf, ldmatrix fragments): S = Q K^T, mask, online softmax (m: running raw max, l: this lane's
 // share of the row sums, acc *= e^(m_old - m_new) c), O += P V. k0 = the tile's first key; keys >= t_end
 // or after the row's last key (last0: row g, last1: row g + 8) get p = 0.
+// The 16 packed query rows rbase .. rbase + 15 of K/V head h into a swizzled tile, copied by NT threads
+// (tid = 0..NT-1): packed row rg <- q[b, h*G + rg / lq, rg % lq, :]; rows >= G*Lq are zero-filled.
+template <int D, int NT>
+__device__ __forceinline__ void load_q_rows(u16* sQ, const u16* q, int b, int hq, int h, int grp, int lq, int rows,
+                                            int rbase, int tid) {
+    for (int c = tid; c < 16 * D / 8; c += NT) {
+        const int r = c / (D / 8), col = (c % (D / 8)) * 8, rg = rbase + r;
+        const bool ok = rg < rows;
+        const u16* src = q + ((((size_t)b * hq + h * grp + (ok ? rg / lq : 0)) * lq + (ok ? rg % lq : 0)) * D) + col;
+        cp_async16(smem_u32(sQ + swz<D>(r, col)), src, ok ? 16 : 0);
+    }
+}
+
 template <int D, bool BF16, int BKT>
 __device__ __forceinline__ void tile_step(const u32 (&qf)[D / 16][4], const u16* sKt, const u16* sVt, int k0, int t_end,
                                           int last0, int last1, float scale_log2, float (&acc)[D / 8][4],
@@ -189,13 +202,7 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + BKT - 1) / BKT : 0;
 
-    // Q rows of this K/V head (rows >= G*Lq are zero): row r <- q[b, h*G + r / lq, r % lq, :]
-    for (int c = lane; c < 16 * D / 8; c += 32) {
-        const int r = c / (D / 8), col = (c % (D / 8)) * 8, rg = rbase + r;
-        const bool ok = rg < rows;
-        const u16* src = q + ((((size_t)b * hq + h * grp + (ok ? rg / lq : 0)) * lq + (ok ? rg % lq : 0)) * D) + col;
-        cp_async16(smem_u32(sQ + swz<D>(r, col)), src, ok ? 16 : 0);
-    }
+    load_q_rows<D, 32>(sQ, q, b, hq, h, grp, lq, rows, rbase, lane);   // this warp's 16 packed rows
     cp_async_commit();
 #pragma unroll
     for (int st = 0; st < ST - 1; ++st) {               // prologue: tiles 0 .. ST-2 in flight

@@ -37,12 +37,7 @@ __device__ __forceinline__ void split_kv_coop(const u16* __restrict__ q, const u
     const int t_begin = p * chunk, t_end = min(len, t_begin + chunk);
     const int n_tiles = t_end > t_begin ? (t_end - t_begin + CBK - 1) / CBK : 0;
 
-    for (int c = threadIdx.x; c < 16 * D / 8; c += CW * 32) {   // Q rows (rows >= G * Lq zero)
-        const int r = c / (D / 8), col = (c % (D / 8)) * 8;
-        const bool ok = r < rows;
-        const u16* src = q + ((((size_t)b * hq + h * grp + (ok ? r / lq : 0)) * lq + (ok ? r % lq : 0)) * D) + col;
-        cp_async16(smem_u32(sQ + swz<D>(r, col)), src, ok ? 16 : 0);
-    }
+    load_q_rows<D, CW * 32>(sQ, q, b, hq, h, grp, lq, rows, 0, threadIdx.x);   // Q rows (rows >= G * Lq zero)
     cp_async_commit();
 #pragma unroll
     for (int st = 0; st < ST - 1; ++st) {               // prologue: tiles 0 .. ST-2 in flight

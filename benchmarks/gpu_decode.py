@@ -38,7 +38,7 @@ import torch  # noqa: E402
 import torch.nn.functional as TF  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 
-from gpu_flash import as_cupy, reference, time_ms, versions  # noqa: E402
+from gpu_flash import as_cupy, event_ms, reference, time_ms, versions  # noqa: E402
 from tinyattn.gpu import cupy_flash, decode  # noqa: E402
 from tinyattn.gpu.naive import naive_attention_gpu  # noqa: E402
 
@@ -203,13 +203,7 @@ def time_b2b(run, n: int = 20, rounds: int = 7) -> float:
     torch.cuda.synchronize()
     ts = []
     for _ in range(rounds):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            run()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / n)
+        ts.append(event_ms(run, n) / n)
     return sorted(ts)[len(ts) // 2]
 
 

@@ -172,6 +172,17 @@ def run_checks(impls, gen, dims=(64, 128), variant=None, quiet=False) -> list[di
 
 
 # ----------------------------------------------------------------------------- timing
+def event_ms(run, n: int = 1) -> float:
+    """Milliseconds between two CUDA events around n back-to-back calls of run (after the last one lands)."""
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(n):
+        run()
+    b.record()
+    b.synchronize()
+    return a.elapsed_time(b)
+
+
 def time_ms(run, target_s: float = 0.25, max_reps: int = 50) -> tuple[float, list[float]]:
     run()
     torch.cuda.synchronize()
@@ -182,12 +193,7 @@ def time_ms(run, target_s: float = 0.25, max_reps: int = 50) -> tuple[float, lis
     reps = int(min(max_reps, max(3, target_s / max(once, 1e-6))))
     times = []
     for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        run()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(event_ms(run))
     return statistics.median(times), times
 
 

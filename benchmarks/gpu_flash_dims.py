@@ -237,12 +237,7 @@ def numba_interleaved(gen, rounds: int = 5, per_round: int = 3) -> list[dict]:
     for _ in range(rounds):
         for rec, run, _keep in slots:
             for _i in range(per_round):
-                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                a.record()
-                run()
-                b.record()
-                b.synchronize()
-                rec["times"].append(a.elapsed_time(b))
+                rec["times"].append(gf.event_ms(run))
     rows = []
     for rec, _run, _keep in slots:
         rec["ms"] = statistics.median(rec["times"])
@@ -263,13 +258,9 @@ def interleave(slots: list, rounds: int, per_round: int = 3) -> None:
             rec, run, _keep = slot
             try:
                 for _i in range(per_round if "times" in rec else 1):
-                    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    a.record()
-                    run()
-                    b.record()
-                    b.synchronize()
+                    ms = gf.event_ms(run)
                     if "times" in rec:
-                        rec["times"].append(a.elapsed_time(b))
+                        rec["times"].append(ms)
                 rec.setdefault("times", [])          # the first pass is the warm-up
             except Exception as e:  # noqa: BLE001
                 rec.update(check_ok=False, error=f"{type(e).__name__}: {e}"[:300])

@@ -97,6 +97,14 @@ __device__ __forceinline__ void load_q_rows(u16* sQ, const u16* q, int b, int hq
     }
 }
 
+// The A fragments of the 16 x D Q tile (ldmatrix from the swizzled tile), kept in registers for every K/V tile.
+template <int D>
+__device__ __forceinline__ void load_q_frags(u32 (&qf)[D / 16][4], const u16* sQ, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+        ldmatrix_x4(qf[kk], smem_u32(sQ + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+}
+
 template <int D, bool BF16, int BKT>
 __device__ __forceinline__ void tile_step(const u32 (&qf)[D / 16][4], const u16* sKt, const u16* sVt, int k0, int t_end,
                                           int last0, int last1, float scale_log2, float (&acc)[D / 8][4],
@@ -214,9 +222,7 @@ __device__ __forceinline__ void split_kv(const u16* __restrict__ q, const u16* _
     cp_async_wait<ST - 1>();                            // Q has landed
     __syncwarp();                                       // (Q is per warp)
     u32 qf[D / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], smem_u32(sQ + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+    load_q_frags<D>(qf, sQ, lane);
 
     float acc[D / 8][4], m[2] = {TA_NEG_INF, TA_NEG_INF}, l[2] = {0.f, 0.f};
 #pragma unroll

@@ -49,9 +49,7 @@ __device__ __forceinline__ void split_kv_coop(const u16* __restrict__ q, const u
     cp_async_wait<ST - 1>();                            // Q has landed (this thread's part)
     __syncthreads();                                    // (everybody's part)
     u32 qf[D / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], smem_u32(sQ + swz<D>(lane & 15, kk * 16 + (lane >> 4) * 8)));
+    load_q_frags<D>(qf, sQ, lane);
 
     float acc[D / 8][4], m[2] = {TA_NEG_INF, TA_NEG_INF}, l[2] = {0.f, 0.f};
 #pragma unroll
